@@ -1,0 +1,179 @@
+"""Weight initializers with Keras's names, configs and formulas, drawing from kerasckpt.random."""
+import math
+
+import numpy as np
+
+from kerasckpt import random as _random
+from kerasckpt._registry import builtin, lookup
+
+
+class Initializer:
+    """A callable `(shape, dtype) -> ndarray`."""
+
+    def __call__(self, shape, dtype="float32"):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _fans(shape):
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = int(np.prod(shape[:-2]))
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+class _Seeded(Initializer):
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def _generator(self):
+        return _random.global_generator() if self.seed is None else np.random.default_rng(self.seed)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+@builtin()
+class Zeros(Initializer):
+    """All zeros."""
+
+    def __call__(self, shape, dtype="float32"):
+        return np.zeros(shape, dtype=dtype)
+
+
+@builtin()
+class Ones(Initializer):
+    """All ones."""
+
+    def __call__(self, shape, dtype="float32"):
+        return np.ones(shape, dtype=dtype)
+
+
+@builtin()
+class Constant(Initializer):
+    """Every entry equal to `value`."""
+
+    def __init__(self, value=0.0):
+        self.value = value
+
+    def __call__(self, shape, dtype="float32"):
+        return np.full(shape, self.value, dtype=dtype)
+
+    def get_config(self):
+        return {"value": self.value}
+
+
+@builtin()
+class RandomUniform(_Seeded):
+    """Uniform in `[minval, maxval)`."""
+
+    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+        super().__init__(seed)
+        self.minval, self.maxval = minval, maxval
+
+    def __call__(self, shape, dtype="float32"):
+        return self._generator().uniform(self.minval, self.maxval, size=shape).astype(dtype)
+
+    def get_config(self):
+        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
+
+
+@builtin()
+class RandomNormal(_Seeded):
+    """Normal with `mean` and `stddev`."""
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = mean, stddev
+
+    def __call__(self, shape, dtype="float32"):
+        return self._generator().normal(self.mean, self.stddev, size=shape).astype(dtype)
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class _VarianceScaling(_Seeded):
+    scale, mode, distribution = 1.0, "fan_avg", "uniform"
+
+    def __call__(self, shape, dtype="float32"):
+        fan_in, fan_out = _fans(shape)
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        variance = self.scale / max(1.0, fan)
+        gen = self._generator()
+        if self.distribution == "uniform":
+            limit = math.sqrt(3.0 * variance)
+            return gen.uniform(-limit, limit, size=shape).astype(dtype)
+        stddev = math.sqrt(variance) / 0.87962566103423978  # truncated normal, as Keras
+        values = gen.normal(0.0, 1.0, size=shape)
+        bad = np.abs(values) > 2
+        while bad.any():
+            values[bad] = gen.normal(0.0, 1.0, size=int(bad.sum()))
+            bad = np.abs(values) > 2
+        return (values * stddev).astype(dtype)
+
+
+@builtin()
+class GlorotUniform(_VarianceScaling):
+    """Uniform in `±sqrt(6 / (fan_in + fan_out))`: Keras's default kernel initializer."""
+
+
+@builtin()
+class GlorotNormal(_VarianceScaling):
+    """Truncated normal with variance `2 / (fan_in + fan_out)`."""
+    distribution = "truncated_normal"
+
+
+@builtin()
+class HeUniform(_VarianceScaling):
+    """Uniform in `±sqrt(6 / fan_in)`."""
+    scale, mode = 2.0, "fan_in"
+
+
+@builtin()
+class HeNormal(_VarianceScaling):
+    """Truncated normal with variance `2 / fan_in`."""
+    scale, mode, distribution = 2.0, "fan_in", "truncated_normal"
+
+
+_ALIASES = {
+    "zeros": Zeros, "ones": Ones, "constant": Constant, "random_uniform": RandomUniform,
+    "random_normal": RandomNormal, "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
+    "he_uniform": HeUniform, "he_normal": HeNormal,
+}
+
+
+def get(identifier):
+    """An initializer from a name (`"glorot_uniform"`), a config dict, an instance or a callable."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, Initializer) or callable(identifier) and not isinstance(identifier, type):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _ALIASES.get(identifier) or lookup(identifier)
+        if cls is None or not issubclass(cls, Initializer):
+            raise ValueError(
+                f"Unknown initializer: {identifier!r}. Use one of: {', '.join(sorted(_ALIASES))}.")
+        return cls()
+    if isinstance(identifier, dict):
+        cls = lookup(identifier.get("class_name", ""))
+        if cls is None or not issubclass(cls, Initializer):
+            raise ValueError(f"Unknown initializer class: {identifier.get('class_name')!r}.")
+        return cls.from_config(identifier.get("config", {}))
+    raise ValueError(f"Could not interpret initializer: {identifier!r}.")
+
+
+def serialize(initializer):
+    """The Keras config dict of an initializer."""
+    return {"module": "keras.initializers", "class_name": type(initializer).__name__,
+            "config": initializer.get_config(), "registered_name": None}

@@ -1,0 +1,40 @@
+"""Small public helpers: seeding and session reset."""
+from kerasckpt import random as _random
+
+_uid_counters = {}
+
+
+def set_random_seed(seed):
+    """Seed every source of randomness kerasckpt uses, so that two runs are bit-identical.
+
+    Seeds the global generator (initial weights, default layer seeds, `fit()` shuffling), Python's
+    `random` and NumPy's legacy global RNG, as `keras.utils.set_random_seed` does.
+
+    Args:
+        seed: a non-negative integer.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"set_random_seed needs a non-negative integer. Received: seed={seed!r}")
+    _random.set_global_seed(seed)
+
+
+def get_uid(prefix):
+    """`prefix`, then `prefix_1`, `prefix_2`, ... : Keras's unique default names."""
+    count = _uid_counters.get(prefix, 0)
+    _uid_counters[prefix] = count + 1
+    return prefix if count == 0 else f"{prefix}_{count}"
+
+
+def clear_session():
+    """Reset the default-name counters, as `keras.utils.clear_session()` does."""
+    _uid_counters.clear()
+
+
+def snake_case(name):
+    """`BatchNormalization` -> `batch_normalization`, as Keras names layers by default."""
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())):
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
