@@ -1,0 +1,399 @@
+"""Layer: lazy build, weight creation, attribute tracking, the training flag, configs."""
+import inspect
+
+import numpy as np
+
+from kerasckpt import initializers
+from kerasckpt.autograd import Tensor
+from kerasckpt.tracking import Trackable, is_trackable_value
+from kerasckpt.utils import get_uid, snake_case
+from kerasckpt.variables import Variable, name_scope
+
+_training_context = []  # the `training` value of the enclosing layer calls, innermost last
+
+
+class KerasTensor:
+    """A symbolic tensor of the functional API: a shape (None for the batch) and where it came from."""
+
+    def __init__(self, shape, dtype="float32", history=None, name=None):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self._keras_history = history  # (layer, node_index, tensor_index)
+        self.name = name
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError(
+            "A symbolic input of the functional API cannot be used with operators or NumPy. "
+            "Wrap the computation in a layer (for example Activation or Dense), or subclass Model "
+            "and write it in call().")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __matmul__ = _refuse
+    __array__ = __getitem__ = __neg__ = _refuse
+
+
+class Node:
+    """One call of a layer on symbolic tensors: its arguments and the tensors it produced."""
+
+    def __init__(self, layer, call_args, call_kwargs, outputs):
+        self.layer = layer
+        self.call_args = call_args
+        self.call_kwargs = call_kwargs
+        self.outputs = outputs  # list of KerasTensors
+
+    @property
+    def input_tensors(self):
+        return [t for t in flatten((self.call_args, self.call_kwargs)) if isinstance(t, KerasTensor)]
+
+
+def flatten(structure):
+    """The leaves of nested lists, tuples and dicts, in order."""
+    if isinstance(structure, (list, tuple)):
+        return [leaf for item in structure for leaf in flatten(item)]
+    if isinstance(structure, dict):
+        return [leaf for key in structure for leaf in flatten(structure[key])]
+    return [structure]
+
+
+def map_structure(fn, structure):
+    """`structure` with `fn` applied to every leaf."""
+    if isinstance(structure, list):
+        return [map_structure(fn, s) for s in structure]
+    if isinstance(structure, tuple):
+        return tuple(map_structure(fn, s) for s in structure)
+    if isinstance(structure, dict):
+        return {k: map_structure(fn, v) for k, v in structure.items()}
+    return fn(structure)
+
+
+def _shape_of(x):
+    if isinstance(x, (KerasTensor, Tensor, Variable, np.ndarray)):
+        return tuple(x.shape)
+    return tuple(np.shape(x))
+
+
+def _to_input(x):
+    """Call inputs as float32 arrays when they are floating NumPy data, as Keras autocasts them."""
+    if isinstance(x, np.ndarray):
+        return x.astype("float32") if x.dtype == np.float64 else x
+    if isinstance(x, (list, float, int)) and not isinstance(x, bool):
+        arr = np.asarray(x)
+        return arr.astype("float32") if arr.dtype.kind == "f" else arr
+    return x
+
+
+def serialize_dtype(dtype):
+    return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
+
+
+def deserialize_dtype(dtype):
+    if isinstance(dtype, dict):
+        return dtype.get("config", {}).get("name", "float32")
+    return dtype
+
+
+class Layer(Trackable):
+    """The base of every layer and model.
+
+    Subclasses create weights in `build(input_shape)` with `add_weight`, and compute in
+    `call(inputs, training=False)` with `kerasckpt.ops`. Layers, Variables and lists or dicts of them
+    set as attributes are tracked: their weights belong to this layer.
+
+    Args:
+        trainable: whether the layer's weights are updated by training.
+        name: unique default from the class name (`dense`, `dense_1`, ...).
+        dtype: the variables' dtype; float32 by default.
+    """
+
+    def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
+        object.__setattr__(self, "_tracked", {})
+        self._trainable_variables = []
+        self._non_trainable_variables = []
+        self._layers = []
+        self._inbound_nodes = []
+        self._build_shapes = None
+        self._output_shape = None
+        input_shape = kwargs.pop("input_shape", None)
+        input_dim = kwargs.pop("input_dim", None)
+        batch_input_shape = kwargs.pop("batch_input_shape", None)
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}. "
+                "Check the spelling against the layer's documented arguments.")
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self._input_shape_arg = (None,) + tuple(input_shape) if input_shape is not None else (
+            tuple(batch_input_shape) if batch_input_shape is not None else None)
+        self.name = name or get_uid(snake_case(type(self).__name__))
+        self.dtype = deserialize_dtype(dtype) or "float32"
+        self._trainable = bool(trainable)
+        self.built = False
+        self._call_has_training = "training" in inspect.signature(self.call).parameters
+
+    # ------------------------------------------------------------------ tracking
+
+    def __setattr__(self, name, value):
+        tracked = self.__dict__.get("_tracked")
+        if tracked is not None and not name.startswith("_"):
+            if is_trackable_value(value):
+                tracked[name] = value
+                self._track(value)
+            elif name in tracked:
+                del tracked[name]
+        object.__setattr__(self, name, value)
+
+    def _track(self, value):
+        if isinstance(value, Layer):
+            if not any(value is layer for layer in self._layers):
+                self._layers.append(value)
+        elif isinstance(value, Variable):
+            owned = self._trainable_variables + self._non_trainable_variables
+            if not any(value is v for v in owned):
+                (self._trainable_variables if value.trainable else self._non_trainable_variables).append(value)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                self._track(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                self._track(item)
+
+    def _trackable_children(self):
+        children = dict(self._tracked)
+        named = {id(v) for v in flatten(list(children.values()))}
+        for v in self._trainable_variables + self._non_trainable_variables:
+            if id(v) not in named:
+                children[v.name] = v
+        return children
+
+    # ------------------------------------------------------------------ weights
+
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, name=None, **kwargs):
+        """Create a Variable owned by this layer (call it from `build`).
+
+        Args:
+            shape: the variable's shape.
+            initializer: a name (`"zeros"`, `"glorot_uniform"`), an Initializer, or a callable;
+                glorot_uniform for floating variables by default, zeros otherwise.
+            dtype: defaults to the layer's dtype.
+            trainable: whether optimizers update it.
+            name: the last part of the variable's `.path`.
+        """
+        dtype = dtype or self.dtype
+        if initializer is None:
+            initializer = "glorot_uniform" if np.dtype(dtype).kind == "f" else "zeros"
+        init = initializers.get(initializer)
+        with _nullscope() if _building_scope(self) else name_scope(self.name):
+            var = Variable(init, shape=tuple(shape or ()), dtype=dtype, trainable=trainable, name=name)
+        (self._trainable_variables if trainable else self._non_trainable_variables).append(var)
+        return var
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for v in self._trainable_variables:
+            v.trainable = self._trainable
+        for layer in self._layers:
+            layer.trainable = value
+
+    @property
+    def weights(self):
+        """Own variables (trainable, then non-trainable), then each sub-layer's, without repeats."""
+        out, seen = [], set()
+        for w in self._trainable_variables + self._non_trainable_variables:
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+        for layer in self._layers:
+            for w in layer.weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    variables = weights
+
+    @property
+    def trainable_weights(self):
+        return [v for v in self.weights if v.trainable] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        return [v for v in self.weights if not v.trainable] if self.trainable else self.weights
+
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+
+    def get_weights(self):
+        """Copies of `weights` as NumPy arrays."""
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Assign a list of arrays, in the order of `weights`."""
+        own = self.weights
+        if len(weights) != len(own):
+            raise ValueError(
+                f"Layer '{self.name}' has {len(own)} weights but set_weights received {len(weights)} arrays. "
+                f"Pass one array per entry of layer.weights ({[w.path for w in own]}).")
+        for var, value in zip(own, weights):
+            if np.shape(value) != var.shape:
+                raise ValueError(
+                    f"Layer '{self.name}': weight '{var.path}' has shape {var.shape} but the value given has "
+                    f"shape {np.shape(value)}. Pass arrays in the order and shapes of layer.weights.")
+        for var, value in zip(own, weights):
+            var.assign(value)
+
+    def count_params(self):
+        """The number of scalars in all weights."""
+        if not self.built:
+            raise ValueError(
+                f"Layer '{self.name}' is not built yet, so it has no weights to count. "
+                "Call it on data or call build(input_shape) first.")
+        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+
+    # ------------------------------------------------------------------ building and calling
+
+    def build(self, input_shape):
+        """Create the weights for inputs of `input_shape` (override in subclasses)."""
+        self.built = True
+
+    def call(self, inputs, *args, **kwargs):
+        """The computation; override in subclasses."""
+        return inputs
+
+    def _maybe_build(self, input_shape):
+        if self.built:
+            return
+        with name_scope(self.name):
+            _building.append(self)
+            try:
+                self.build(input_shape)
+            finally:
+                _building.pop()
+        self._build_shapes = input_shape
+        self.built = True
+
+    def __call__(self, *args, **kwargs):
+        if args and any(isinstance(t, KerasTensor) for t in flatten(args[0])):
+            return self._symbolic_call(*args, **kwargs)
+        inputs = map_structure(_to_input, args[0]) if args else kwargs.pop("inputs")
+        first_call = not self.built
+        if first_call:
+            self._maybe_build(map_structure(_shape_of, inputs) if isinstance(inputs, (list, tuple, dict))
+                              else _shape_of(inputs))
+        if self._call_has_training:
+            training = kwargs.get("training")
+            if training is None and _training_context:
+                training = _training_context[-1]
+                kwargs["training"] = training
+            _training_context.append(training)
+            try:
+                out = self.call(inputs, *args[1:], **kwargs)
+            finally:
+                _training_context.pop()
+        else:
+            kwargs.pop("training", None)
+            out = self.call(inputs, *args[1:], **kwargs)
+        if first_call:
+            self._output_shape = map_structure(lambda t: (None,) + _shape_of(t)[1:], out)
+        return out
+
+    def _symbolic_call(self, *args, **kwargs):
+        """Record a functional-API call: build from the symbolic shapes and infer the output shapes."""
+        inputs = args[0]
+        self._maybe_build(map_structure(lambda t: t.shape, inputs) if isinstance(inputs, (list, tuple, dict))
+                          else inputs.shape)
+        concrete = map_structure(
+            lambda t: np.zeros(tuple(1 if d is None else d for d in t.shape), dtype=t.dtype)
+            if isinstance(t, KerasTensor) else t, args)
+        call_kwargs = {k: v for k, v in kwargs.items() if k != "training"}
+        if self._call_has_training:
+            call_kwargs["training"] = False
+        result = self.call(*concrete, **call_kwargs)
+        batch_unknown = any(isinstance(t, KerasTensor) and t.shape and t.shape[0] is None for t in flatten(inputs))
+        node_index = len(self._inbound_nodes)
+        outputs = []
+
+        def to_symbolic(value):
+            shape = tuple(np.shape(value))
+            if batch_unknown and shape:
+                shape = (None,) + shape[1:]
+            tensor = KerasTensor(shape, str(np.asarray(value).dtype), (self, node_index, len(outputs)))
+            outputs.append(tensor)
+            return tensor
+
+        symbolic = map_structure(to_symbolic, result.numpy() if isinstance(result, Tensor) else
+                                 map_structure(lambda r: r.numpy() if isinstance(r, Tensor) else r, result))
+        self._inbound_nodes.append(Node(self, args, kwargs, outputs))
+        self._output_shape = map_structure(lambda t: t.shape, symbolic)
+        return symbolic
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for `input_shape`, found by calling the layer on zeros."""
+        concrete = np.zeros(tuple(1 if d is None else d for d in input_shape), dtype=self.dtype)
+        self._maybe_build(tuple(input_shape))
+        out = self(concrete, training=False) if self._call_has_training else self(concrete)
+        shape = tuple(np.shape(out))
+        return (input_shape[0],) + shape[1:] if input_shape and input_shape[0] is None else shape
+
+    # ------------------------------------------------------------------ configs
+
+    def get_config(self):
+        """The constructor arguments as Keras writes them (`name`, `trainable`, `dtype`, ...)."""
+        return {"name": self.name, "trainable": self.trainable, "dtype": serialize_dtype(self.dtype)}
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from `get_config()` output."""
+        config = dict(config)
+        if "dtype" in config:
+            config["dtype"] = deserialize_dtype(config["dtype"])
+        return cls(**config)
+
+    def get_build_config(self):
+        if self._build_shapes is None:
+            return None
+        return {"input_shape": _listify(self._build_shapes)}
+
+    def build_from_config(self, config):
+        if config and config.get("input_shape") is not None and not self.built:
+            self._maybe_build(_tupleize(config["input_shape"]))
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+_building = []  # layers whose build() is running, innermost last
+
+
+def _building_scope(layer):
+    return bool(_building) and _building[-1] is layer
+
+
+class _nullscope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _listify(shape):
+    if isinstance(shape, (list, tuple)):
+        return [_listify(s) for s in shape]
+    return shape
+
+
+def _tupleize(shape):
+    if isinstance(shape, list) and shape and isinstance(shape[0], list):
+        return [tuple(s) for s in shape]
+    return tuple(shape) if isinstance(shape, list) else shape

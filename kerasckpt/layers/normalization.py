@@ -1,0 +1,104 @@
+"""BatchNormalization."""
+import numpy as np
+
+from kerasckpt import initializers, ops
+from kerasckpt._registry import builtin
+from kerasckpt.autograd import record, value_of
+from kerasckpt.layers.base import Layer
+
+
+@builtin()
+class BatchNormalization(Layer):
+    """Normalize by the batch's statistics in training and by moving averages in inference.
+
+    The moving mean and variance are non-trainable weights, updated during training as
+    `moving = moving * momentum + batch_stat * (1 - momentum)`, as in Keras.
+
+    Args:
+        axis: the feature axis (last by default).
+        momentum: momentum of the moving averages.
+        epsilon: added to the variance before the square root.
+        center: learn an offset `beta`.
+        scale: learn a scale `gamma`.
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
+                 moving_variance_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
+                 beta_constraint=None, gamma_constraint=None, synchronized=False, **kwargs):
+        for key in ("renorm", "renorm_clipping", "renorm_momentum"):
+            if kwargs.pop(key, None) not in (None, False, 0.99):
+                raise ValueError(f"BatchNormalization does not support `{key}` in kerasckpt. Remove the argument.")
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)):
+            if len(axis) != 1:
+                raise ValueError(f"BatchNormalization supports a single axis. Received: axis={axis!r}")
+            axis = axis[0]
+        self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.synchronized = synchronized
+
+    def build(self, input_shape):
+        dim = input_shape[self.axis]
+        if dim is None:
+            raise ValueError(f"BatchNormalization '{self.name}' needs axis {self.axis} of its input to be known. "
+                             f"Received input_shape={tuple(input_shape)}.")
+        self._ndim = len(input_shape)
+        self.gamma = self.add_weight((dim,), self.gamma_initializer, name="gamma") if self.scale else None
+        self.beta = self.add_weight((dim,), self.beta_initializer, name="beta") if self.center else None
+        self.moving_mean = self.add_weight((dim,), self.moving_mean_initializer, name="moving_mean", trainable=False)
+        self.moving_variance = self.add_weight((dim,), self.moving_variance_initializer, name="moving_variance",
+                                               trainable=False)
+
+    def call(self, inputs, training=False):
+        xv = np.asarray(value_of(inputs))
+        axis = self.axis % xv.ndim
+        reduce_axes = tuple(i for i in range(xv.ndim) if i != axis)
+        bshape = [1] * xv.ndim
+        bshape[axis] = xv.shape[axis]
+        gamma = self.gamma._value.reshape(bshape) if self.gamma is not None else None
+        if training and self.trainable:
+            mean = xv.mean(axis=reduce_axes, keepdims=True)
+            centered = xv - mean
+            var = np.mean(centered * centered, axis=reduce_axes, keepdims=True)
+            m = self.momentum
+            self.moving_mean.assign(self.moving_mean._value * m + mean.reshape(-1) * (1 - m))
+            self.moving_variance.assign(self.moving_variance._value * m + var.reshape(-1) * (1 - m))
+        else:
+            mean = self.moving_mean._value.reshape(bshape)
+            var = self.moving_variance._value.reshape(bshape)
+            centered = xv - mean
+        inv = 1.0 / np.sqrt(var + np.asarray(self.epsilon, dtype=xv.dtype))
+        normed = centered * inv
+        out = normed * gamma if gamma is not None else normed
+        if self.beta is not None:
+            out = out + self.beta._value.reshape(bshape)
+        batch_stats = bool(training and self.trainable)
+        n = int(np.prod([xv.shape[i] for i in reduce_axes]))
+
+        def backward(g):
+            g_gamma = np.sum(g * normed, axis=reduce_axes) if gamma is not None else None
+            g_beta = np.sum(g, axis=reduce_axes) if self.beta is not None else None
+            g_normed = g * gamma if gamma is not None else g
+            if batch_stats:  # the statistics depend on the inputs too
+                gx = inv / n * (n * g_normed - np.sum(g_normed, axis=reduce_axes, keepdims=True)
+                                - normed * np.sum(g_normed * normed, axis=reduce_axes, keepdims=True))
+            else:
+                gx = g_normed * inv
+            return gx, g_gamma, g_beta
+
+        return record(out, (inputs, self.gamma, self.beta), backward)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+                "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
+                "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
+                "gamma_constraint": None, "synchronized": self.synchronized}

@@ -1,0 +1,82 @@
+"""Functional models: a graph of layer calls from `Input` tensors to outputs."""
+from kerasckpt._registry import builtin
+from kerasckpt.layers.base import KerasTensor, flatten, map_structure
+from kerasckpt.layers.input_layer import InputLayer
+from kerasckpt.models.model import Model
+
+
+@builtin()
+class Functional(Model):
+    """A model defined by calling layers on `Input` tensors: `Model(inputs, outputs)`."""
+
+    def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        for t in flatten(inputs) + flatten(outputs):
+            if not isinstance(t, KerasTensor):
+                raise TypeError(
+                    "Model(inputs, outputs) needs symbolic tensors made from Input(...) and layer calls. "
+                    f"Received an entry of type {type(t).__name__}: {t!r}.")
+        self._inputs_struct, self._outputs_struct = inputs, outputs
+        self.inputs, self.outputs = flatten(inputs), flatten(outputs)
+        self._nodes = _nodes_in_order(self.inputs, self.outputs)
+        for node in self._nodes:
+            self._track(node.layer)
+        self._build_shapes = map_structure(lambda t: t.shape, inputs)
+        self.built = True
+
+    @property
+    def input_shape(self):
+        return self._build_shapes
+
+    @property
+    def output_names(self):
+        return [t._keras_history[0].name for t in self.outputs]
+
+    def call(self, inputs, training=None):
+        values = {}
+        given = flatten(inputs) if isinstance(inputs, (list, tuple)) else (
+            [inputs[t.name] for t in self.inputs] if isinstance(inputs, dict) else [inputs])
+        if len(given) != len(self.inputs):
+            raise ValueError(f"Model '{self.name}' expects {len(self.inputs)} input(s) but received {len(given)}. "
+                             "Pass a list with one array per Input.")
+        for tensor, value in zip(self.inputs, given):
+            values[id(tensor)] = value
+        lookup = lambda t: values[id(t)] if isinstance(t, KerasTensor) else t  # noqa: E731
+        for node in self._nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            args = map_structure(lookup, node.call_args)
+            kwargs = map_structure(lookup, node.call_kwargs)
+            if training is not None and "training" not in kwargs:
+                kwargs["training"] = training
+            out = node.layer(*args, **kwargs)
+            for tensor, value in zip(node.outputs, flatten(out)):
+                values[id(tensor)] = value
+        return map_structure(lambda t: values[id(t)], self._outputs_struct)
+
+    def _trackable_children(self):
+        return {layer.name: layer for layer in self._layers}
+
+
+def _nodes_in_order(inputs, outputs):
+    """The nodes between `inputs` and `outputs`, each after the nodes that feed it."""
+    order, seen = [], set()
+    input_ids = {id(t) for t in inputs}
+
+    def visit(tensor):
+        layer, node_index, _ = tensor._keras_history
+        node = layer._inbound_nodes[node_index]
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if id(tensor) not in input_ids:
+            if isinstance(layer, InputLayer):
+                raise ValueError(f"Output depends on input '{layer.name}', which is not among the model's inputs. "
+                                 "Add it to `inputs`.")
+            for parent in node.input_tensors:
+                visit(parent)
+        order.append(node)
+
+    for t in outputs:
+        visit(t)
+    return order

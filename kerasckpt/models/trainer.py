@@ -1,0 +1,375 @@
+"""The training loop: compile, fit, evaluate, predict and the *_on_batch methods."""
+import math
+import warnings
+
+import numpy as np
+
+from kerasckpt import losses as losses_module
+from kerasckpt import metrics as metrics_module
+from kerasckpt import optimizers as optimizers_module
+from kerasckpt.autograd import GradientTape, backpropagate, value_of
+from kerasckpt.callbacks import CallbackList, History
+from kerasckpt.layers.base import flatten, map_structure
+from kerasckpt.models.data import ArrayData, BatchStream, unpack_validation
+from kerasckpt.random import draw_seed
+
+
+def _resolve_metric(identifier, y_true, y_pred):
+    """A Metric for `identifier`, with "accuracy"/"acc" chosen from the shapes as Keras does."""
+    if isinstance(identifier, metrics_module.Metric):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+        true_shape, pred_shape = np.shape(y_true), np.shape(y_pred)
+        if pred_shape[-1:] == (1,):
+            cls = metrics_module.BinaryAccuracy
+        elif len(true_shape) < len(pred_shape) or (true_shape[-1:] == (1,) and pred_shape[-1] > 1):
+            cls = metrics_module.SparseCategoricalAccuracy
+        else:
+            cls = metrics_module.CategoricalAccuracy
+        return cls(name=identifier)
+    metric = metrics_module.get(identifier)
+    if isinstance(identifier, str):
+        metric.name = identifier
+    return metric
+
+
+def _float_logs(metrics):
+    return {m.name: float(m.result()) for m in metrics}
+
+
+class Trainer:
+    """The Keras training API, mixed into `Model`."""
+
+    def _init_trainer(self):
+        self.compiled = False
+        self.optimizer = None
+        self.loss = None
+        self.stop_training = False
+        self.history = None
+        self._compile_config = None
+        self._loss_fns = None
+        self._loss_weights = None
+        self._metric_ids = []
+        self._compiled_metrics = None
+        self._loss_tracker = None
+        self._train_vars = None
+
+    # ------------------------------------------------------------------ compile
+
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
+        """Configure the model for training.
+
+        Args:
+            optimizer: a name (`"adam"`) or an Optimizer.
+            loss: a name (`"mse"`, `"sparse_categorical_crossentropy"`), a Loss, a function, or a
+                list/dict of these for several outputs.
+            loss_weights: scalars weighting the losses of several outputs.
+            metrics: names or Metric objects; `"accuracy"` is resolved from the targets' shapes.
+            weighted_metrics: metrics weighted by `sample_weight` (computed like `metrics` here).
+        """
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = loss
+        self._loss_weights = loss_weights
+        self._loss_fns = self._resolve_losses(loss)
+        self._metric_ids = list(metrics or []) + list(weighted_metrics or [])
+        self._compiled_metrics = None  # resolved at the first batch, when shapes are known
+        self._loss_tracker = metrics_module.Mean(name="loss")
+        self._compile_config = {"optimizer": optimizer, "loss": loss, "loss_weights": loss_weights,
+                                "metrics": metrics, "weighted_metrics": weighted_metrics,
+                                "run_eagerly": run_eagerly, "steps_per_execution": steps_per_execution,
+                                "jit_compile": jit_compile}
+        self._train_vars = None
+        self.compiled = True
+
+    def _resolve_losses(self, loss):
+        if loss is None:
+            return None
+        if isinstance(loss, dict):
+            return {k: losses_module.get(v) for k, v in loss.items()}
+        if isinstance(loss, (list, tuple)):
+            return [losses_module.get(v) for v in loss]
+        return losses_module.get(loss)
+
+    def _assert_compiled(self, what):
+        if not self.compiled or self.optimizer is None:
+            raise RuntimeError(f"You must call compile() before {what}(). "
+                               "For example: model.compile(optimizer='adam', loss='mse').")
+        if self._loss_fns is None:
+            raise ValueError(f"The model was compiled without a loss, so {what}() has nothing to minimize. "
+                             "Pass loss=... to compile().")
+
+    @property
+    def metrics(self):
+        """The loss tracker, then the compiled metrics (once resolved by the first batch)."""
+        out = [self._loss_tracker] if self._loss_tracker is not None else []
+        return out + list(self._compiled_metrics or [])
+
+    @property
+    def metrics_names(self):
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self):
+        for m in self.metrics:
+            m.reset_state()
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The total loss of a batch: the compiled loss(es), weighted and summed over outputs."""
+        fns = self._loss_fns
+        if not isinstance(fns, (list, dict)):
+            return fns(y, y_pred, sample_weight=sample_weight)
+        preds = y_pred if isinstance(y_pred, (list, tuple)) else [y_pred]
+        if isinstance(fns, dict):
+            names = self.output_names
+            missing = [k for k in fns if k not in names]
+            if missing:
+                raise ValueError(f"compile(loss=...) names outputs {missing} that the model does not have. "
+                                 f"Its outputs are {names}.")
+            pairs = [(fns.get(n), i, n) for i, n in enumerate(names)]
+        else:
+            if len(fns) != len(preds):
+                raise ValueError(f"compile(loss=...) has {len(fns)} losses but the model has {len(preds)} outputs. "
+                                 "Pass one loss per output.")
+            pairs = [(fn, i, i) for i, fn in enumerate(fns)]
+        ys = y if isinstance(y, (list, tuple)) else ([y[n] for n in self.output_names] if isinstance(y, dict) else [y])
+        weights = self._loss_weights
+        total = None
+        for fn, i, key in pairs:
+            if fn is None:
+                continue
+            term = fn(ys[i], preds[i], sample_weight=sample_weight)
+            if weights is not None:
+                term = term * (weights[key] if isinstance(weights, dict) else weights[i])
+            total = term if total is None else total + term
+        return total
+
+    @property
+    def output_names(self):
+        return [getattr(t, "name", None) or f"output_{i}" for i, t in enumerate(getattr(self, "outputs", []) or [])]
+
+    # ------------------------------------------------------------------ steps
+
+    def _ensure_metrics(self, y, y_pred):
+        if self._compiled_metrics is None:
+            self._compiled_metrics = [_resolve_metric(m, y, y_pred) for m in self._metric_ids]
+
+    def _update_metrics(self, loss_value, y, y_pred, sample_weight, batch_size):
+        self._loss_tracker.update_state(loss_value, sample_weight=batch_size)
+        if self._metric_ids:
+            y_pred_v = value_of(y_pred) if not isinstance(y_pred, (list, tuple)) else [value_of(p) for p in y_pred]
+            self._ensure_metrics(y, y_pred_v)
+            for m in self._compiled_metrics:
+                m.update_state(y, y_pred_v, sample_weight=sample_weight)
+
+    def _trainable_variables_for_step(self):
+        if self._train_vars is None:
+            self._train_vars = self.trainable_weights
+        return self._train_vars
+
+    def train_step(self, x, y, sample_weight=None):
+        """One optimizer step on a batch; returns the running logs (`loss` and metrics)."""
+        with GradientTape():
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x, y, y_pred, sample_weight)
+        variables = self._trainable_variables_for_step()
+        grads = backpropagate(loss, variables)
+        self.optimizer.apply(grads, variables)
+        self._update_metrics(loss.value, y, y_pred, sample_weight, len(flatten(x)[0]))
+        return _float_logs(self.metrics)
+
+    def test_step(self, x, y, sample_weight=None):
+        """Loss and metrics of a batch in inference mode; returns the running logs."""
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
+        self._update_metrics(value_of(loss), y, y_pred, sample_weight, len(flatten(x)[0]))
+        return _float_logs(self.metrics)
+
+    def _build_from_data(self, data):
+        if not self.built:
+            sample = map_structure(lambda a: a[:1], data.x)
+            self(sample, training=False)
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+        """Train for `epochs` epochs on arrays; returns the `History`.
+
+        Args are Keras's: `batch_size` defaults to 32; `validation_split` takes the last fraction of
+        the samples (before shuffling); `validation_data` is `(x, y)` or `(x, y, sample_weight)`;
+        `steps_per_epoch` draws that many batches per epoch from a stream of shuffled passes;
+        `validation_freq` validates every N epochs (or at the listed 1-based epochs).
+
+        Note: inputs containing NaN or infinity are refused with an error naming the index, and the
+        shuffle order comes from a counter-based stream saved with the loop state, so a resumed run
+        sees exactly the batches the uninterrupted run would.
+        """
+        self._assert_compiled("fit")
+        batch_size = self._check_batch_size(batch_size)
+        data = ArrayData(x, y, sample_weight)
+        if data.y is None:
+            raise ValueError("fit() needs targets `y` for the compiled loss. Received: y=None.")
+        val = None
+        if validation_data is not None:
+            val = unpack_validation(validation_data)
+        elif validation_split:
+            data, val = data.split(validation_split)
+        data.check_finite()
+        if class_weight is not None:
+            data.sample_weight = _class_weights_to_sample_weights(class_weight, data.y, data.sample_weight)
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer. Received: epochs={epochs!r}")
+        stream = BatchStream(len(data), batch_size, shuffle=bool(shuffle), seed=draw_seed())
+        steps = steps_per_epoch or stream.batches_per_pass()
+        verbose = 1 if verbose == "auto" else verbose
+        cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
+            steps=steps)
+        history = next((c for c in cbs.callbacks if isinstance(c, History)), None)
+        self._build_from_data(data)
+        self._train_vars = None
+        self.stop_training = False
+        training_logs = None
+        cbs.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            logs = {}
+            for step in range(steps):
+                cbs.on_train_batch_begin(step)
+                logs = self.train_step(*data.take(stream.next()))
+                cbs.on_train_batch_end(step, logs)
+                if self.stop_training:
+                    break
+            epoch_logs = _float_logs(self.metrics) if logs else {}
+            if val is not None and _should_validate(epoch, validation_freq):
+                val_logs = self.evaluate(val.x, val.y, sample_weight=val.sample_weight,
+                                         batch_size=validation_batch_size or batch_size, steps=validation_steps,
+                                         callbacks=cbs, return_dict=True, verbose=0, _data=val)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            cbs.on_epoch_end(epoch, epoch_logs)
+            training_logs = epoch_logs
+            if self.stop_training:
+                break
+        cbs.on_train_end(logs=training_logs)
+        if history is not None:
+            self.history = history
+        return self.history
+
+    @staticmethod
+    def _check_batch_size(batch_size):
+        if batch_size is None:
+            return 32
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+        return int(batch_size)
+
+    # ------------------------------------------------------------------ evaluate / predict
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, _data=None):
+        """Loss and metrics on data in inference mode.
+
+        Returns the loss alone when there are no metrics, else `[loss, *metrics]`, or a dict with
+        `return_dict=True`.
+        """
+        self._assert_compiled("evaluate")
+        batch_size = self._check_batch_size(batch_size)
+        data = _data if _data is not None else ArrayData(x, y, sample_weight)
+        if data.y is None:
+            raise ValueError("evaluate() needs targets `y` for the compiled loss. Received: y=None.")
+        self._build_from_data(data)
+        n_batches = math.ceil(len(data) / batch_size) if steps is None else min(steps, math.ceil(len(data) / batch_size))
+        verbose = 1 if verbose == "auto" else verbose
+        cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_batches)
+        self.reset_metrics()
+        cbs.on_test_begin()
+        logs = {}
+        for step in range(n_batches):
+            cbs.on_test_batch_begin(step)
+            logs = self.test_step(*data.take(slice(step * batch_size, (step + 1) * batch_size)))
+            cbs.on_test_batch_end(step, logs)
+        logs = _float_logs(self.metrics)
+        cbs.on_test_end(logs)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Outputs for `x` in inference mode, batch by batch, as NumPy arrays."""
+        batch_size = self._check_batch_size(batch_size)
+        data = ArrayData(x)
+        n_batches = math.ceil(len(data) / batch_size) if steps is None else steps
+        verbose = 1 if verbose == "auto" else verbose
+        cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_batches)
+        cbs.on_predict_begin()
+        outputs = []
+        for step in range(n_batches):
+            cbs.on_predict_batch_begin(step)
+            batch = data.take(slice(step * batch_size, (step + 1) * batch_size))[0]
+            out = map_structure(lambda t: np.asarray(value_of(t)), self(batch, training=False))
+            outputs.append(out)
+            cbs.on_predict_batch_end(step, {"outputs": out})
+        cbs.on_predict_end()
+        if not outputs:
+            raise ValueError("predict() received no samples. Pass at least one sample in `x`.")
+        if isinstance(outputs[0], (list, tuple)):
+            return [np.concatenate([o[i] for o in outputs]) for i in range(len(outputs[0]))]
+        if isinstance(outputs[0], dict):
+            return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+        return np.concatenate(outputs)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on one batch; returns the loss (and metrics) after it."""
+        self._assert_compiled("train_on_batch")
+        data = ArrayData(x, y, sample_weight)
+        if class_weight is not None:
+            data.sample_weight = _class_weights_to_sample_weights(class_weight, data.y, data.sample_weight)
+        self._build_from_data(data)
+        logs = self.train_step(data.x, data.y, data.sample_weight)
+        return _logs_result(logs, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Loss (and metrics) on one batch in inference mode."""
+        self._assert_compiled("test_on_batch")
+        self.reset_metrics()
+        data = ArrayData(x, y, sample_weight)
+        logs = self.test_step(data.x, data.y, data.sample_weight)
+        return _logs_result(logs, return_dict)
+
+    def predict_on_batch(self, x):
+        """Outputs for one batch in inference mode, as NumPy arrays."""
+        data = ArrayData(x)
+        return map_structure(lambda t: np.asarray(value_of(t)), self(data.x, training=False))
+
+
+def _logs_result(logs, return_dict):
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+def _should_validate(epoch, validation_freq):
+    if isinstance(validation_freq, int):
+        if validation_freq < 1:
+            raise ValueError(f"validation_freq must be a positive integer. Received: {validation_freq!r}")
+        return (epoch + 1) % validation_freq == 0
+    return (epoch + 1) in validation_freq
+
+
+def _class_weights_to_sample_weights(class_weight, y, sample_weight):
+    y = np.asarray(y)
+    labels = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(len(y), -1)[:, 0].astype(int)
+    missing = sorted(set(np.unique(labels).tolist()) - set(class_weight))
+    if missing:
+        raise ValueError(f"class_weight has no entry for classes {missing} present in y. "
+                         "Give a weight for every class.")
+    weights = np.array([class_weight[int(c)] for c in labels], dtype="float32")
+    return weights if sample_weight is None else weights * sample_weight
+
+
