@@ -28,3 +28,11 @@ class Trackable:
         """
         return {name: value for name, value in vars(self).items()
                 if not name.startswith("_") and is_trackable_value(value)}
+
+
+def child_created(parent, name, value):
+    """Called when `parent` gains the child `name` (a new weight or a sub-layer); applies held values."""
+
+
+def slot_created(optimizer, slot_name, reference_variable, slot_variable):
+    """Called when an optimizer creates a slot for `reference_variable`; applies held values."""

@@ -3,7 +3,7 @@ import inspect
 
 import numpy as np
 
-from kerasckpt import initializers
+from kerasckpt import initializers, tracking
 from kerasckpt.autograd import Tensor
 from kerasckpt.tracking import Trackable, is_trackable_value
 from kerasckpt.utils import get_uid, snake_case
@@ -147,6 +147,8 @@ class Layer(Trackable):
             elif name in tracked:
                 del tracked[name]
         object.__setattr__(self, name, value)
+        if tracked is not None and isinstance(value, (Variable, Layer)) and not name.startswith("_"):
+            tracking.child_created(self, name, value)
 
     def _track(self, value):
         if isinstance(value, Layer):
@@ -191,6 +193,7 @@ class Layer(Trackable):
         with _nullscope() if _building_scope(self) else name_scope(self.name):
             var = Variable(init, shape=tuple(shape or ()), dtype=dtype, trainable=trainable, name=name)
         (self._trainable_variables if trainable else self._non_trainable_variables).append(var)
+        tracking.child_created(self, var.name, var)
         return var
 
     @property
