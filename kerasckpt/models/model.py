@@ -66,3 +66,20 @@ class Model(Trainer, Layer):
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable}
+
+    # ------------------------------------------------------------------ saving (kerasckpt.saving does the work)
+
+    def save(self, filepath, overwrite=True, **kwargs):
+        """Save architecture, weights, compile arguments and optimizer state (`.keras` or legacy `.h5`)."""
+        from kerasckpt.saving import api
+        api.save_model(self, filepath, overwrite=overwrite, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights (and the optimizer state when compiled); the file ending picks the format."""
+        from kerasckpt.saving import api
+        api.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Load weights (and optimizer state) saved by `save_weights` or by Keras."""
+        from kerasckpt.saving import api
+        api.load_weights(self, filepath, skip_mismatch=skip_mismatch)
