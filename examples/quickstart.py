@@ -13,7 +13,7 @@ from kerasckpt import layers
 def make_data(n=12000, features=32, classes=10, seed=0):
     """Ten noisy Gaussian clusters in 32 dimensions, mixed through a random rotation."""
     rng = np.random.default_rng(seed)
-    centers = rng.normal(0, 1.0, size=(classes, features)) * 2.2
+    centers = rng.normal(0, 1.0, size=(classes, features)) * 0.7
     labels = rng.integers(0, classes, size=n)
     x = centers[labels] + rng.normal(0, 1.0, size=(n, features))
     x = x @ np.linalg.qr(rng.normal(size=(features, features)))[0]

@@ -33,6 +33,14 @@ def _resolve_metric(identifier, y_true, y_pred):
     return metric
 
 
+def _loss_object(identifier):
+    """A Loss for a name, config, function or Loss; plain functions are wrapped as Keras does."""
+    loss = losses_module.get(identifier)
+    if loss is None or isinstance(loss, losses_module.Loss):
+        return loss
+    return losses_module.LossFunctionWrapper(loss, name=getattr(loss, "__name__", None))
+
+
 def _float_logs(metrics):
     return {m.name: float(m.result()) for m in metrics}
 
@@ -86,10 +94,10 @@ class Trainer:
         if loss is None:
             return None
         if isinstance(loss, dict):
-            return {k: losses_module.get(v) for k, v in loss.items()}
+            return {k: _loss_object(v) for k, v in loss.items()}
         if isinstance(loss, (list, tuple)):
-            return [losses_module.get(v) for v in loss]
-        return losses_module.get(loss)
+            return [_loss_object(v) for v in loss]
+        return _loss_object(loss)
 
     def _assert_compiled(self, what):
         if not self.compiled or self.optimizer is None:
