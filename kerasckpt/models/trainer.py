@@ -28,6 +28,8 @@ def _resolve_metric(identifier, y_true, y_pred):
             cls = metrics_module.CategoricalAccuracy
         return cls(name=identifier)
     metric = metrics_module.get(identifier)
+    if not isinstance(metric, metrics_module.Metric):  # a plain function, wrapped as Keras does
+        metric = metrics_module.MeanMetricWrapper(metric, name=getattr(metric, "__name__", None))
     if isinstance(identifier, str):
         metric.name = identifier
     return metric
