@@ -255,10 +255,11 @@ class CallbackList(Callback):
 
     def append(self, callback):
         """Add `callback` at the end, giving it this list's model and params."""
-        self.callbacks.extend(_flatten(callback))
         from kerasckpt.callbacks.history import History
         from kerasckpt.callbacks.progbar import ProgbarLogger
-        for cb in _flatten(callback):
+        added = _flatten(callback)
+        self.callbacks.extend(added)
+        for cb in added:
             if self.model is not None:
                 cb.set_model(self.model)
             if self.params:
@@ -308,9 +309,10 @@ class CallbackList(Callback):
     def _record_failure(self, exc, hook, fn, index):
         if getattr(exc, "_kerasckpt_hook_recorded", False):
             return  # an inner CallbackList already named the callback that raised
-        position = next(i for i, f in enumerate(self._dispatch[hook]) if f is fn)
-        callback = self._owners[hook][position]
-        key = next((k for k, cb in self.callbacks_by_state_key().items() if cb is callback), callback.state_key)
+        position = next((i for i, f in enumerate(self._dispatch[hook]) if f is fn), None)
+        callback = self._owners[hook][position] if position is not None else getattr(fn, "__self__", fn)
+        key = next((k for k, cb in self.callbacks_by_state_key().items() if cb is callback),
+                   getattr(callback, "state_key", None))
         where = f"{hook}({_INDEX_NAME[hook]}={index})" if hook in _INDEX_NAME else f"{hook}()"
         try:
             exc.callback, exc.hook, exc._kerasckpt_hook_recorded = callback, hook, True

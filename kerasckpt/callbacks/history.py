@@ -28,8 +28,8 @@ class History(Callback):
         self.epoch.append(epoch)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
-        # set after every epoch so that the model always holds the latest record
-        self.model.history = self
+        if self.model is not None:  # set every epoch so that the model always holds the latest record
+            self.model.history = self
 
     def on_train_end(self, logs=None):
         self._take_restored()

@@ -1,0 +1,16 @@
+"""Callbacks: hooks into `fit()`, `evaluate()` and `predict()` (order in `HOOK_ORDER`)."""
+from kerasckpt.callbacks.base import ALL_HOOKS, HOOK_ALIASES, HOOK_ORDER, Callback, CallbackList
+from kerasckpt.callbacks.csv_logger import CSVLogger
+from kerasckpt.callbacks.early_stopping import EarlyStopping
+from kerasckpt.callbacks.history import History
+from kerasckpt.callbacks.lambda_callback import LambdaCallback
+from kerasckpt.callbacks.learning_rate_scheduler import LearningRateScheduler
+from kerasckpt.callbacks.model_checkpoint import ModelCheckpoint
+from kerasckpt.callbacks.monitor import MonitorCallback
+from kerasckpt.callbacks.progbar import ProgbarLogger
+from kerasckpt.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
+from kerasckpt.callbacks.terminate_on_nan import TerminateOnNaN
+
+__all__ = ["Callback", "CallbackList", "HOOK_ORDER", "HOOK_ALIASES", "ALL_HOOKS", "History", "ProgbarLogger",
+           "MonitorCallback", "EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger",
+           "LambdaCallback", "TerminateOnNaN", "ModelCheckpoint"]

@@ -1,0 +1,275 @@
+"""ModelCheckpoint: save the model or its weights during fit(), crash-safe, with the best one known."""
+import datetime
+import glob
+import os
+import re
+import string
+import time
+import warnings
+
+from kerasckpt.callbacks.monitor import MonitorCallback, is_nan
+
+
+class FilepathTemplate(string.Formatter):
+    """`filepath` with `{name:spec}` (or `<name:spec>`) fields filled from `epoch`, `batch` and logs.
+
+    A field name is looked up verbatim, so metric names containing `.`, `[` or `/` work
+    (`{val_out/acc:.2f}`) instead of being parsed as attribute access; a filled-in value never adds
+    a directory level (path separators in values become `_`).
+    """
+
+    _ANGLE = re.compile(r"<([A-Za-z_][^<>:]*(?::[^<>]*)?)>")
+
+    def __init__(self, filepath):
+        super().__init__()
+        self.template = os.fspath(filepath)
+        self.pattern = self._ANGLE.sub(r"{\1}", self.template)
+        self.fields = [field for _, field, _, _ in self.parse(self.pattern) if field is not None]
+
+    def get_field(self, field_name, args, kwargs):
+        return kwargs[field_name], field_name
+
+    def format_field(self, value, format_spec):
+        text = super().format_field(value, format_spec)
+        return text.replace(os.sep, "_").replace("/", "_")
+
+    def fill(self, epoch, batch, logs):
+        values = dict(logs or {})
+        values["epoch"] = epoch + 1
+        if batch is not None and "batch" not in values:
+            values["batch"] = batch + 1
+        try:
+            return self.format(self.pattern, **values)
+        except KeyError as e:
+            raise KeyError(
+                f"cannot fill filepath '{self.template}' at epoch {epoch + 1}: no value for {e.args[0]!r}. "
+                f"Available keys: {', '.join(values)}") from None
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"cannot fill filepath '{self.template}' at epoch {epoch + 1}: {e}. "
+                             "Check the format specs in the template (e.g. {epoch:02d}, {val_loss:.2f}).") from None
+
+
+def file_kind(path, save_weights_only):
+    """`"keras"`, `"weights"` or `"model"` for HDF5 files, or `"prefix"` for the native checkpoint format."""
+    if path.endswith(".keras"):
+        if save_weights_only:
+            raise ValueError(
+                f"ModelCheckpoint(save_weights_only=True) cannot write '{path}': a .keras file holds the whole "
+                "model. End the filepath in .weights.h5 (or .h5) to save weights, or drop save_weights_only.")
+        return "keras"
+    if path.endswith(".weights.h5"):
+        return "weights"
+    if path.endswith((".h5", ".hdf5")):
+        return "weights" if save_weights_only else "model"
+    return "prefix"
+
+
+def remove_checkpoint_file(path):
+    """Delete a file this callback wrote, or every file of a native checkpoint prefix."""
+    if os.path.isfile(path):
+        os.remove(path)
+        return
+    for part in glob.glob(glob.escape(path) + ".index") + glob.glob(glob.escape(path) + ".data-*"):
+        os.remove(part)
+
+
+class ModelCheckpoint(MonitorCallback):
+    """Save the model or its weights at epoch ends or every `save_freq` batches.
+
+    The file ending picks the format: `.keras` (whole model), `.weights.h5` (weights), `.h5` /
+    `.hdf5` (weights with `save_weights_only=True`, else the whole legacy model), anything else a
+    checkpoint prefix. `filepath` may hold `{epoch}`, `{batch}` and any logs key with format specs.
+
+    Args:
+        filepath: path or template, e.g. `"ckpt/weights.{epoch:02d}-{val_loss:.2f}.weights.h5"`.
+        monitor: the logs key compared by `save_best_only`, `save_top_k` and `best`.
+        verbose: 0 silent, 1 prints a message per save decision, as Keras.
+        save_best_only: save only when `monitor` improves.
+        save_weights_only: save weights only (not allowed with `.keras`).
+        mode: `"auto"`, `"min"` or `"max"`.
+        save_freq: `"epoch"`, a number of batches, or a `datetime.timedelta` of wall-clock time.
+        initial_value_threshold: the value the first monitored value has to beat.
+        save_top_k: keep only the k files with the best monitored values (newest wins ties).
+        max_to_keep: keep only the n newest files. With `save_top_k` too, a file is kept if either keeps it.
+
+    Note: every write is atomic, so a crash mid-save never loses the previous file; a NaN monitored
+    value is never "best" and does not block later improvements; with `save_best_only` a missing
+    `monitor` warns once and saves nothing (Keras warns and saves); `best`, `best_filepath` and the
+    files written survive a resume through `get_state()`/`set_state()`; the file at `best_filepath`
+    is never deleted by `save_top_k`/`max_to_keep`, and only files this callback wrote are deleted.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch", initial_value_threshold=None, save_top_k=None, max_to_keep=None):
+        super().__init__(monitor, mode, initial_value_threshold)
+        self.template = FilepathTemplate(filepath)
+        self.filepath = self.template.template
+        self.verbose = verbose
+        self.save_best_only = bool(save_best_only)
+        self.save_weights_only = bool(save_weights_only)
+        file_kind(self.template.pattern, self.save_weights_only)  # refuse .keras + weights-only now
+        valid_freq = save_freq == "epoch" or isinstance(save_freq, datetime.timedelta) or (
+            isinstance(save_freq, int) and not isinstance(save_freq, bool) and save_freq > 0)
+        if not valid_freq:
+            raise ValueError(f"Unrecognized save_freq: {save_freq!r}. Expected 'epoch', a positive number of "
+                             "batches, or a datetime.timedelta.")
+        self.save_freq = save_freq
+        for name, value in (("save_top_k", save_top_k), ("max_to_keep", max_to_keep)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"ModelCheckpoint {name} must be a positive integer or None. Received: {name}={value!r}")
+        self.save_top_k, self.max_to_keep = save_top_k, max_to_keep
+        self.best_filepath = None
+        self.files = []  # [{"path", "epoch", "batch", "value"}] of files this callback wrote, oldest first
+        self._batches_seen_since_last_saving = 0
+        self._last_batch_seen = None
+        self._current_epoch = 0
+        self._last_save_time = None
+        self._warned_missing = False
+
+    # ------------------------------------------------------------------ hooks
+
+    def on_train_begin(self, logs=None):
+        self._last_save_time = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._should_save_on_batch(batch):
+            self._save_model(self._current_epoch, batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op_if_possible(logs)
+        if self.save_freq == "epoch":
+            self._save_model(epoch, None, logs)
+
+    # ------------------------------------------------------------------ when to save
+
+    def _should_save_on_batch(self, batch):
+        if self.save_freq == "epoch":
+            return False
+        if isinstance(self.save_freq, datetime.timedelta):
+            return time.monotonic() - self._last_save_time >= self.save_freq.total_seconds()
+        if self._last_batch_seen is None or batch <= self._last_batch_seen:
+            add_batches = batch + 1  # a new epoch: batches are 0-based
+        else:
+            add_batches = batch - self._last_batch_seen
+        self._batches_seen_since_last_saving += add_batches
+        self._last_batch_seen = batch
+        if self._batches_seen_since_last_saving >= self.save_freq:
+            self._batches_seen_since_last_saving = 0
+            return True
+        return False
+
+    def _set_monitor_op_if_possible(self, logs):
+        try:
+            self._set_monitor_op()
+        except ValueError:
+            if self.save_best_only or self.save_top_k:
+                raise  # the direction matters; the error says to pass mode=
+
+    def _should_save(self, epoch, current, filepath):
+        if not self.save_best_only:
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: saving model to {filepath}")
+            return True
+        if current is None:
+            if not self._warned_missing:
+                warnings.warn(
+                    f"ModelCheckpoint(save_best_only=True) found no '{self.monitor}' in the logs, so it saved "
+                    f"nothing and kept the previous best file. Available keys come from compile(metrics=...) "
+                    "and validation data; set monitor= to one of them.", stacklevel=3)
+                self._warned_missing = True
+            return False
+        best_text = "None" if self.best is None else f"{self.best:.5f}"
+        if self._is_improvement(current, self.best):
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_text} to {current:.5f}, "
+                      f"saving model to {filepath}")
+            return True
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best_text}")
+        return False
+
+    # ------------------------------------------------------------------ saving
+
+    def _save_model(self, epoch, batch, logs):
+        logs = logs or {}
+        filepath = self.template.fill(epoch, batch, logs)
+        current = logs.get(self.monitor)
+        current = None if current is None else float(current)
+        if not self._should_save(epoch, current, filepath):
+            return
+        if os.path.isdir(filepath):
+            raise IsADirectoryError(
+                f"ModelCheckpoint cannot save to '{filepath}': it is an existing directory. "
+                "Give a file path (e.g. 'ckpt/model.keras').")
+        dirname = os.path.dirname(filepath)
+        if dirname:
+            os.makedirs(dirname, exist_ok=True)
+        self._write(filepath)
+        self._last_save_time = time.monotonic()
+        self._record(filepath, epoch, batch, current)
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
+
+    def _write(self, filepath):
+        kind = file_kind(filepath, self.save_weights_only)
+        if kind in ("weights", "prefix"):
+            self.model.save_weights(filepath, overwrite=True)
+        else:
+            self.model.save(filepath, overwrite=True)
+
+    def _record(self, filepath, epoch, batch, current):
+        """Note the new file, update `best`, then apply retention (the new file is complete by now)."""
+        self.files = [f for f in self.files if f["path"] != filepath]
+        self.files.append({"path": filepath, "epoch": epoch + 1, "batch": None if batch is None else batch + 1,
+                           "value": current})
+        improved = current is not None and not is_nan(current) and (
+            self.save_best_only or self._monitor_op_ready() and self._is_improvement(current, self.best))
+        if improved:
+            self.best, self.best_filepath = current, filepath
+        elif filepath == self.best_filepath:
+            self.best_filepath = None  # overwritten by a state that is not the best
+        self._apply_retention()
+
+    def _monitor_op_ready(self):
+        if self.monitor_op is None:
+            try:
+                self._set_monitor_op()
+            except ValueError:
+                return False
+        return True
+
+    def _apply_retention(self):
+        if self.save_top_k is None and self.max_to_keep is None:
+            return
+        keep = {self.best_filepath}
+        if self.max_to_keep is not None:
+            keep.update(f["path"] for f in self.files[-self.max_to_keep:])
+        if self.save_top_k is not None:
+            scored = [(i, f) for i, f in enumerate(self.files) if f["value"] is not None and not is_nan(f["value"])]
+            better_first = self.monitor_op is not None and self.monitor_op(1, 0)  # True when higher is better
+            scored.sort(key=lambda item: ((item[1]["value"] if better_first else -item[1]["value"]), item[0]),
+                        reverse=True)
+            keep.update(f["path"] for _, f in scored[:self.save_top_k])
+        for entry in [f for f in self.files if f["path"] not in keep]:
+            remove_checkpoint_file(entry["path"])
+            self.files.remove(entry)
+
+    # ------------------------------------------------------------------ state for resuming
+
+    def get_state(self):
+        return {"best": self.best, "best_filepath": self.best_filepath, "files": [dict(f) for f in self.files],
+                "batches_seen_since_last_saving": self._batches_seen_since_last_saving,
+                "last_batch_seen": self._last_batch_seen, "current_epoch": self._current_epoch,
+                "warned_missing": self._warned_missing}
+
+    def set_state(self, state):
+        self.best, self.best_filepath = state["best"], state["best_filepath"]
+        self.files = [dict(f) for f in state["files"]]
+        self._batches_seen_since_last_saving = state["batches_seen_since_last_saving"]
+        self._last_batch_seen = state["last_batch_seen"]
+        self._current_epoch = state["current_epoch"]
+        self._warned_missing = state["warned_missing"]
