@@ -239,30 +239,48 @@ class Trainer:
         history = next((c for c in cbs.callbacks if isinstance(c, History)), None)
         self._build_from_data(data)
         self._train_vars = None
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_weights)
         self.stop_training = False
+        loop = FitLoop(self, cbs, stream, history, initial_epoch, fingerprint={
+            "epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "shuffle": bool(shuffle),
+            "samples": len(data), "validation_samples": None if val is None else len(val),
+            "validation_freq": validation_freq if isinstance(validation_freq, int) else list(validation_freq),
+            "initial_epoch": initial_epoch})
+        self._fit_loop = loop
         training_logs = None
-        cbs.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
-            cbs.on_epoch_begin(epoch)
-            logs = {}
-            for step in range(steps):
-                cbs.on_train_batch_begin(step)
-                logs = self.train_step(*data.take(stream.next()))
-                cbs.on_train_batch_end(step, logs)
-                if self.stop_training:
-                    break
-            epoch_logs = _float_logs(self.metrics) if logs else {}
-            if val is not None and _should_validate(epoch, validation_freq):
-                val_logs = self.evaluate(val.x, val.y, sample_weight=val.sample_weight,
-                                         batch_size=validation_batch_size or batch_size, steps=validation_steps,
-                                         callbacks=cbs, return_dict=True, verbose=0, _data=val)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            cbs.on_epoch_end(epoch, epoch_logs)
-            training_logs = epoch_logs
-            if self.stop_training:
-                break
-        cbs.on_train_end(logs=training_logs)
+        try:
+            cbs.on_train_begin()  # BackupAndRestore may move `loop` to where an earlier run stopped
+            while loop.epoch < epochs and not self.stop_training:
+                epoch = loop.epoch
+                if loop.step == 0:  # a run resumed mid-epoch already had its on_epoch_begin
+                    self.reset_metrics()
+                    cbs.on_epoch_begin(epoch)
+                logs = {}
+                while loop.step < steps:
+                    step = loop.step
+                    cbs.on_train_batch_begin(step)
+                    logs = self.train_step(*data.take(stream.next()))
+                    loop.step += 1
+                    cbs.on_train_batch_end(step, logs)
+                    loop.consistent_point("batch", epoch, step)
+                    if self.stop_training:
+                        break
+                epoch_logs = _float_logs(self.metrics) if loop.step else {}
+                if val is not None and _should_validate(epoch, validation_freq):
+                    val_logs = self.evaluate(val.x, val.y, sample_weight=val.sample_weight,
+                                             batch_size=validation_batch_size or batch_size, steps=validation_steps,
+                                             callbacks=cbs, return_dict=True, verbose=0, _data=val)
+                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                loop.epoch, loop.step = epoch + 1, 0
+                loop.epoch_logs.append(dict(epoch_logs))
+                cbs.on_epoch_end(epoch, epoch_logs)
+                loop.consistent_point("epoch", epoch, None)
+                training_logs = epoch_logs
+            self.optimizer.finalize_variable_values(self.trainable_weights)  # EMA weights, as Keras
+            cbs.on_train_end(logs=training_logs)
+        finally:
+            self._fit_loop = None
         if history is not None:
             self.history = history
         return self.history
@@ -355,6 +373,56 @@ class Trainer:
         """Outputs for one batch in inference mode, as NumPy arrays."""
         data = ArrayData(x)
         return map_structure(lambda t: np.asarray(value_of(t)), self(data.x, training=False))
+
+
+class FitLoop:
+    """Where `fit()` is, as one object: what an exact resume needs besides the variables.
+
+    Holds the epoch and next batch, the batch stream (shuffle seed, pass, offset), the epoch logs so far
+    (the History), `stop_training`, and the fingerprint of the run's arguments. Savers registered with
+    `add_saver` (BackupAndRestore) run at consistent points: after every callback has finished a batch
+    or an epoch, so a backup never misses an update that a later callback in the list makes.
+    """
+
+    def __init__(self, model, callbacks, stream, history, initial_epoch, fingerprint):
+        self.model, self.callbacks, self.stream, self.history = model, callbacks, stream, history
+        self.epoch, self.step = initial_epoch, 0
+        self.epoch_logs = []
+        self.fingerprint = fingerprint
+        self._savers = []
+
+    def add_saver(self, saver):
+        """`saver(kind, epoch, batch)` runs at each consistent point; kind is "batch" or "epoch"."""
+        self._savers.append(saver)
+
+    def consistent_point(self, kind, epoch, batch):
+        for saver in self._savers:
+            saver(kind, epoch, batch)
+
+    def get_state(self):
+        """The loop's position and the other callbacks' states, as JSON-ready data."""
+        callback_states = {key: state for key, state in self.callbacks.get_state().items()
+                           if not isinstance(self.callbacks.callbacks_by_state_key().get(key), History)}
+        return {"epoch": self.epoch, "step": self.step, "stream": self.stream.get_state(),
+                "epoch_logs": self.epoch_logs, "stop_training": bool(self.model.stop_training),
+                "callbacks": callback_states, "fingerprint": self.fingerprint}
+
+    def set_state(self, state):
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.stream.set_state(state["stream"])
+        self.epoch_logs = [dict(logs) for logs in state["epoch_logs"]]
+        self.model.stop_training = bool(state["stop_training"])
+        self.callbacks.set_state(state["callbacks"])
+        if self.history is not None:
+            self.history.set_state(_history_state(self.epoch_logs, self.fingerprint["initial_epoch"]))
+
+
+def _history_state(epoch_logs, initial_epoch):
+    history = {}
+    for logs in epoch_logs:
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+    return {"epoch": list(range(initial_epoch, initial_epoch + len(epoch_logs))), "history": history}
 
 
 def _logs_result(logs, return_dict):

@@ -1,0 +1,114 @@
+"""Adam and AdamW (Adam with decoupled weight decay), with Keras 3's update rule and slot order."""
+import numpy as np
+
+from kerasckpt._registry import builtin
+from kerasckpt.optimizers.base import Optimizer, f32_constants
+
+_F32 = np.float32
+
+
+@builtin()
+class Adam(Optimizer):
+    """Adam: adaptive moment estimation, Keras 3's formulation.
+
+    `m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; w -= alpha*m / (sqrt(v) + epsilon)` with
+    `alpha = lr * sqrt(1 - b2**t) / (1 - b1**t)` computed once per step in float32 (`t` is
+    `iterations + 1`). Slots, interleaved per variable: `momentum`, `velocity`; then, with
+    `amsgrad=True`, `velocity_hat` for every variable (the maximum of past velocities).
+
+    Args:
+        learning_rate: a float or a `schedules.LearningRateSchedule`. Defaults to 0.001.
+        beta_1: decay rate of the first-moment estimates. Defaults to 0.9.
+        beta_2: decay rate of the second-moment estimates. Defaults to 0.999.
+        epsilon: added to `sqrt(v)` for numerical stability. Defaults to 1e-7.
+        amsgrad: whether to apply the AMSGrad variant.
+        **kwargs: the base arguments of `Optimizer` (`weight_decay`, `clipnorm`, ..., `name`).
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
+                 ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         ema_momentum=ema_momentum, ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor,
+                         gradient_accumulation_steps=gradient_accumulation_steps, **kwargs)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.amsgrad = amsgrad
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["momentum", "velocity"])
+        self._velocity_hats = self.add_optimizer_variables(var_list, "velocity_hat") if self.amsgrad else []
+
+    def _prepare_step(self, lr):
+        t = _F32(self._step_count() + 1)
+        b1, b2 = float(self.beta_1), float(self.beta_2)
+        alpha = _F32(lr) * np.sqrt(_F32(1) - np.power(_F32(b2), t)) / (_F32(1) - np.power(_F32(b1), t))
+        self._consts = f32_constants(b1, 1 - b1, b2, 1 - b2, alpha, self.epsilon)
+
+    def update_step(self, grad, var, lr):
+        i = self._index[id(var)]
+        s, t = self._scratch[i]
+        b1, c1, b2, c2, alpha, eps = self._consts
+        m = self._momentums[i]._value
+        v = self._velocities[i]._value
+        m *= b1
+        np.multiply(grad, c1, out=s)
+        m += s
+        v *= b2
+        np.multiply(grad, grad, out=s)
+        s *= c2
+        v += s
+        if self.amsgrad:
+            v_hat = self._velocity_hats[i]._value
+            np.maximum(v_hat, v, out=v_hat)
+            v = v_hat
+        np.sqrt(v, out=s)
+        s += eps
+        np.multiply(m, alpha, out=t)
+        np.divide(t, s, out=t)
+        var._value -= t
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                       "amsgrad": self.amsgrad})
+        return config
+
+
+@builtin()
+class AdamW(Adam):
+    """Adam with decoupled weight decay: each step first scales variables by `1 - weight_decay * lr`.
+
+    The update is Adam's; the decay is the base optimizer's `weight_decay`, applied before the Adam
+    step and skipped for variables passed to `exclude_from_weight_decay`. Slots as in `Adam`.
+
+    Args:
+        learning_rate: a float or a `schedules.LearningRateSchedule`. Defaults to 0.001.
+        weight_decay: the decoupled decay rate (a number, required). Defaults to 0.004.
+        beta_1: decay rate of the first-moment estimates. Defaults to 0.9.
+        beta_2: decay rate of the second-moment estimates. Defaults to 0.999.
+        epsilon: added to `sqrt(v)` for numerical stability. Defaults to 1e-7.
+        amsgrad: whether to apply the AMSGrad variant.
+        **kwargs: the other base arguments of `Optimizer` (`clipnorm`, ..., `name`).
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
+                 ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         amsgrad=amsgrad, name=name, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         ema_momentum=ema_momentum, ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor,
+                         gradient_accumulation_steps=gradient_accumulation_steps, **kwargs)
+        if self.weight_decay is None:
+            raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None. Pass a "
+                             "number, or use Adam for no weight decay.")
