@@ -1,4 +1,5 @@
 """Callbacks: hooks into `fit()`, `evaluate()` and `predict()` (order in `HOOK_ORDER`)."""
+from kerasckpt.callbacks.backup_and_restore import BackupAndRestore
 from kerasckpt.callbacks.base import ALL_HOOKS, HOOK_ALIASES, HOOK_ORDER, Callback, CallbackList
 from kerasckpt.callbacks.csv_logger import CSVLogger
 from kerasckpt.callbacks.early_stopping import EarlyStopping
@@ -13,4 +14,4 @@ from kerasckpt.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = ["Callback", "CallbackList", "HOOK_ORDER", "HOOK_ALIASES", "ALL_HOOKS", "History", "ProgbarLogger",
            "MonitorCallback", "EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger",
-           "LambdaCallback", "TerminateOnNaN", "ModelCheckpoint"]
+           "LambdaCallback", "TerminateOnNaN", "ModelCheckpoint", "BackupAndRestore"]

@@ -2,7 +2,7 @@
 from kerasckpt._registry import builtin
 from kerasckpt.layers.base import KerasTensor, flatten, map_structure
 from kerasckpt.layers.input_layer import InputLayer
-from kerasckpt.models.model import Model
+from kerasckpt.models.model import Model, layers_by_class_name
 
 
 @builtin()
@@ -55,7 +55,7 @@ class Functional(Model):
         return map_structure(lambda t: values[id(t)], self._outputs_struct)
 
     def _trackable_children(self):
-        return {layer.name: layer for layer in self._layers}
+        return layers_by_class_name(self._layers)
 
 
 def _nodes_in_order(inputs, outputs):

@@ -5,6 +5,19 @@ from kerasckpt._registry import builtin
 from kerasckpt.layers.base import Layer
 from kerasckpt.models.summary import print_summary
 from kerasckpt.models.trainer import Trainer
+from kerasckpt.utils import snake_case
+
+
+def layers_by_class_name(layers):
+    """`{dense: ..., dense_1: ..., batch_normalization: ...}`: a layer's key counts earlier layers of its
+    class in this model, as in Keras's `.weights.h5`, so keys do not depend on global default names."""
+    counts, out = {}, {}
+    for layer in layers:
+        base = snake_case(type(layer).__name__)
+        n = counts.get(base, 0)
+        counts[base] = n + 1
+        out[base if n == 0 else f"{base}_{n}"] = layer
+    return out
 
 
 @builtin()

@@ -1,11 +1,8 @@
 """Sequential: a plain stack of layers, each feeding the next."""
-from contextlib import nullcontext
-
 from kerasckpt._registry import builtin
-from kerasckpt.layers.base import KerasTensor, Layer, _building_scope
+from kerasckpt.layers.base import KerasTensor, Layer
 from kerasckpt.layers.input_layer import InputLayer
-from kerasckpt.models.model import Model
-from kerasckpt.variables import name_scope
+from kerasckpt.models.model import Model, layers_by_class_name
 
 
 @builtin()
@@ -68,13 +65,11 @@ class Sequential(Model):
         shape = tuple(input_shape)
         if self._input_layer is None:
             self._input_layer = InputLayer(batch_shape=shape)
-        with nullcontext() if _building_scope(self) else name_scope(self.name):
-            for layer in self._layers:
-                layer._maybe_build(shape)
-                shape = layer.compute_output_shape(shape)
-                layer._output_shape = shape
+        for layer in self._layers:  # in this model's name scope: build() is scoped like every layer's
+            layer._maybe_build(shape)
+            shape = layer.compute_output_shape(shape)
+            layer._output_shape = shape
         self._build_shapes = tuple(input_shape)
-        self.built = True
 
     def call(self, inputs, training=None):
         x = inputs
@@ -83,4 +78,4 @@ class Sequential(Model):
         return x
 
     def _trackable_children(self):
-        return {layer.name: layer for layer in self._layers}
+        return layers_by_class_name(self._layers)

@@ -195,9 +195,13 @@ class Trainer:
         return _float_logs(self.metrics)
 
     def _build_from_data(self, data):
-        if not self.built:
+        """Build the model, and resolve the compiled metrics, from one sample (inference mode, no randomness)."""
+        if not self.built or (self._metric_ids and self._compiled_metrics is None and data.y is not None):
             sample = map_structure(lambda a: a[:1], data.x)
-            self(sample, training=False)
+            y_pred = self(sample, training=False)
+            if self._metric_ids and data.y is not None:
+                y_pred = value_of(y_pred) if not isinstance(y_pred, (list, tuple)) else [value_of(p) for p in y_pred]
+                self._ensure_metrics(map_structure(lambda a: a[:1], data.y), y_pred)
 
     # ------------------------------------------------------------------ fit
 
@@ -242,7 +246,7 @@ class Trainer:
         if not self.optimizer.built:
             self.optimizer.build(self.trainable_weights)
         self.stop_training = False
-        loop = FitLoop(self, cbs, stream, history, initial_epoch, fingerprint={
+        loop = FitLoop(self, cbs, stream, initial_epoch, fingerprint={
             "epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "shuffle": bool(shuffle),
             "samples": len(data), "validation_samples": None if val is None else len(val),
             "validation_freq": validation_freq if isinstance(validation_freq, int) else list(validation_freq),
@@ -273,7 +277,6 @@ class Trainer:
                                              callbacks=cbs, return_dict=True, verbose=0, _data=val)
                     epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
                 loop.epoch, loop.step = epoch + 1, 0
-                loop.epoch_logs.append(dict(epoch_logs))
                 cbs.on_epoch_end(epoch, epoch_logs)
                 loop.consistent_point("epoch", epoch, None)
                 training_logs = epoch_logs
@@ -378,16 +381,15 @@ class Trainer:
 class FitLoop:
     """Where `fit()` is, as one object: what an exact resume needs besides the variables.
 
-    Holds the epoch and next batch, the batch stream (shuffle seed, pass, offset), the epoch logs so far
-    (the History), `stop_training`, and the fingerprint of the run's arguments. Savers registered with
+    Holds the epoch and next batch, the batch stream (shuffle seed, pass, offset), `stop_training`, every
+    callback's state (the History's too), and the fingerprint of the run's arguments. Savers registered with
     `add_saver` (BackupAndRestore) run at consistent points: after every callback has finished a batch
     or an epoch, so a backup never misses an update that a later callback in the list makes.
     """
 
-    def __init__(self, model, callbacks, stream, history, initial_epoch, fingerprint):
-        self.model, self.callbacks, self.stream, self.history = model, callbacks, stream, history
+    def __init__(self, model, callbacks, stream, initial_epoch, fingerprint):
+        self.model, self.callbacks, self.stream = model, callbacks, stream
         self.epoch, self.step = initial_epoch, 0
-        self.epoch_logs = []
         self.fingerprint = fingerprint
         self._savers = []
 
@@ -401,28 +403,15 @@ class FitLoop:
 
     def get_state(self):
         """The loop's position and the other callbacks' states, as JSON-ready data."""
-        callback_states = {key: state for key, state in self.callbacks.get_state().items()
-                           if not isinstance(self.callbacks.callbacks_by_state_key().get(key), History)}
         return {"epoch": self.epoch, "step": self.step, "stream": self.stream.get_state(),
-                "epoch_logs": self.epoch_logs, "stop_training": bool(self.model.stop_training),
-                "callbacks": callback_states, "fingerprint": self.fingerprint}
+                "stop_training": bool(self.model.stop_training), "callbacks": self.callbacks.get_state(),
+                "fingerprint": self.fingerprint}
 
     def set_state(self, state):
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.stream.set_state(state["stream"])
-        self.epoch_logs = [dict(logs) for logs in state["epoch_logs"]]
         self.model.stop_training = bool(state["stop_training"])
         self.callbacks.set_state(state["callbacks"])
-        if self.history is not None:
-            self.history.set_state(_history_state(self.epoch_logs, self.fingerprint["initial_epoch"]))
-
-
-def _history_state(epoch_logs, initial_epoch):
-    history = {}
-    for logs in epoch_logs:
-        for key, value in logs.items():
-            history.setdefault(key, []).append(value)
-    return {"epoch": list(range(initial_epoch, initial_epoch + len(epoch_logs))), "history": history}
 
 
 def _logs_result(logs, return_dict):

@@ -1,0 +1,181 @@
+"""Exact resume: fit() interrupted at (epoch, batch) and started again equals a run never interrupted."""
+import itertools
+import os
+
+import numpy as np
+import pytest
+
+import kerasckpt
+from kerasckpt.callbacks import (BackupAndRestore, Callback, CSVLogger, EarlyStopping, ModelCheckpoint,
+                                 ReduceLROnPlateau)
+from kerasckpt.checkpoint import files
+from kerasckpt.errors import CheckpointError
+from conftest import make_model, tiny_data
+
+EPOCHS, BATCH = 4, 8  # 48 training samples -> 6 batches per epoch
+
+
+class Crash(Callback):
+    """Raises at the end of training batch `batch` of epoch `epoch` (0-based), once."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at, self.current = (epoch, batch), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.current, batch) == self.at:
+            raise KeyboardInterrupt(f"simulated crash at epoch {self.current}, batch {batch}")
+
+
+def _optimizer(name):
+    return {"sgd": lambda: kerasckpt.optimizers.SGD(0.05, momentum=0.9),
+            "adam": lambda: kerasckpt.optimizers.Adam(0.01),
+            "adamw": lambda: kerasckpt.optimizers.AdamW(0.01),
+            "rmsprop": lambda: kerasckpt.optimizers.RMSprop(0.005)}[name]()
+
+
+def _train(tmp_path, kind, optimizer, dropout, shuffle, save_freq, crash=None, monitor_callbacks=True):
+    """One fit() with the resume-relevant callbacks; returns the model and its callbacks."""
+    kerasckpt.utils.clear_session()
+    kerasckpt.utils.set_random_seed(3)
+    tmp_path.mkdir(exist_ok=True)
+    x, y = tiny_data(64)
+    model = make_model(kind, dropout=dropout)
+    model.compile(optimizer=_optimizer(optimizer), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    mc = ModelCheckpoint(str(tmp_path / "mc" / "w{epoch}"), monitor="val_loss", save_best_only=True)
+    es = EarlyStopping(monitor="val_loss", patience=1, min_delta=0.05)
+    others = [mc, es, ReduceLROnPlateau(monitor="val_loss", patience=1, factor=0.5),
+              CSVLogger(str(tmp_path / "log.csv"))] if monitor_callbacks else []
+    callbacks = [BackupAndRestore(str(tmp_path / "backup"), save_freq=save_freq)] + others
+    if crash is not None:
+        callbacks.append(Crash(*crash))
+    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, validation_split=0.25, shuffle=shuffle, verbose=0,
+              callbacks=callbacks)
+    return model, mc, es
+
+
+def _checkpoints(directory):
+    """`{prefix: {key: bytes}}` of the native checkpoints ModelCheckpoint left in `directory`."""
+    out = {}
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".index"):
+            prefix = str(directory / name[:-len(".index")])
+            with files.CheckpointReader(prefix) as reader:
+                out[name[:-len(".index")]] = {key: reader.read(key).tobytes() for key in reader.keys()}
+    return out
+
+
+def _state(model):
+    return [v.numpy() for v in model.weights] + [v.numpy() for v in model.optimizer.variables]
+
+
+CASES = [(kind, freq, crash, opt, dropout, shuffle) for (kind, freq, crash), opt, dropout, shuffle in zip(
+    itertools.product(("sequential", "functional", "subclass"), ("epoch", 2), ((0, 3), (1, 0), (2, 5))),
+    itertools.cycle(("adam", "sgd", "rmsprop", "adamw")), itertools.cycle((0.3, 0.0, 0.3)),
+    itertools.cycle((True, False)))]
+
+
+@pytest.mark.parametrize("kind,save_freq,crash,optimizer,dropout,shuffle", CASES)
+def test_interrupted_fit_resumes_to_the_same_run(tmp_path, kind, save_freq, crash, optimizer, dropout, shuffle):
+    straight_dir, resumed_dir = tmp_path / "straight", tmp_path / "resumed"
+    straight, straight_mc, straight_es = _train(straight_dir, kind, optimizer, dropout, shuffle, save_freq)
+    crash = (min(crash[0], len(straight.history.epoch) - 1), crash[1])  # EarlyStopping may end training early
+
+    with pytest.raises(KeyboardInterrupt, match="simulated crash"):
+        _train(resumed_dir, kind, optimizer, dropout, shuffle, save_freq, crash=crash)
+    batches_done = crash[0] * 6 + crash[1]  # finished batches before the crashing one
+    expect_backup = crash[0] > 0 if save_freq == "epoch" else batches_done >= save_freq
+    has_backup = (resumed_dir / "backup").is_dir() and bool(os.listdir(resumed_dir / "backup"))
+    assert has_backup == expect_backup
+    resumed, resumed_mc, resumed_es = _train(resumed_dir, kind, optimizer, dropout, shuffle, save_freq)
+
+    for a, b in zip(_state(straight), _state(resumed), strict=True):
+        assert np.array_equal(a, b)
+    assert resumed.history.history == straight.history.history
+    assert resumed.history.epoch == straight.history.epoch
+    assert resumed_es.stopped_epoch == straight_es.stopped_epoch
+    assert resumed_mc.best == straight_mc.best
+    assert _checkpoints(resumed_dir / "mc") == _checkpoints(straight_dir / "mc")
+    assert [f["epoch"] for f in resumed_mc.files] == [f["epoch"] for f in straight_mc.files]
+    assert not os.path.exists(resumed_dir / "backup") or not os.listdir(resumed_dir / "backup")
+
+
+def test_mid_epoch_resume_continues_at_the_next_batch(tmp_path):
+    seen = []
+
+    class Record(Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(batch)
+
+    kerasckpt.utils.set_random_seed(0)
+    x, y = tiny_data(64)
+    model = make_model("sequential")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    backup = BackupAndRestore(str(tmp_path), save_freq=1)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[backup, Crash(0, 4), Record()])
+    assert seen == [0, 1, 2, 3, 4]
+    seen.clear()
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[backup, Record()])
+    assert seen == [4, 5, 6, 7] + list(range(8))  # batch 4 crashed before its backup, so it runs again
+
+
+def test_a_backup_of_another_run_is_refused_with_the_differences(tmp_path):
+    x, y = tiny_data(64)
+    model = make_model("sequential")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=8, epochs=3, verbose=0,
+                  callbacks=[BackupAndRestore(str(tmp_path), save_freq=1), Crash(0, 2)])
+    with pytest.raises(CheckpointError, match=r"fit argument batch_size: 8 in the backup, 16 now.*epochs: 3"):
+        model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[BackupAndRestore(str(tmp_path))])
+    other = make_model("sequential", units=5)
+    other.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(CheckpointError, match=r"has shape \(6, 16\) in the backup, \(6, 5\) now"):
+        other.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[BackupAndRestore(str(tmp_path))])
+
+
+def test_double_checkpoint_falls_back_to_the_previous_backup_when_the_newest_is_damaged(tmp_path):
+    x, y = tiny_data(64)
+    kerasckpt.utils.set_random_seed(0)
+    model = make_model("functional")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=8, epochs=3, verbose=0,
+                  callbacks=[BackupAndRestore(str(tmp_path), save_freq=1, double_checkpoint=True), Crash(1, 1)])
+    newest = max((p for p in os.listdir(tmp_path) if ".data-" in p), key=lambda p: os.stat(tmp_path / p).st_mtime_ns)
+    data = bytearray((tmp_path / newest).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / newest).write_bytes(bytes(data))
+    seen = []
+
+    class Record(Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(batch)
+
+    with pytest.warns(UserWarning, match="Falling back to the previous backup"):
+        model.fit(x, y, batch_size=8, epochs=3, verbose=0,
+                  callbacks=[BackupAndRestore(str(tmp_path), save_freq=1, double_checkpoint=True), Record()])
+    # the newest backup (after batch 0 of epoch 1) is damaged; the previous one was taken after the last
+    # batch of epoch 0, so the run replays epoch 0's end and trains epochs 1 and 2 in full
+    assert seen == list(range(8)) * 2
+
+
+def test_backup_is_deleted_after_a_finished_run_unless_asked_to_keep(tmp_path):
+    x, y = tiny_data(32)
+    model = make_model("sequential")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[BackupAndRestore(str(tmp_path / "a"))])
+    assert not [p for p in os.listdir(tmp_path / "a") if p.startswith("backup")]
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[BackupAndRestore(str(tmp_path / "b"), delete_checkpoint=False)])
+    assert [p for p in os.listdir(tmp_path / "b") if p.endswith(".index")] == ["backup.index"]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="Unrecognized save_freq"):
+        BackupAndRestore("dir", save_freq=0)
+    with pytest.raises(ValueError, match="backup_dir"):
+        BackupAndRestore("")
