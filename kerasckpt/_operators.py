@@ -6,14 +6,21 @@ inherit these operators.
 import numpy as np
 
 
+_modules = {}
+
+
 def _ops():
-    from kerasckpt import ops
+    ops = _modules.get("ops")
+    if ops is None:  # first use: `ops` is importable only once the package has loaded
+        from kerasckpt import ops
+        _modules["ops"] = ops
     return ops
 
 
 class TensorOperators:
     """Arithmetic, comparison, indexing and NumPy interop shared by Tensor and Variable."""
 
+    __slots__ = ()  # keeps Tensor a slotted class; Variable (no __slots__) still has a __dict__
     __array_priority__ = 100  # ndarray <op> tensor defers to our reflected operators
 
     def __add__(self, other): return _ops().add(self, other)
@@ -38,8 +45,10 @@ class TensorOperators:
     def __ge__(self, other): return _ops().greater_equal(self, other)
 
     def __array__(self, dtype=None, copy=None):
-        value = self._array()
+        value = np.asarray(self._array())
         if dtype is not None and value.dtype != dtype:
+            if copy is False:
+                raise ValueError(f"Cannot convert a {value.dtype} tensor to {np.dtype(dtype)} without a copy.")
             return value.astype(dtype)
         return value.copy() if copy else value
 
@@ -56,7 +65,9 @@ class TensorOperators:
     def __bool__(self): return bool(self._array())
     def __len__(self): return len(self._array())
     def __iter__(self): return (self[i] for i in range(len(self)))
-    def __format__(self, spec): return format(self._array().item() if self._array().ndim == 0 else self._array(), spec)
+    def __format__(self, spec):
+        value = np.asarray(self._array())
+        return format(value.item() if value.ndim == 0 else value, spec)
 
     @property
     def shape(self): return self._array().shape

@@ -4,24 +4,29 @@ An op computes its NumPy result and, while a tape is recording and some input ne
 links the result to its inputs with a `backward(grad)` closure. `GradientTape.gradient` walks
 those links from the target back to the sources.
 """
+import itertools
+import operator
+
 import numpy as np
 
 from kerasckpt._operators import TensorOperators
 from kerasckpt.variables import Variable
 
 _recording = [0]  # number of tapes currently recording; a list so ops read it without `global`
+_creation = itertools.count()  # creation order of recorded nodes is a topological order of the graph
 
 
 class Tensor(TensorOperators):
     """The value of an op: a NumPy array plus, when recorded, its parents and backward closure."""
 
-    __slots__ = ("value", "parents", "backward", "watched")
+    __slots__ = ("value", "parents", "backward", "watched", "_seq")
 
     def __init__(self, value, parents=None, backward=None):
         self.value = value
         self.parents = parents
         self.backward = backward
         self.watched = False
+        self._seq = next(_creation) if parents is not None else -1
 
     def _array(self):
         return self.value
@@ -46,6 +51,11 @@ class Tensor(TensorOperators):
 
 def value_of(x):
     """The NumPy value of a Tensor, a Variable, or anything array-like."""
+    cls = x.__class__
+    if cls is Tensor:
+        return x.value
+    if cls is Variable:
+        return x._value
     if isinstance(x, Tensor):
         return x.value
     if isinstance(x, Variable):
@@ -55,6 +65,11 @@ def value_of(x):
 
 def needs_grad(x):
     """Whether gradients flow into `x`: a variable, a recorded tensor, or a watched tensor."""
+    cls = x.__class__
+    if cls is Tensor:
+        return x.parents is not None or x.watched
+    if cls is Variable:
+        return True
     if isinstance(x, Tensor):
         return x.parents is not None or x.watched
     return isinstance(x, Variable)
@@ -62,23 +77,32 @@ def needs_grad(x):
 
 def record(value, parents, backward):
     """Wrap an op's result, linking it to `parents` when a tape records and a parent needs a grad."""
+    if value.__class__ is not np.ndarray:
+        value = np.asarray(value)  # NumPy scalars and Python numbers become 0-d arrays
     if _recording[0]:
         for p in parents:
-            if needs_grad(p):
+            cls = p.__class__
+            if cls is Tensor:
+                if p.parents is not None or p.watched:
+                    return Tensor(value, parents, backward)
+            elif cls is Variable or (cls is not np.ndarray and needs_grad(p)):
                 return Tensor(value, parents, backward)
     return Tensor(value)
 
 
 def unbroadcast(grad, shape):
     """Sum `grad` over the axes NumPy broadcasting added or stretched, back to `shape`."""
-    if grad.shape == shape:
+    gshape = grad.shape
+    if gshape == shape:
         return grad
-    extra = grad.ndim - len(shape)
+    extra = len(gshape) - len(shape)
+    if extra == 1 and gshape[1:] == shape:  # a bias added to a batch: the common case
+        return np.add.reduce(grad, axis=0)
     if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
+        grad = np.add.reduce(grad, axis=tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
+        grad = np.add.reduce(grad, axis=axes, keepdims=True)
     return grad
 
 
@@ -86,10 +110,32 @@ def shape_of(x):
     return np.shape(value_of(x))
 
 
+def _flatten(structure):
+    if isinstance(structure, (list, tuple)):
+        return [leaf for item in structure for leaf in _flatten(item)]
+    if isinstance(structure, dict):
+        return [leaf for value in structure.values() for leaf in _flatten(value)]
+    return [structure]
+
+
+def _pack_like(structure, leaves):
+    """`leaves` (an iterator) put back into the nesting of `structure`."""
+    if isinstance(structure, (list, tuple)):
+        packed = [_pack_like(item, leaves) for item in structure]
+        if isinstance(structure, list):
+            return packed
+        return type(structure)(*packed) if hasattr(structure, "_fields") else type(structure)(packed)
+    if isinstance(structure, dict):
+        return type(structure)((key, _pack_like(value, leaves)) for key, value in structure.items())
+    return next(leaves)
+
+
 class GradientTape:
     """Record ops run inside `with GradientTape() as tape:` and differentiate them.
 
-    Trainable variables are watched automatically; other tensors with `tape.watch(x)`.
+    Variables (trainable or not) are always differentiable; other tensors with `tape.watch(x)`.
+    Recording is global: while any tape records, ops link their results, so an outer tape still
+    sees what ran inside an inner one.
 
     Args:
         persistent: allow more than one `gradient()` call on this tape.
@@ -105,17 +151,21 @@ class GradientTape:
     def __init__(self, persistent=False, watch_accessed_variables=True):
         self.persistent = persistent
         self._active = False
+        self._paused = False
         self._used = False
 
     def __enter__(self):
+        if self._active:
+            raise RuntimeError("This GradientTape is already recording. Use a new GradientTape to nest tapes.")
         _recording[0] += 1
         self._active = True
         return self
 
     def __exit__(self, *exc):
         if self._active:
-            _recording[0] -= 1
-            self._active = False
+            if not self._paused:
+                _recording[0] -= 1
+            self._active = self._paused = False
         return False
 
     def watch(self, tensor):
@@ -137,86 +187,132 @@ class GradientTape:
 
         class _Paused:
             def __enter__(self):
-                if tape._active:
+                self.paused_here = tape._active and not tape._paused
+                if self.paused_here:
                     _recording[0] -= 1
+                    tape._paused = True
 
             def __exit__(self, *exc):
-                if tape._active:
+                if self.paused_here and tape._active:
                     _recording[0] += 1
+                    tape._paused = False
                 return False
 
         return _Paused()
 
-    def gradient(self, target, sources, output_gradients=None):
+    def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
         """Gradients of `target` (summed if not scalar) with respect to each of `sources`.
 
-        Returns a structure like `sources` holding a Tensor per source, or None where the source
-        does not affect the target.
+        Args:
+            target: a Tensor computed while this tape recorded, or a list of them (gradients add up).
+            sources: a Variable or Tensor, or a list, tuple or dict (possibly nested) of them.
+            output_gradients: the gradient of the final loss with respect to `target` (a list for a
+                list of targets); ones if None.
+            unconnected_gradients: "none" (None for sources `target` does not depend on) or "zero".
+
+        Returns a structure like `sources` holding a Tensor per source (None where unconnected).
         """
         if self._used and not self.persistent:
             raise RuntimeError(
                 "This GradientTape was already used for a gradient and is not persistent. "
                 "Create it with GradientTape(persistent=True) to call gradient() more than once.")
+        if unconnected_gradients not in ("none", "zero"):
+            raise ValueError(
+                f"GradientTape.gradient got unconnected_gradients={unconnected_gradients!r}. "
+                "Use 'none' or 'zero'.")
         self._used = True
-        single = not isinstance(sources, (list, tuple))
-        source_list = [sources] if single else list(sources)
-        if isinstance(target, (list, tuple)):
-            from kerasckpt import ops
-            target = ops.add_n(list(target))
+        flat = isinstance(sources, list) and all(isinstance(s, (Tensor, Variable)) for s in sources)
+        source_list = sources if flat else _flatten(sources)
         grads = backpropagate(target, source_list, output_gradients)
-        out = [None if g is None else Tensor(g) for g in grads]
-        return out[0] if single else out
+        out = []
+        for s, g in zip(source_list, grads):
+            if g is None and unconnected_gradients == "zero" and isinstance(s, (Tensor, Variable)):
+                g = np.zeros_like(value_of(s))
+            out.append(None if g is None else Tensor(g))
+        return out if flat else _pack_like(sources, iter(out))
+
+
+_by_creation = operator.attrgetter("_seq")
+
+
+def _recorded_nodes(targets):
+    """Recorded nodes reachable from `targets`, every consumer before the nodes it consumes."""
+    nodes = [t for t in targets if isinstance(t, Tensor) and t.parents is not None]
+    seen = {id(t) for t in nodes}
+    stack = list(nodes)
+    while stack:
+        for p in stack.pop().parents:
+            if p.__class__ is Tensor or isinstance(p, Tensor):
+                if p.parents is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    nodes.append(p)
+                    stack.append(p)
+    nodes.sort(key=_by_creation, reverse=True)  # a node is always created after its parents
+    return nodes
+
+
+def _seed(target, output_gradient):
+    root = np.asarray(value_of(target))
+    dtype = root.dtype if root.dtype.kind in "fc" else np.float32
+    if output_gradient is None:
+        return np.ones(root.shape, dtype=dtype)
+    seed = np.array(value_of(output_gradient), dtype=dtype)  # a copy: never hand the caller's array back
+    return seed if seed.shape == root.shape else np.array(np.broadcast_to(seed, root.shape))
 
 
 def backpropagate(target, sources, output_gradient=None):
-    """Arrays of d(sum target)/d(source) for each source (None where unconnected)."""
-    wanted = {id(s) for s in sources}
-    order = _topological_order(target)
-    root = value_of(target)
-    seed = np.ones_like(root) if output_gradient is None else np.asarray(value_of(output_gradient), dtype=root.dtype)
-    grads = {id(target): seed}
+    """Arrays of d(sum target)/d(source) for each source (None where unconnected).
+
+    `target` may be a list of tensors (with a list of `output_gradient`s); their gradients add up.
+    Every returned array is writable and owns its data, so optimizers may update it in place.
+    """
+    targets = list(target) if isinstance(target, (list, tuple)) else [target]
+    seeds = output_gradient if isinstance(target, (list, tuple)) and output_gradient is not None \
+        else [output_gradient] * len(targets)
+    grads = {}
+    for t, out_grad in zip(targets, seeds):
+        if isinstance(t, (Tensor, Variable)):
+            seed = _seed(t, out_grad)
+            grads[id(t)] = seed if id(t) not in grads else grads[id(t)] + seed
     found = {}
-    for node in order:
-        g = grads.pop(id(node), None)
+    wanted = {id(s) for s in sources}
+    pop, get = grads.pop, grads.get
+    for node in _recorded_nodes(targets):
+        key = id(node)
+        g = pop(key, None)
         if g is None:
             continue
-        if id(node) in wanted:
-            found[id(node)] = g
-        if not isinstance(node, Tensor) or node.parents is None:
-            continue
+        if key in wanted:
+            found[key] = g
         for parent, pg in zip(node.parents, node.backward(g)):
-            if pg is None or not needs_grad(parent):
+            if pg is None:
+                continue
+            cls = parent.__class__
+            if cls is Tensor:
+                if parent.parents is None and not parent.watched:
+                    continue
+            elif cls is not Variable and not needs_grad(parent):
                 continue
             key = id(parent)
-            prev = grads.get(key)
+            prev = get(key)
             grads[key] = pg if prev is None else prev + pg
-    result = []
+    result, handed_out = [], set()
     for s in sources:
-        g = found.get(id(s))
+        key = id(s)
+        g = found.get(key)
+        if g is None:
+            g = grads.get(key)
+            if g is None or not needs_grad(s):
+                result.append(None)
+                continue
+        dtype = value_of(s).dtype
+        if dtype.kind not in "fc":
+            g = None  # no gradient for integer or boolean sources, as in TensorFlow
+        elif g.__class__ is not np.ndarray or g.dtype != dtype:
+            g = np.asarray(g).astype(dtype)
+        elif g.base is not None or id(g) in handed_out:  # views and shared arrays are copied
+            g = g.copy()
         if g is not None:
-            dtype = value_of(s).dtype
-            if g.dtype != dtype and dtype.kind == "f":
-                g = g.astype(dtype)
+            handed_out.add(id(g))
         result.append(g)
     return result
-
-
-def _topological_order(target):
-    """Nodes reachable from `target`, each after every node that consumes it."""
-    order, visited = [], set()
-    stack = [(target, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        if isinstance(node, Tensor) and node.parents is not None:
-            for p in node.parents:
-                if id(p) not in visited and needs_grad(p):
-                    stack.append((p, False))
-    order.reverse()
-    return order

@@ -4,7 +4,9 @@ Each op computes its result with NumPy and records one `backward(grad)` closure 
 gradient per input, reduced to that input's shape. Inputs may be Tensors, Variables, NumPy arrays
 or Python numbers; results are Tensors (`.numpy()`, `float()`, and NumPy functions work on them).
 """
+import builtins
 import math
+import operator
 
 import numpy as np
 
@@ -12,8 +14,18 @@ from kerasckpt.autograd import Tensor, needs_grad, record, unbroadcast, value_of
 from kerasckpt.variables import Variable
 
 
+_AxisError = getattr(np, "exceptions", np).AxisError  # np.exceptions arrived in NumPy 1.25
+
+
 def _v(x):
     """The array behind `x`; lists become float32 arrays, Python scalars stay weakly typed."""
+    cls = x.__class__
+    if cls is Tensor:
+        return x.value
+    if cls is np.ndarray:
+        return x
+    if cls is Variable:
+        return x._value
     if isinstance(x, Tensor):
         return x.value
     if isinstance(x, Variable):
@@ -24,53 +36,107 @@ def _v(x):
     return arr.astype("float32") if arr.dtype == np.float64 else arr
 
 
-def _shape(x):
-    return np.shape(x)
+def _arr(x):
+    """The array behind `x`, as an ndarray."""
+    v = _v(x)
+    return v if v.__class__ is np.ndarray else np.asarray(v)
+
+
+def _snapshot(x):
+    """The array behind `x`; a copy for Variables, whose arrays change in place on `assign`."""
+    return x._value.copy() if isinstance(x, Variable) else _arr(x)
+
+
+def _float(x):
+    """The array behind `x`, with integer and boolean values as float32 (as Keras does)."""
+    v = _arr(x)
+    return v if v.dtype.kind in "fc" else v.astype(np.float32)
+
+
+def _shape(v):
+    return v.shape if v.__class__ is np.ndarray else np.shape(v)
+
+
+def _axes(axis, ndim):
+    """`axis` (None, an int or a sequence, negatives allowed) as a sorted tuple of non-negative axes."""
+    if axis is None:
+        return None
+    if axis.__class__ is int and -ndim <= axis < ndim:
+        return (axis % ndim,)
+    axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
+    out = []
+    for a in axes:
+        a = operator.index(a)
+        if not -ndim <= a < ndim:
+            raise _AxisError(a, ndim)
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"Duplicate axes in axis={axis!r}. Name each axis once.")
+    return tuple(sorted(out))
+
+
+def _kept_shape(shape, axes):
+    """`shape` with the reduced `axes` (all when None) set to 1."""
+    if axes is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _dropped_shape(shape, axes):
+    """`shape` without the reduced `axes` (all when None)."""
+    return tuple(n for i, n in enumerate(shape) if axes is not None and i not in axes)
+
+
+def _spread(g, kept_shape, shape):
+    """A reduction's gradient `g` broadcast back to the input `shape`, as a fresh array."""
+    return np.full(shape, g.reshape(kept_shape), dtype=g.dtype)
 
 
 def convert_to_tensor(x, dtype=None):
-    """`x` as a Tensor (float64 data becomes float32 unless `dtype` says otherwise)."""
+    """`x` as a Tensor: float64 data becomes float32 unless `dtype` says otherwise; a Variable keeps its dtype."""
     if isinstance(x, Tensor) and dtype is None:
         return x
-    arr = np.asarray(_v(x))
+    arr = _snapshot(x)
     if dtype is not None:
         arr = arr.astype(dtype, copy=False)
-    elif arr.dtype == np.float64:
+    elif arr.dtype == np.float64 and not isinstance(x, (Tensor, Variable)):
         arr = arr.astype("float32")
     return Tensor(arr)
 
 
 def stop_gradient(x):
     """`x` with no gradient flowing back through it."""
-    return Tensor(np.asarray(_v(x)))
+    return Tensor(_snapshot(x))
 
 
 def cast(x, dtype):
     """`x` converted to `dtype`; gradients pass through between floating dtypes."""
-    xv = np.asarray(_v(x))
-    out = xv.astype(dtype)
+    xv = _arr(x)
+    out, in_dtype = xv.astype(dtype), xv.dtype
+    passes = in_dtype.kind in "fc" and out.dtype.kind in "fc"
     def backward(g):
-        return (g.astype(xv.dtype) if xv.dtype.kind == "f" else None,)
+        return (g.astype(in_dtype, copy=False) if passes else None,)
     return record(out, (x,), backward)
 
 
 # ---------------------------------------------------------------- elementwise arithmetic
+# Binary ops check `needs_grad` inside `backward`, so a constant operand costs no gradient work.
 
 def add(x, y):
     """Elementwise `x + y` with NumPy broadcasting."""
     xv, yv = _v(x), _v(y)
-    sx, sy = _shape(xv), _shape(yv)
     def backward(g):
-        return unbroadcast(g, sx), unbroadcast(g, sy)
+        return (unbroadcast(g, _shape(xv)) if needs_grad(x) else None,
+                unbroadcast(g, _shape(yv)) if needs_grad(y) else None)
     return record(xv + yv, (x, y), backward)
 
 
 def subtract(x, y):
     """Elementwise `x - y` with NumPy broadcasting."""
     xv, yv = _v(x), _v(y)
-    sx, sy = _shape(xv), _shape(yv)
     def backward(g):
-        return unbroadcast(g, sx), unbroadcast(-g, sy)
+        return (unbroadcast(g, _shape(xv)) if needs_grad(x) else None,
+                unbroadcast(-g, _shape(yv)) if needs_grad(y) else None)
     return record(xv - yv, (x, y), backward)
 
 
@@ -78,7 +144,8 @@ def multiply(x, y):
     """Elementwise `x * y` with NumPy broadcasting."""
     xv, yv = _v(x), _v(y)
     def backward(g):
-        return unbroadcast(g * yv, _shape(xv)), unbroadcast(g * xv, _shape(yv))
+        return (unbroadcast(g * yv, _shape(xv)) if needs_grad(x) else None,
+                unbroadcast(g * xv, _shape(yv)) if needs_grad(y) else None)
     return record(xv * yv, (x, y), backward)
 
 
@@ -88,7 +155,8 @@ def divide(x, y):
     out = xv / yv
     def backward(g):
         gx = g / yv
-        return unbroadcast(gx, _shape(xv)), unbroadcast(-gx * out, _shape(yv))
+        return (unbroadcast(gx, _shape(xv)) if needs_grad(x) else None,
+                unbroadcast(-gx * out, _shape(yv)) if needs_grad(y) else None)
     return record(out, (x, y), backward)
 
 
@@ -103,16 +171,17 @@ def negative(x):
 
 
 def power(x, y):
-    """Elementwise `x ** y`; the gradient for `y` uses `log(x)` and is taken only where needed."""
+    """Elementwise `x ** y`; the gradient for `y` uses `log(x)` and is 0 where `x <= 0`."""
     xv, yv = _v(x), _v(y)
     out = np.power(xv, yv)
-    y_needs = needs_grad(y)
     def backward(g):
-        gx = unbroadcast(g * yv * np.power(xv, yv - 1), _shape(xv))
+        gx = unbroadcast(g * yv * np.power(xv, yv - 1), _shape(xv)) if needs_grad(x) else None
         gy = None
-        if y_needs:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gy = unbroadcast(np.where(xv > 0, g * out * np.log(np.where(xv > 0, xv, 1)), 0), _shape(yv))
+        if needs_grad(y):
+            base = np.asarray(xv, dtype=np.result_type(out, g))  # a Python-number base is weakly typed
+            positive = base > 0
+            log_base = np.log(np.where(positive, base, 1))
+            gy = unbroadcast(np.where(positive, g * out * log_base, 0), _shape(yv))
         return gx, gy
     return record(out, (x, y), backward)
 
@@ -127,7 +196,7 @@ def square(x):
 
 def sqrt(x):
     """Elementwise square root."""
-    out = np.sqrt(_v(x))
+    out = np.sqrt(_float(x))
     def backward(g):
         return (g / (2 * out),)
     return record(out, (x,), backward)
@@ -135,7 +204,7 @@ def sqrt(x):
 
 def exp(x):
     """Elementwise `e ** x`."""
-    out = np.exp(_v(x))
+    out = np.exp(_float(x))
     def backward(g):
         return (g * out,)
     return record(out, (x,), backward)
@@ -143,7 +212,7 @@ def exp(x):
 
 def log(x):
     """Elementwise natural logarithm."""
-    xv = _v(x)
+    xv = _float(x)
     def backward(g):
         return (g / xv,)
     return record(np.log(xv), (x,), backward)
@@ -164,9 +233,9 @@ def maximum(x, y):
     """Elementwise larger of `x` and `y`; ties send the gradient to `x`."""
     xv, yv = _v(x), _v(y)
     def backward(g):
-        pick_x = xv >= yv
-        return unbroadcast(np.where(pick_x, g, 0).astype(g.dtype), _shape(xv)), \
-            unbroadcast(np.where(pick_x, 0, g).astype(g.dtype), _shape(yv))
+        pick_x, zero = xv >= yv, g.dtype.type(0)
+        return (unbroadcast(np.where(pick_x, g, zero), _shape(xv)) if needs_grad(x) else None,
+                unbroadcast(np.where(pick_x, zero, g), _shape(yv)) if needs_grad(y) else None)
     return record(np.maximum(xv, yv), (x, y), backward)
 
 
@@ -174,45 +243,58 @@ def minimum(x, y):
     """Elementwise smaller of `x` and `y`; ties send the gradient to `x`."""
     xv, yv = _v(x), _v(y)
     def backward(g):
-        pick_x = xv <= yv
-        return unbroadcast(np.where(pick_x, g, 0).astype(g.dtype), _shape(xv)), \
-            unbroadcast(np.where(pick_x, 0, g).astype(g.dtype), _shape(yv))
+        pick_x, zero = xv <= yv, g.dtype.type(0)
+        return (unbroadcast(np.where(pick_x, g, zero), _shape(xv)) if needs_grad(x) else None,
+                unbroadcast(np.where(pick_x, zero, g), _shape(yv)) if needs_grad(y) else None)
     return record(np.minimum(xv, yv), (x, y), backward)
 
 
 def where(condition, x, y):
     """`x` where `condition` holds, else `y` (broadcast); no gradient flows to `condition`."""
-    cv, xv, yv = np.asarray(_v(condition)).astype(bool), _v(x), _v(y)
+    cv, xv, yv = _arr(condition), _v(x), _v(y)
+    cv = cv if cv.dtype == bool else cv.astype(bool)
     def backward(g):
-        zero = np.zeros((), dtype=g.dtype)
-        return None, unbroadcast(np.where(cv, g, zero), _shape(xv)), unbroadcast(np.where(cv, zero, g), _shape(yv))
+        zero = g.dtype.type(0)
+        return (None, unbroadcast(np.where(cv, g, zero), _shape(xv)) if needs_grad(x) else None,
+                unbroadcast(np.where(cv, zero, g), _shape(yv)) if needs_grad(y) else None)
     return record(np.where(cv, xv, yv), (condition, x, y), backward)
 
 
 def clip(x, x_min, x_max):
-    """`x` limited to `[x_min, x_max]`; the gradient passes only where `x` is inside."""
-    xv = _v(x)
+    """`x` limited to `[x_min, x_max]` (either may be None); the gradient passes where `x` is inside."""
+    xv, lo, hi = _v(x), _v(x_min), _v(x_max)
     def backward(g):
-        return (g * ((xv >= x_min) & (xv <= x_max)),)
-    return record(np.clip(xv, x_min, x_max), (x,), backward)
+        inside = True
+        if lo is not None:
+            inside = xv >= lo
+        if hi is not None:
+            inside = inside & (xv <= hi)
+        return (unbroadcast(np.where(inside, g, g.dtype.type(0)), _shape(xv)),)
+    return record(np.clip(xv, lo, hi), (x,), backward)
 
 
 def add_n(xs):
-    """The sum of a list of same-shaped tensors."""
-    out = xs[0]
-    for x in xs[1:]:
-        out = add(out, x)
-    return out
+    """The sum of a list of tensors (broadcast like `+`)."""
+    xs = list(xs)
+    if not xs:
+        raise ValueError("add_n needs at least one tensor. Received an empty list.")
+    values = [_v(x) for x in xs]
+    out = np.array(values[0])  # a copy: a single Variable's array must not leak out
+    for v in values[1:]:
+        out = out + v
+    def backward(g):
+        return tuple(unbroadcast(g, _shape(v)) if needs_grad(x) else None for x, v in zip(xs, values))
+    return record(out, tuple(xs), backward)
 
 
 # ---------------------------------------------------------------- linear algebra and shapes
 
 def matmul(x, y):
     """Matrix product with NumPy's `@` rules (1-D operands, batch broadcasting)."""
-    xv, yv = _v(x), _v(y)
+    xv, yv = _arr(x), _arr(y)
     out = np.matmul(xv, yv)
-    x_needs, y_needs = needs_grad(x), needs_grad(y)  # skip the costly product nobody uses
     def backward(g):
+        x_needs, y_needs = needs_grad(x), needs_grad(y)  # skip the costly product nobody uses
         if xv.ndim == 2 and yv.ndim == 2:
             return (g @ yv.T if x_needs else None), (xv.T @ g if y_needs else None)
         a = xv if xv.ndim > 1 else xv[None, :]
@@ -227,36 +309,39 @@ def matmul(x, y):
 
 def reshape(x, new_shape):
     """`x` with the same values in `new_shape` (one entry may be -1)."""
-    xv = np.asarray(_v(x))
+    xv = _snapshot(x)
+    in_shape = xv.shape
     def backward(g):
-        return (g.reshape(xv.shape),)
+        return (np.reshape(g, in_shape),)
     return record(xv.reshape(new_shape), (x,), backward)
 
 
 def transpose(x, axes=None):
-    """`x` with its axes permuted (reversed when `axes` is None)."""
-    xv = np.asarray(_v(x))
+    """`x` with its axes permuted (reversed when `axes` is None; negative axes allowed)."""
+    xv = _snapshot(x)
+    if axes is not None:
+        axes = tuple(_axes(a, xv.ndim)[0] for a in axes)
+    inverse = None if axes is None else tuple(np.argsort(axes))
     def backward(g):
-        return (g.transpose(None if axes is None else np.argsort(axes)),)
+        return (np.transpose(g, inverse),)
     return record(xv.transpose(axes), (x,), backward)
 
 
 def expand_dims(x, axis):
     """`x` with a new axis of length 1 at `axis`."""
-    xv = np.asarray(_v(x))
-    return reshape(x, np.expand_dims(xv, axis).shape)
+    return reshape(x, np.expand_dims(_arr(x), axis).shape)
 
 
 def squeeze(x, axis=None):
     """`x` without its length-1 axes (or only `axis`)."""
-    xv = np.asarray(_v(x))
-    return reshape(x, np.squeeze(xv, axis).shape)
+    return reshape(x, np.squeeze(_arr(x), axis).shape)
 
 
 def concatenate(xs, axis=0):
     """The tensors in `xs` joined along `axis`."""
-    values = [np.asarray(_v(x)) for x in xs]
-    ax = axis % values[0].ndim
+    xs = list(xs)
+    values = [_arr(x) for x in xs]
+    ax = _axes(axis, values[0].ndim)[0]
     bounds = np.cumsum([v.shape[ax] for v in values])[:-1]
     def backward(g):
         return tuple(np.split(g, bounds, axis=ax))
@@ -265,21 +350,31 @@ def concatenate(xs, axis=0):
 
 def stack(xs, axis=0):
     """The same-shaped tensors in `xs` stacked along a new `axis`."""
-    values = [np.asarray(_v(x)) for x in xs]
+    xs = list(xs)
+    values = [_arr(x) for x in xs]
+    out = np.stack(values, axis=axis)
     def backward(g):
-        return tuple(np.take(g, i, axis=axis) for i in range(len(values)))
-    return record(np.stack(values, axis=axis), tuple(xs), backward)
+        moved = np.moveaxis(g, axis, 0)
+        return tuple(moved[i] for i in range(len(values)))
+    return record(out, tuple(xs), backward)
 
 
 def take_index(x, key):
     """`x[key]` for any NumPy index (slices, integers, arrays, masks, tuples of these)."""
-    xv = np.asarray(_v(x))
+    xv = _arr(x)
     key = _index_value(key)
+    out = xv[key]
+    if isinstance(x, Variable) and isinstance(out, np.ndarray) and np.may_share_memory(out, xv):
+        out = out.copy()  # a view would follow later `assign`s: snapshot just the selected part
+    repeats, in_shape = _may_repeat(key), xv.shape
     def backward(g):
-        out = np.zeros_like(xv, dtype=g.dtype)
-        np.add.at(out, key, g)
-        return (out,)
-    return record(xv[key], (x,), backward)
+        full = np.zeros(in_shape, dtype=g.dtype)
+        if repeats:
+            np.add.at(full, key, g)  # repeated integer indices add up
+        else:
+            full[key] = g
+        return (full,)
+    return record(out, (x,), backward)
 
 
 def _index_value(key):
@@ -290,85 +385,90 @@ def _index_value(key):
     return key
 
 
+def _may_repeat(key):
+    """Whether index `key` holds an integer array or list, whose entries may repeat."""
+    if isinstance(key, tuple):
+        return builtins.any(_may_repeat(k) for k in key)
+    if isinstance(key, (list, np.ndarray)):
+        return np.asarray(key).dtype.kind in "iu"
+    return False
+
+
 def take(x, indices, axis=None):
     """Elements of `x` at integer `indices` along `axis` (the flattened `x` when None)."""
-    xv = np.asarray(_v(x))
-    idx = np.asarray(_v(indices))
+    xv = _arr(x)
+    idx = _arr(indices)
+    ax = None if axis is None else _axes(axis, xv.ndim)[0]
     def backward(g):
-        out = np.zeros_like(xv, dtype=g.dtype)
-        if axis is None:
-            np.add.at(out.reshape(-1), idx.reshape(-1), g.reshape(-1))
+        out = np.zeros(xv.shape, dtype=g.dtype)
+        if ax is None:
+            np.add.at(out.reshape(-1), idx.reshape(-1), np.reshape(g, -1))
         else:
-            moved = np.moveaxis(out, axis, 0)
-            gm = np.moveaxis(g, list(range(axis, axis + idx.ndim)), list(range(idx.ndim)))
+            moved = np.moveaxis(out, ax, 0)  # a view: adding into it fills `out`
+            gm = np.moveaxis(g, list(range(ax, ax + idx.ndim)), list(range(idx.ndim)))
             np.add.at(moved, idx, gm)
         return (out,)
-    return record(np.take(xv, idx, axis=axis), (x,), backward)
+    return record(np.take(xv, idx, axis=ax), (x,), backward)
 
 
-def take_along_axis(x, indices, axis):
-    """`np.take_along_axis`: pick one element per position along `axis`."""
-    xv = np.asarray(_v(x))
-    idx = np.asarray(_v(indices))
+def take_along_axis(x, indices, axis=None):
+    """`np.take_along_axis`: pick elements along `axis` (of the flattened `x` when None)."""
+    if axis is None:
+        return take_along_axis(reshape(x, (-1,)), indices, 0)
+    xv = _arr(x)
+    idx = _arr(indices)
+    ax = _axes(axis, xv.ndim)[0]
+    out = np.take_along_axis(xv, idx, ax)
     def backward(g):
-        full = np.zeros_like(xv, dtype=g.dtype)
-        grid = list(np.indices(idx.shape, sparse=True))
-        grid[axis % xv.ndim] = idx
-        np.add.at(full, tuple(grid), g)
+        full = np.zeros(xv.shape, dtype=g.dtype)
+        index = tuple(idx if i == ax else np.arange(n).reshape([-1 if j == i else 1 for j in range(xv.ndim)])
+                      for i, n in enumerate(xv.shape))
+        if idx.shape[ax] == 1:
+            full[index] = g  # one pick per position: nothing repeats
+        else:
+            np.add.at(full, index, g)
         return (full,)
-    return record(np.take_along_axis(xv, idx, axis), (x,), backward)
+    return record(out, (x,), backward)
 
 
 # ---------------------------------------------------------------- reductions
 
-def _reduced_grad(g, shape, axis, keepdims):
-    """Broadcast a reduction's gradient back to the input `shape`."""
-    if axis is None:
-        return np.broadcast_to(g, shape)
-    if not keepdims:
-        axes = (axis,) if np.isscalar(axis) else tuple(axis)
-        g = np.expand_dims(g, tuple(a % len(shape) for a in axes))
-    return np.broadcast_to(g, shape)
-
-
-def _count(shape, axis):
-    if axis is None:
-        return int(np.prod(shape))
-    axes = (axis,) if np.isscalar(axis) else tuple(axis)
-    return int(np.prod([shape[a] for a in axes]))
-
-
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - the NumPy name
     """Sum over `axis` (all axes when None)."""
-    xv = np.asarray(_v(x))
-    axis = tuple(axis) if isinstance(axis, list) else axis
+    xv = _arr(x)
+    axes, in_shape = _axes(axis, xv.ndim), xv.shape
+    if xv.dtype.kind == "f":
+        out = np.add.reduce(xv, axis=axes, keepdims=keepdims)
+    else:
+        out = np.sum(xv, axis=axes, keepdims=keepdims)
     def backward(g):
-        return (_reduced_grad(g, xv.shape, axis, keepdims),)
-    return record(np.sum(xv, axis=axis, keepdims=keepdims), (x,), backward)
+        return (_spread(g, _kept_shape(in_shape, axes), in_shape),)
+    return record(out, (x,), backward)
 
 
 def mean(x, axis=None, keepdims=False):
-    """Mean over `axis` (all axes when None)."""
-    xv = np.asarray(_v(x))
-    axis = tuple(axis) if isinstance(axis, list) else axis
-    n = _count(xv.shape, axis)
-    out = np.mean(xv, axis=axis, keepdims=keepdims)
-    out = out.astype(xv.dtype) if xv.dtype.kind == "f" else out
+    """Mean over `axis` (all axes when None); integer inputs give float32, as in Keras."""
+    xv = _float(x)
+    axes, in_shape = _axes(axis, xv.ndim), xv.shape
+    n = math.prod(in_shape) if axes is None else math.prod(in_shape[a] for a in axes)
+    if n and (xv.dtype == np.float32 or xv.dtype == np.float64):
+        out = np.add.reduce(xv, axis=axes, keepdims=keepdims) / n  # what np.mean computes, minus its overhead
+    else:
+        out = np.mean(xv, axis=axes, keepdims=keepdims).astype(xv.dtype, copy=False)
     def backward(g):
-        return (_reduced_grad(g / np.asarray(n, g.dtype), xv.shape, axis, keepdims),)
+        return (_spread(g / n if n else g, _kept_shape(in_shape, axes), in_shape),)
     return record(out, (x,), backward)
 
 
 def _extreme(x, axis, keepdims, fn):
-    xv = np.asarray(_v(x))
-    axis = tuple(axis) if isinstance(axis, list) else axis
-    out = fn(xv, axis=axis, keepdims=keepdims)
+    xv = _arr(x)
+    axes = _axes(axis, xv.ndim)
+    kept = fn(xv, axis=axes, keepdims=True)
     def backward(g):
-        kept = fn(xv, axis=axis, keepdims=True)
         mask = (xv == kept).astype(g.dtype)
-        mask /= mask.sum(axis=axis, keepdims=True)  # ties share the gradient equally
-        return (mask * _reduced_grad(g, xv.shape, axis, keepdims),)
-    return record(out, (x,), backward)
+        mask /= mask.sum(axis=axes, keepdims=True)  # ties share the gradient equally
+        return (mask * np.reshape(g, kept.shape),)
+    return record(kept if keepdims else kept.reshape(_dropped_shape(xv.shape, axes)), (x,), backward)
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001 - the NumPy name
@@ -382,15 +482,17 @@ def min(x, axis=None, keepdims=False):  # noqa: A001 - the NumPy name
 
 
 def logsumexp(x, axis=None, keepdims=False):
-    """`log(sum(exp(x)))` over `axis`, computed stably."""
-    xv = np.asarray(_v(x))
-    m = np.max(xv, axis=axis, keepdims=True)
-    lse = np.log(np.sum(np.exp(xv - m), axis=axis, keepdims=True)) + m
+    """`log(sum(exp(x)))` over `axis`, computed stably (all `-inf` gives `-inf`)."""
+    xv = _float(x)
+    axes = _axes(axis, xv.ndim)
+    kept_shape = _kept_shape(xv.shape, axes)
+    m = xv.max(axis=axes, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    with np.errstate(divide="ignore"):
+        lse = np.log(np.exp(xv - m).sum(axis=axes, keepdims=True)) + m
     def backward(g):
-        gk = g if keepdims or axis is None else np.expand_dims(g, axis)
-        return (gk * np.exp(xv - lse),)
-    out = lse if keepdims else (np.squeeze(lse, axis) if axis is not None else lse.reshape(()))
-    return record(out, (x,), backward)
+        return (np.reshape(g, kept_shape) * np.exp(xv - lse),)
+    return record(lse.reshape(kept_shape if keepdims else _dropped_shape(xv.shape, axes)), (x,), backward)
 
 
 # ---------------------------------------------------------------- activations
@@ -398,17 +500,19 @@ def logsumexp(x, axis=None, keepdims=False):
 def relu(x):
     """`max(x, 0)` elementwise."""
     xv = _v(x)
-    out = np.maximum(xv, 0)
     def backward(g):
         return (g * (xv > 0),)
-    return record(out, (x,), backward)
+    return record(np.maximum(xv, 0), (x,), backward)
+
+
+def _sigmoid(xv):
+    e = np.exp(-np.abs(xv))  # never overflows
+    return np.where(xv >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def sigmoid(x):
     """`1 / (1 + exp(-x))` elementwise, computed without overflow."""
-    xv = np.asarray(_v(x))
-    e = np.exp(-np.abs(xv))
-    out = np.where(xv >= 0, 1 / (1 + e), e / (1 + e)).astype(xv.dtype)
+    out = _sigmoid(_float(x))
     def backward(g):
         return (g * out * (1 - out),)
     return record(out, (x,), backward)
@@ -416,7 +520,7 @@ def sigmoid(x):
 
 def tanh(x):
     """Hyperbolic tangent elementwise."""
-    out = np.tanh(_v(x))
+    out = np.tanh(_float(x))
     def backward(g):
         return (g * (1 - out * out),)
     return record(out, (x,), backward)
@@ -424,63 +528,68 @@ def tanh(x):
 
 def softmax(x, axis=-1):
     """`exp(x) / sum(exp(x))` along `axis`."""
-    xv = np.asarray(_v(x))
-    e = np.exp(xv - np.max(xv, axis=axis, keepdims=True))
-    out = e / np.sum(e, axis=axis, keepdims=True)
+    xv = _float(x)
+    e = np.exp(xv - np.maximum.reduce(xv, axis=axis, keepdims=True))
+    out = e / np.add.reduce(e, axis=axis, keepdims=True)
     def backward(g):
-        return (out * (g - np.sum(g * out, axis=axis, keepdims=True)),)
+        return (out * (g - np.add.reduce(g * out, axis=axis, keepdims=True)),)
     return record(out, (x,), backward)
 
 
 def log_softmax(x, axis=-1):
     """`x - logsumexp(x)` along `axis`."""
-    xv = np.asarray(_v(x))
-    shifted = xv - np.max(xv, axis=axis, keepdims=True)
-    out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    xv = _float(x)
+    shifted = xv - np.maximum.reduce(xv, axis=axis, keepdims=True)
+    out = shifted - np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))
     def backward(g):
-        return (g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),)
+        return (g - np.exp(out) * np.add.reduce(g, axis=axis, keepdims=True),)
     return record(out, (x,), backward)
 
 
 def softplus(x):
     """`log(1 + exp(x))` elementwise, computed stably."""
-    xv = np.asarray(_v(x))
-    out = np.logaddexp(0, xv).astype(xv.dtype) if xv.dtype.kind == "f" else np.logaddexp(0, xv)
+    xv = _float(x)
     def backward(g):
-        return (g / (1 + np.exp(-xv)),)
-    return record(out, (x,), backward)
+        return (g * _sigmoid(xv),)
+    return record(np.logaddexp(0, xv), (x,), backward)
 
 
 def silu(x):
     """`x * sigmoid(x)` elementwise."""
-    return multiply(x, sigmoid(x))
+    xv = _float(x)
+    s = _sigmoid(xv)
+    def backward(g):
+        return (g * (s * (1 + xv * (1 - s))),)
+    return record(xv * s, (x,), backward)
 
 
 def erf(x):
-    """The error function, elementwise (max. absolute error about 1e-7)."""
-    xv = np.asarray(_v(x))
-    out = _erf(xv)
+    """The error function, elementwise (exact in float64; within 1.5e-7 in lower precisions)."""
+    xv = _float(x)
     def backward(g):
         return (g * (2 / math.sqrt(math.pi)) * np.exp(-xv * xv),)
-    return record(out, (x,), backward)
+    return record(_erf(xv), (x,), backward)
+
+
+_math_erf = np.frompyfunc(math.erf, 1, 1)
 
 
 def _erf(x):
-    # Abramowitz & Stegun 7.1.26 in float64; |error| < 1.5e-7, below float32 resolution near 1
-    z = np.abs(np.asarray(x, dtype=np.float64))
+    if x.dtype == np.float64:  # the C library's erf, element by element: slower but exact
+        return _math_erf(x).astype(np.float64) if x.ndim else np.float64(math.erf(x))
+    # Abramowitz & Stegun 7.1.26 in float64; |error| < 1.5e-7, about one float32 rounding step
+    z = np.abs(x.astype(np.float64))
     t = 1.0 / (1.0 + 0.3275911 * z)
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    y = np.sign(x) * (1.0 - poly * np.exp(-z * z))
-    return y.astype(x.dtype) if np.asarray(x).dtype.kind == "f" else y
+    return (np.sign(x) * (1.0 - poly * np.exp(-z * z))).astype(x.dtype)
 
 
-def gelu(x, approximate=False):
-    """Gaussian error linear unit: `x * Phi(x)`, or its tanh approximation."""
-    xv = np.asarray(_v(x))
+def gelu(x, approximate=True):
+    """Gaussian error linear unit `x * Phi(x)`; `approximate=True` (default, as `keras.ops.gelu`) uses tanh."""
+    xv = _float(x)
     if approximate:
         c = math.sqrt(2 / math.pi)
-        inner = c * (xv + 0.044715 * xv ** 3)
-        th = np.tanh(inner)
+        th = np.tanh(c * (xv + 0.044715 * (xv * xv * xv)))
         out = 0.5 * xv * (1 + th)
         def backward(g):
             d_inner = c * (1 + 3 * 0.044715 * xv * xv)
@@ -491,7 +600,6 @@ def gelu(x, approximate=False):
         def backward(g):
             pdf = np.exp(-0.5 * xv * xv) / math.sqrt(2 * math.pi)
             return (g * (cdf + xv * pdf),)
-    out = out.astype(xv.dtype) if xv.dtype.kind == "f" else out
     return record(out, (x,), backward)
 
 
