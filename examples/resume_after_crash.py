@@ -21,13 +21,13 @@ def train(workdir, result_path):
 
     kerasckpt.utils.set_random_seed(7)
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(4096, 64)).astype("float32")
+    x = rng.normal(size=(8192, 64)).astype("float32")
     y = (x[:, :10] @ rng.normal(size=(10, 10))).argmax(axis=1)
     model = kerasckpt.Sequential([
         layers.Input(shape=(64,)), layers.Dense(256, activation="relu"), layers.BatchNormalization(),
         layers.Dropout(0.2), layers.Dense(256, activation="relu"), layers.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, batch_size=64, epochs=5, validation_split=0.1, verbose=0,
+    model.fit(x, y, batch_size=64, epochs=8, validation_split=0.1, verbose=0,
               callbacks=[kerasckpt.callbacks.BackupAndRestore(os.path.join(workdir, "backup"), save_freq=10)])
     tmp = result_path + ".tmp.npz"
     np.savez(tmp, *model.get_weights())
@@ -40,7 +40,7 @@ def run_until_finished(workdir, result_path, kills, rng):
     while True:
         child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", workdir, result_path])
         if kills > 0:
-            time.sleep(rng.uniform(0.8, 2.0))
+            time.sleep(rng.uniform(0.5, 1.5))
             if child.poll() is None:
                 child.send_signal(signal.SIGKILL)
                 child.wait()
