@@ -31,3 +31,17 @@ class CheckpointMismatchError(CheckpointError, ValueError):
 
 class UnsafeCheckpointError(CheckpointError, ValueError):
     """The file asks for something that loading refuses to do (code, imports, links, bombs)."""
+
+
+class UnknownObjectError(CheckpointFormatError, TypeError):
+    """The file names a class or function that kerasckpt does not have or that is not registered.
+
+    Also a `TypeError`, which Keras raises when it cannot locate a class.
+    """
+
+
+class CheckpointKeyError(CheckpointError, KeyError):
+    """The checkpoint holds no value under the requested key."""
+
+    def __str__(self):  # KeyError would show the message in quotes
+        return str(self.args[0]) if self.args else ""

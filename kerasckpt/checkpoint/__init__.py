@@ -1,0 +1,60 @@
+"""Object-based checkpoints (`Checkpoint`, `CheckpointManager`) in kerasckpt's native format.
+
+`prefix.index` (object graph, dtypes, shapes, offsets, CRC-32s) + `prefix.data-0000k-of-0000n` (raw
+little-endian bytes, 64-byte aligned). See `files.py` for the layout and how writes stay crash-safe.
+"""
+from kerasckpt.checkpoint.checkpoint import (Checkpoint, CheckpointLoadStatus, CheckpointOptions,
+                                             InitializationOnlyStatus)
+from kerasckpt.checkpoint.files import CheckpointReader
+from kerasckpt.checkpoint.graph import ObjectGraph
+from kerasckpt.checkpoint.inspect import list_variables, load_checkpoint, load_variable
+from kerasckpt.checkpoint.manager import CheckpointManager, CheckpointState, latest_checkpoint
+
+__all__ = ["Checkpoint", "CheckpointManager", "CheckpointOptions", "CheckpointLoadStatus", "InitializationOnlyStatus",
+           "CheckpointReader", "CheckpointState", "ObjectGraph", "latest_checkpoint", "list_variables",
+           "load_variable", "load_checkpoint", "save_weights_native", "load_weights_native"]
+
+
+def _roots(model):
+    roots = {"model": model}
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        roots["optimizer"] = optimizer
+    return roots
+
+
+def save_weights_native(model, path, options=None):
+    """Write `model`'s weights (and its optimizer's state when compiled) to the checkpoint `path`.
+
+    The roots are `model` and `optimizer`, so the file is a regular checkpoint:
+    `Checkpoint(model=model).restore(path)` and `list_variables(path)` work on it.
+
+    Args:
+        model: a Layer or Model.
+        path: the checkpoint prefix (`.index` and `.data-*` are appended).
+        options: a `CheckpointOptions`.
+    """
+    return Checkpoint(**_roots(model)).write(path, options)
+
+
+def load_weights_native(model, path, skip_mismatch=False):
+    """Load weights written by `save_weights_native` (or any checkpoint with a `model` root).
+
+    Every weight the model has now must be in the file with the same shape and dtype, else a
+    `CheckpointMismatchError` (a ValueError) is raised and nothing is changed. Weights of layers not
+    built yet are held and assigned when they are built. Optimizer state is restored when both the
+    file and the model have it.
+
+    Args:
+        model: a Layer or Model.
+        path: the checkpoint prefix, or a directory (its latest checkpoint).
+        skip_mismatch: skip (with a warning) weights that are missing or do not fit, instead of raising.
+
+    Returns:
+        The restore status (already `expect_partial()`).
+    """
+    from kerasckpt.checkpoint.inspect import _resolve
+    ckpt = Checkpoint(**_roots(model))
+    weights = {id(w) for w in getattr(model, "weights", [])}
+    required = [(f"model/{p}", obj) for p, obj in ObjectGraph(model).state_objects() if id(obj) in weights]
+    return ckpt._restore(_resolve(path), skip_mismatch=skip_mismatch, required=required).expect_partial()

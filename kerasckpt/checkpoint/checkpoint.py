@@ -1,0 +1,620 @@
+"""Checkpoint: save trackable objects by their paths in the object graph and restore them, now or
+when they are created (deferred restoration); the restore statuses and their assertions.
+"""
+import difflib
+import os
+import warnings
+import weakref
+from collections import deque
+
+import numpy as np
+
+from kerasckpt import tracking
+from kerasckpt.checkpoint import files
+from kerasckpt.checkpoint.graph import SEED_FIELDS, ObjectGraph, children_of, is_checkpointable, slots_of
+from kerasckpt.errors import CheckpointMismatchError
+from kerasckpt.random import SeedGenerator
+from kerasckpt.tracking import Trackable
+from kerasckpt.variables import Variable
+
+_MAX_LISTED = 20
+
+
+class CheckpointOptions:
+    """Options for `Checkpoint.save` / `write`.
+
+    Args:
+        max_shard_size: the largest data file in bytes; values continue in the next file
+            (`prefix.data-00001-of-00003`, ...). None (default): one data file.
+    """
+
+    def __init__(self, max_shard_size=None):
+        if max_shard_size is not None and (not isinstance(max_shard_size, int) or max_shard_size < 1):
+            raise ValueError(f"`max_shard_size` must be a positive number of bytes or None. "
+                             f"Received: max_shard_size={max_shard_size!r}")
+        self.max_shard_size = max_shard_size
+
+
+class Checkpoint(Trackable):
+    """Save and restore trackable objects (models, layers, optimizers, metrics, Variables) by path.
+
+    Each keyword names a root; a value's key is its path of attribute names from a root
+    (`model/dense_1/kernel`, `optimizer/iterations`). `save()` numbers checkpoints with the tracked
+    `save_counter`; `restore()` applies values to existing variables at once and holds the others
+    until their variables are created (an unbuilt layer, an optimizer's slots before its first step).
+
+    Args:
+        **kwargs: the roots: Variables, Trackables, other Checkpoints, or dicts and lists of these.
+
+    Example:
+        ckpt = Checkpoint(model=model, optimizer=optimizer, step=Variable(0))
+        path = ckpt.save("run/ckpt")           # "run/ckpt-1"
+        Checkpoint(model=new_model).restore(path).expect_partial()
+
+    Note: slots are keyed by the path of their variable (TensorFlow keys them by position); a restore
+    that fails (damaged file, wrong shape or dtype) changes no variable (TensorFlow's is partial);
+    files are written under temporary names, fsynced and renamed, data before index.
+    """
+
+    def __init__(self, **kwargs):
+        object.__setattr__(self, "_roots", {})
+        object.__setattr__(self, "_save_counter", None)
+        for name, value in kwargs.items():
+            self._add_root(name, value)
+
+    def _add_root(self, name, value):
+        if name == "save_counter":
+            raise ValueError("`save_counter` is the Checkpoint's own counter and cannot name a root. Choose "
+                             "another keyword, e.g. Checkpoint(step=...).")
+        if not is_checkpointable(value):
+            raise ValueError(
+                f"`Checkpoint` was expecting {name} to be a trackable object (a Variable, Layer, Model, Optimizer, "
+                f"Metric, SeedGenerator, another Checkpoint, or a dict or list of these), got {value!r}. Wrap "
+                f"plain numbers in a Variable: Checkpoint({name}=Variable({value!r})).")
+        self._roots[name] = value
+
+    def __setattr__(self, name, value):
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+            return
+        self._add_root(name, value)
+        tracking.child_created(self, name, value)
+
+    def __getattr__(self, name):
+        roots = self.__dict__.get("_roots", {})
+        if name in roots:
+            return roots[name]
+        raise AttributeError(f"'Checkpoint' object has no root {name!r}. Roots: {sorted(roots)}.")
+
+    def _trackable_children(self):
+        children = dict(self._roots)
+        if self._save_counter is not None:
+            children["save_counter"] = self._save_counter
+        return children
+
+    @property
+    def save_counter(self):
+        """The number of `save()` calls, an int64 Variable saved with the checkpoint (created on first use)."""
+        self._maybe_create_save_counter()
+        return self._save_counter
+
+    def _maybe_create_save_counter(self):
+        if self._save_counter is None:
+            counter = Variable(0, dtype="int64", trainable=False, name="save_counter")
+            object.__setattr__(self, "_save_counter", counter)
+            tracking.child_created(self, "save_counter", counter)
+
+    # ------------------------------------------------------------------ writing
+    def write(self, file_prefix, options=None):
+        """Write exactly `file_prefix` (`.index` + `.data-*`), without numbering or a state file.
+
+        Args:
+            file_prefix: the path prefix (str or `pathlib.Path`); parent directories are created.
+            options: a `CheckpointOptions`.
+
+        Returns:
+            `file_prefix` as a string.
+        """
+        prefix = os.fspath(file_prefix)
+        graph = ObjectGraph(self)
+        values, seen = [], {}
+        for node in graph.value_nodes():
+            if node.key in seen:
+                raise ValueError(f"Two objects of this Checkpoint have the same path '{node.key}'. Rename one of "
+                                 "the attributes or roots.")
+            seen[node.key] = node
+            values.append((node.key, node.value()))
+        files.write_checkpoint(prefix, values, graph.to_json(),
+                               max_shard_size=getattr(options, "max_shard_size", None),
+                               metadata={"save_counter": None if self._save_counter is None
+                                         else int(self._save_counter._value)})
+        return prefix
+
+    def save(self, file_prefix, options=None):
+        """Write `file_prefix-N` with N = `save_counter` + 1, and record it in the directory's state file.
+
+        Args:
+            file_prefix: the path prefix; the number is appended (`run/ckpt` -> `run/ckpt-3`).
+            options: a `CheckpointOptions`.
+
+        Returns:
+            The path of the new checkpoint (a str).
+
+        Note: the `checkpoint` state file is replaced atomically after the checkpoint is complete;
+        use `CheckpointManager` to keep several checkpoints and delete old ones.
+        """
+        prefix = os.fspath(file_prefix)
+        counter = self.save_counter
+        number = int(counter._value) + 1
+        counter.assign(number)
+        try:
+            path = self.write(f"{prefix}-{number}", options)
+        except BaseException:
+            counter.assign(number - 1)
+            raise
+        from kerasckpt.checkpoint.manager import write_plain_state
+        write_plain_state(path)
+        return path
+
+    # ------------------------------------------------------------------ restoring
+    def restore(self, save_path, options=None):
+        """Restore values from `save_path`; returns a status to check what was matched.
+
+        Values of objects that exist are assigned at once; the others are held and assigned when
+        their variables are created. `save_counter` is created first, as in TensorFlow.
+
+        Args:
+            save_path: a checkpoint prefix (from `save()`, `latest_checkpoint()`, ...); None gives a
+                status whose assertions raise (so `restore(manager.latest_checkpoint)` is safe).
+            options: unused; accepted for TensorFlow compatibility.
+
+        Note: the whole restore is verified first (checksums, shapes, dtypes) and only then
+        assigned: a failing restore changes no variable.
+        """
+        if save_path is None:
+            return InitializationOnlyStatus()
+        self._maybe_create_save_counter()
+        return self._restore(save_path)
+
+    def read(self, save_path, options=None):
+        """Like `restore()`, without creating `save_counter` (its value is held until it exists).
+
+        Args:
+            save_path: a checkpoint prefix, typically from `write()`.
+            options: unused; accepted for TensorFlow compatibility.
+        """
+        if save_path is None:
+            return InitializationOnlyStatus()
+        return self._restore(save_path)
+
+    def _restore(self, save_path, skip_mismatch=False, required=None):
+        with files.CheckpointReader(save_path) as reader:
+            session = _Restoration(reader)
+            try:
+                session.restore_root(self, reader, skip_mismatch=skip_mismatch, required=required)
+            except BaseException:
+                session.state.expect_partial = True  # nothing was restored: nothing to warn about later
+                raise
+        return CheckpointLoadStatus(session, self)
+
+
+# ---------------------------------------------------------------------------------------------- restoring
+class _State:
+    """What a restore used, kept apart from the restoration so the exit warning can read it."""
+
+    def __init__(self, path, keys, trivial):
+        self.path, self.keys, self.trivial = path, keys, trivial
+        self.consumed = set()
+        self.held = set()   # keys waiting for their objects
+        self.expect_partial = False
+
+    def unused(self):
+        return [k for k in self.keys if k not in self.consumed]
+
+    @staticmethod
+    def report(state):
+        if state.expect_partial:
+            return
+        unused = state.unused()
+        if not unused:
+            return
+        lines = [f"Checkpoint '{state.path}' is being deleted with {len(unused)} restored values that no object "
+                 "used. To silence this warning, call `status.expect_partial()` on the status restore() returned."]
+        lines += [f"  Value in checkpoint not used: {k}" + ("  (held for an object never created)"
+                                                            if k in state.held else "") for k in unused]
+        try:
+            warnings.warn("\n".join(lines), UserWarning, stacklevel=1)
+        except Exception:  # noqa: BLE001  interpreter shutting down
+            pass
+
+
+class _Plan:
+    def __init__(self):
+        self.assign = []     # (target, key, node index); target: Variable or (SeedGenerator, field)
+        self.holds = []      # (parent, child name, node index)
+        self.optimizers = []  # (optimizer, node index)
+        self.slot_holds = []  # (optimizer, node index)
+        self.slots_done = []  # (optimizer node index, slot node index)
+        self.var_node = {}   # id(program variable) -> node index
+        self.skipped = []    # assignments dropped by skip_mismatch
+        self.keep = []
+
+
+class _HeldChild:
+    __slots__ = ("session", "node")
+
+    def __init__(self, session, node):
+        self.session, self.node = session, node
+
+    def apply(self, parent, name, value):
+        self.session.apply_child(value, self.node)
+
+
+class _HeldSlots:
+    __slots__ = ("session", "node", "__weakref__")
+
+    def __init__(self, session, node):
+        self.session, self.node = session, node
+
+    def apply_slot(self, optimizer, slot_name, reference, slot):
+        return self.session.apply_slot(self, optimizer, slot_name, reference, slot)
+
+
+def _can_hold(obj, name):
+    """Whether `obj` may still gain the child `name` (so a value for it is worth holding)."""
+    if isinstance(obj, Checkpoint):
+        return name == "save_counter"  # roots set later are not waited for: a partial restore stays cheap
+    if isinstance(obj, (Variable, SeedGenerator, list, tuple, dict)) or slots_of(obj):
+        return False
+    return isinstance(obj, Trackable) and getattr(obj, "built", None) is False
+
+
+def _shape_dtype(target):
+    if isinstance(target, tuple):
+        return (), np.dtype(np.int64)
+    return target._value.shape, target._value.dtype
+
+
+class _Restoration:
+    """One restore of one checkpoint file: plans, verifies, assigns, and serves the held values."""
+
+    def __init__(self, reader):
+        self.path = reader.prefix
+        self.nodes = reader.nodes
+        self.meta = {k: (reader.dtype(k), reader.shape(k)) for k in reader.keys()}
+        trivial = set()
+        for node in self.nodes:
+            if node.get("kind") == "Checkpoint":
+                for name, index in node.get("children", []):
+                    if name == "save_counter" and "key" in self.nodes[index]:
+                        trivial.add(self.nodes[index]["key"])
+        self.state = _State(self.path, reader.keys(), trivial)
+        self.held = {}  # key -> [array, number of holds needing it]
+        self.obj_node = weakref.WeakKeyDictionary()  # program Variable -> checkpoint node index
+        self.matched = weakref.WeakSet()  # program Variables and SeedGenerators that got a value
+        self.slot_pending = {}  # optimizer node index -> set of slot node indices not applied yet
+        self._slot_entries = {}  # optimizer node index -> its _HeldSlots
+        weakref.finalize(self, _State.report, self.state)
+
+    # ------------------------------------------------------------------ planning
+    def _plan(self, obj, index):
+        plan = _Plan()
+        queue, seen = deque([(obj, index)]), set()
+        while queue:
+            obj, index = queue.popleft()
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            plan.keep.append(obj)
+            node = self.nodes[index]
+            key = node.get("key")
+            if key is not None:
+                if isinstance(obj, Variable):
+                    plan.assign.append((obj, key, index))
+                    plan.var_node[id(obj)] = index
+                continue
+            children = node.get("children", [])
+            if isinstance(obj, SeedGenerator):
+                for name, child in children:
+                    if name in SEED_FIELDS and self.nodes[child].get("key") is not None:
+                        plan.assign.append(((obj, name), self.nodes[child]["key"], child))
+                continue
+            program = children_of(obj)
+            for name, child in children:
+                if name in program:
+                    queue.append((program[name], child))
+                elif _can_hold(obj, name):
+                    plan.holds.append((obj, name, child))
+            if node.get("slots"):
+                plan.optimizers.append((obj, index))
+        for optimizer, index in plan.optimizers:
+            self._plan_slots(plan, optimizer, index)
+        return plan
+
+    def _slot_tables(self, index):
+        by_ref, by_path = {}, {}
+        for ref_index, ref_path, slot_name, slot_index in self.nodes[index].get("slots", []):
+            if ref_index is not None:
+                by_ref[(ref_index, slot_name)] = slot_index
+            by_path.setdefault((ref_path, slot_name), slot_index)
+        return by_ref, by_path
+
+    def _find_slot(self, index, reference, slot_name, var_node=None):
+        by_ref, by_path = self._slot_tables(index)
+        ref_index = (var_node or {}).get(id(reference))
+        if ref_index is None:
+            ref_index = self.obj_node.get(reference)
+        if ref_index is not None:
+            return by_ref.get((ref_index, slot_name))
+        # The variable is not reachable through this restore: match by its Variable.path.
+        return by_path.get((getattr(reference, "path", None), slot_name))
+
+    def _plan_slots(self, plan, optimizer, index):
+        pending = self.slot_pending.setdefault(
+            index, {s[3] for s in self.nodes[index].get("slots", [])})
+        for slot_name, reference, slot in slots_of(optimizer):
+            slot_index = self._find_slot(index, reference, slot_name, plan.var_node)
+            if slot_index is not None and slot_index in pending and isinstance(slot, Variable):
+                plan.assign.append((slot, self.nodes[slot_index]["key"], slot_index))
+                plan.slots_done.append((index, slot_index))
+        if len(pending) > len([d for d in plan.slots_done if d[0] == index]):
+            plan.slot_holds.append((optimizer, index))
+
+    def _subtree_keys(self, index, out=None, seen=None):
+        out = set() if out is None else out
+        seen = set() if seen is None else seen
+        stack = [index]
+        while stack:
+            i = stack.pop()
+            if i in seen:
+                continue
+            seen.add(i)
+            node = self.nodes[i]
+            if node.get("key") is not None:
+                out.add(node["key"])
+            stack.extend(c for _, c in node.get("children", []))
+            stack.extend(s[3] for s in node.get("slots", []))
+        return out
+
+    def _check(self, plan, skip_mismatch, source):
+        problems, keep = [], []
+        for target, key, index in plan.assign:
+            dtype, shape = self.meta[key]
+            have_shape, have_dtype = _shape_dtype(target)
+            if tuple(shape) != tuple(have_shape) or dtype.newbyteorder("=") != have_dtype:
+                name = target[0].__class__.__name__ + "." + target[1] if isinstance(target, tuple) else \
+                    f"variable '{target.path}'"
+                problems.append(f"'{key}': the checkpoint holds shape {tuple(shape)} {dtype.newbyteorder('=')} "
+                                f"but {name} has shape {tuple(have_shape)} {have_dtype}")
+            else:
+                keep.append((target, key, index))
+        if problems and not skip_mismatch:
+            listed = "\n  ".join(problems[:_MAX_LISTED])
+            more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
+            action = ("No variable was changed. Restore into objects built like the saved ones (same layer sizes "
+                      "and dtypes), or restore the matching part only: Checkpoint(model=Checkpoint(dense_1=layer)).")
+            if source:
+                action = ("The new variables keep their initial values. Build the layers with the input shapes and "
+                          "sizes they were saved with.")
+            raise CheckpointMismatchError(
+                f"Cannot restore {len(problems)} value(s) of checkpoint '{self.path}'{source}:\n  {listed}{more}\n"
+                + action)
+        if problems:
+            warnings.warn(f"Skipped {len(problems)} value(s) of checkpoint '{self.path}' whose shape or dtype does "
+                          "not match (skip_mismatch=True):\n  " + "\n  ".join(problems), stacklevel=4)
+            plan.skipped = [t for t in plan.assign if t not in keep]
+            plan.assign = keep
+
+    # ------------------------------------------------------------------ applying
+    def _commit(self, plan, value_of):
+        for target, key, index in plan.assign:
+            value = value_of(key)
+            if isinstance(target, tuple):
+                generator, field = target
+                setattr(generator, field, int(value))
+                self.matched.add(generator)
+            else:
+                target.assign(value)
+                self.matched.add(target)
+                self.obj_node[target] = index
+            self.state.consumed.add(key)
+        for opt_index, slot_index in plan.slots_done:
+            self.slot_pending.get(opt_index, set()).discard(slot_index)
+
+    def _hold(self, plan, reader=None):
+        """Register the holds of `plan`; values come from `reader` (new) or are already held."""
+        for parent, name, index in plan.holds:
+            self._retain(self._subtree_keys(index), reader)
+            tracking.hold_child(parent, name, _HeldChild(self, index))
+        done = {}
+        for opt_index, slot_index in plan.slots_done:
+            done.setdefault(opt_index, set()).add(slot_index)
+        for optimizer, index in plan.slot_holds:
+            entry = self._slot_entries.get(index)
+            if entry is None:
+                waiting = self.slot_pending.get(index, set()) - done.get(index, set())
+                self._retain({self.nodes[s]["key"] for s in waiting}, reader)
+                entry = self._slot_entries[index] = _HeldSlots(self, index)
+            tracking.hold_slots(optimizer, entry)
+
+    def _retain(self, keys, reader):
+        for key in keys:
+            if key in self.held:
+                self.held[key][1] += 1
+            elif reader is not None:
+                self.held[key] = [np.array(reader.view(key), dtype=self.meta[key][0].newbyteorder("=")), 1]
+            self.state.held.add(key)
+
+    def _release(self, keys):
+        for key in keys:
+            entry = self.held.get(key)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self.held[key]
+                    self.state.held.discard(key)
+
+    def restore_root(self, root, reader, skip_mismatch=False, required=None):
+        plan = self._plan(root, 0)
+        self._check(plan, skip_mismatch, "")
+        if required is not None:
+            assigned = {id(t[0] if isinstance(t, tuple) else t) for t, _, _ in plan.assign + plan.skipped}
+            missing = [p for p, obj in required if id(obj) not in assigned]
+            if missing:
+                close = lambda p: _did_you_mean(p, [k for k in self.state.keys])  # noqa: E731
+                msg = (f"Checkpoint '{self.path}' has no value for {len(missing)} weight(s) of the model:\n  "
+                       + "\n  ".join(f"{p}{close(p)}" for p in missing[:_MAX_LISTED]))
+                if not skip_mismatch:
+                    raise CheckpointMismatchError(msg + "\nNo variable was changed. Load a file saved from the same "
+                                                  "architecture, or pass skip_mismatch=True to load what matches.")
+                warnings.warn(msg + "\nThese weights keep their values (skip_mismatch=True).", stacklevel=4)
+        needed = {key for _, key, _ in plan.assign}
+        for _, _, index in plan.holds:
+            self._subtree_keys(index, needed)
+        for _, index in plan.slot_holds:
+            for s in self.slot_pending.get(index, ()):
+                self._subtree_keys(s, needed)
+        reader.verify([k for k in self.state.keys if k in needed])
+        self._hold(plan, reader)  # copies first: after this nothing can fail but the assignments
+        self._commit(plan, reader.view)
+
+    def apply_child(self, obj, index):
+        """Apply the held subtree `index` to `obj`, an object that was just created."""
+        plan = self._plan(obj, index)
+        self._check(plan, False, " (values held since restore(), applied now that the objects exist)")
+        self._hold(plan)
+        self._commit(plan, lambda key: self.held[key][0])
+        self._release(self._subtree_keys(index))
+
+    def apply_slot(self, entry, optimizer, slot_name, reference, slot):
+        index = entry.node
+        pending = self.slot_pending.get(index, set())
+        slot_index = self._find_slot(index, reference, slot_name)
+        if slot_index is None or slot_index not in pending:
+            return False
+        key = self.nodes[slot_index]["key"]
+        plan = _Plan()
+        plan.assign.append((slot, key, slot_index))
+        plan.slots_done.append((index, slot_index))
+        self._check(plan, False, " (optimizer slot held since restore(), applied now that it exists)")
+        self._commit(plan, lambda k: self.held[k][0])
+        self._release([key])
+        if not pending:
+            tracking.release_slots(optimizer, entry)
+        return True
+
+
+# ---------------------------------------------------------------------------------------------- statuses
+def _did_you_mean(name, candidates):
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f"  (did you mean `{close[0]}`?)" if close else ""
+
+
+class CheckpointLoadStatus:
+    """What `Checkpoint.restore()` / `read()` matched; every assertion returns the status.
+
+    Note: failures list the paths on both sides with the closest match for each, and
+    `assert_nontrivial_match()` ignores `save_counter` (which matches in every restore).
+    """
+
+    def __init__(self, session, root):
+        self._session = session
+        self._root = root
+
+    def _program(self):
+        return ObjectGraph(self._root).state_objects()
+
+    def _unmatched(self):
+        matched = self._session.matched
+        return [path for path, obj in self._program() if obj not in matched]
+
+    def _message(self, title, unmatched, unused, action):
+        state = self._session.state
+        program_paths = [p for p, _ in self._program()]
+        lines = [f"{title} (checkpoint '{state.path}')."]
+        if unmatched:
+            lines.append(f"  {len(unmatched)} object(s) got no value from the checkpoint:")
+            candidates = unused or state.keys
+            lines += [f"    {p}{_did_you_mean(p, candidates)}" for p in unmatched[:_MAX_LISTED]]
+            if len(unmatched) > _MAX_LISTED:
+                lines.append(f"    ... and {len(unmatched) - _MAX_LISTED} more")
+        if unused:
+            lines.append(f"  {len(unused)} checkpoint value(s) were not used:")
+            candidates = unmatched or program_paths
+            lines += [f"    {k}{_did_you_mean(k, candidates)}"
+                      + ("  [held: its object has not been created yet]" if k in state.held else "")
+                      for k in unused[:_MAX_LISTED]]
+            if len(unused) > _MAX_LISTED:
+                lines.append(f"    ... and {len(unused) - _MAX_LISTED} more")
+        lines.append(action)
+        return "\n".join(lines)
+
+    def assert_consumed(self):
+        """Assert that every checkpoint value was used and every object got a value."""
+        unmatched, unused = self._unmatched(), self._session.state.unused()
+        if unmatched or unused:
+            raise AssertionError(self._message(
+                "Not every value was matched", unmatched, unused,
+                "Make the attribute and root names agree with the saved ones, create the missing objects (values "
+                "for objects created later are applied then), or use assert_existing_objects_matched() / "
+                "expect_partial() for an intended partial restore."))
+        return self
+
+    def assert_existing_objects_matched(self):
+        """Assert that every object that exists now got a value (objects created later are ignored)."""
+        unmatched = self._unmatched()
+        if unmatched:
+            unused = self._session.state.unused()
+            raise AssertionError(self._message(
+                "Some existing objects got no value", unmatched, unused,
+                "Make the attribute and root names agree with the saved ones, or restore the matching part only: "
+                "Checkpoint(model=Checkpoint(dense_1=layer))."))
+        return self
+
+    def assert_nontrivial_match(self):
+        """Assert that something besides `save_counter` was restored."""
+        state = self._session.state
+        if not state.consumed - state.trivial:
+            raise AssertionError(self._message(
+                "Nothing except save_counter matched a checkpointed value; the checkpoint does not match the "
+                "objects", self._unmatched(), state.unused(),
+                "Check the root names given to Checkpoint(...) against the saved ones (list_variables(path) shows "
+                "them)."))
+        return self
+
+    def expect_partial(self):
+        """Silence the warning about unused values when the restore is dropped."""
+        self._session.state.expect_partial = True
+        return self
+
+    def run_restore_ops(self, session=None):
+        """No-op (values are assigned eagerly); kept for TensorFlow compatibility."""
+
+    def initialize_or_restore(self, session=None):
+        """No-op (values are assigned eagerly); kept for TensorFlow compatibility."""
+
+
+class InitializationOnlyStatus:
+    """The status of `restore(None)`: nothing is restored, and every assertion raises."""
+
+    def _fail(self):
+        raise AssertionError("No checkpoint specified (save_path=None); nothing is being restored. Pass a path, "
+                             "e.g. manager.latest_checkpoint once a checkpoint exists.")
+
+    def assert_consumed(self):
+        self._fail()
+
+    def assert_existing_objects_matched(self):
+        self._fail()
+
+    def assert_nontrivial_match(self):
+        self._fail()
+
+    def expect_partial(self):
+        return self
+
+    def run_restore_ops(self, session=None):
+        """No-op."""
+
+    def initialize_or_restore(self, session=None):
+        """No-op."""
