@@ -21,7 +21,9 @@ class Initializer:
         return cls(**config)
 
 
-def _fans(shape):
+def _fans(shape, input_axes=None, output_axes=None):
+    if input_axes is not None and output_axes is not None:
+        return int(np.prod([shape[a] for a in input_axes])), int(np.prod([shape[a] for a in output_axes]))
     if len(shape) < 1:
         return 1, 1
     if len(shape) == 1:
@@ -106,8 +108,15 @@ class RandomNormal(_Seeded):
 class _VarianceScaling(_Seeded):
     scale, mode, distribution = 1.0, "fan_avg", "uniform"
 
+    def __init__(self, seed=None, input_axes=None, output_axes=None):  # Keras 3.15 writes the axes in configs
+        super().__init__(seed)
+        self.input_axes, self.output_axes = input_axes, output_axes
+
+    def get_config(self):
+        return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
+
     def __call__(self, shape, dtype="float32"):
-        fan_in, fan_out = _fans(shape)
+        fan_in, fan_out = _fans(shape, self.input_axes, self.output_axes)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
         variance = self.scale / max(1.0, fan)
         gen = self._generator()

@@ -1,4 +1,5 @@
 """Layer: lazy build, weight creation, attribute tracking, the training flag, configs."""
+import functools
 import inspect
 
 import numpy as np
@@ -111,6 +112,11 @@ class Layer(Trackable):
         dtype: the variables' dtype; float32 by default.
     """
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:
+            cls.build = _scoped_build(cls.__dict__["build"])
+
     def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
         object.__setattr__(self, "_tracked", {})
         self._trainable_variables = []
@@ -134,7 +140,10 @@ class Layer(Trackable):
         self.dtype = deserialize_dtype(dtype) or "float32"
         self._trainable = bool(trainable)
         self.built = False
-        self._call_has_training = "training" in inspect.signature(self.call).parameters
+        training_param = inspect.signature(self.call).parameters.get("training")
+        self._call_has_training = training_param is not None
+        self._call_training_default = None if training_param is None else (
+            None if training_param.default is inspect.Parameter.empty else training_param.default)
 
     # ------------------------------------------------------------------ tracking
 
@@ -267,23 +276,14 @@ class Layer(Trackable):
 
     def build(self, input_shape):
         """Create the weights for inputs of `input_shape` (override in subclasses)."""
-        self.built = True
 
     def call(self, inputs, *args, **kwargs):
         """The computation; override in subclasses."""
         return inputs
 
     def _maybe_build(self, input_shape):
-        if self.built:
-            return
-        with name_scope(self.name):
-            _building.append(self)
-            try:
-                self.build(input_shape)
-            finally:
-                _building.pop()
-        self._build_shapes = input_shape
-        self.built = True
+        if not self.built:
+            self.build(input_shape)
 
     def __call__(self, *args, **kwargs):
         if args and any(isinstance(t, KerasTensor) for t in flatten(args[0])):
@@ -293,19 +293,20 @@ class Layer(Trackable):
         if first_call:
             self._maybe_build(map_structure(_shape_of, inputs) if isinstance(inputs, (list, tuple, dict))
                               else _shape_of(inputs))
-        if self._call_has_training:
-            training = kwargs.get("training")
-            if training is None and _training_context:
-                training = _training_context[-1]
-                kwargs["training"] = training
-            _training_context.append(training)
-            try:
-                out = self.call(inputs, *args[1:], **kwargs)
-            finally:
-                _training_context.pop()
-        else:
-            kwargs.pop("training", None)
+        # `training`: the explicit argument, else the enclosing call's, else call()'s default. It is passed
+        # on through the context even when this call() does not take it, so nested layers still see it.
+        training = kwargs.get("training") if self._call_has_training else kwargs.pop("training", None)
+        if training is None:
+            training = _training_context[-1] if _training_context else self._call_training_default
+        if self._call_has_training and training is not None:
+            kwargs["training"] = training
+        _training_context.append(training)
+        try:
             out = self.call(inputs, *args[1:], **kwargs)
+        finally:
+            _training_context.pop()
+        if isinstance(out, np.ndarray):  # NumPy input passed through (Dropout in inference): still a tensor
+            out = Tensor(out)
         if first_call:
             self._output_shape = map_structure(lambda t: (None,) + _shape_of(t)[1:], out)
         return out
@@ -376,6 +377,37 @@ class Layer(Trackable):
 
 
 _building = []  # layers whose build() is running, innermost last
+
+
+def _scoped_build(build):
+    """`build` run in the layer's name scope, recording the shape and marking the layer built.
+
+    Every `build` is wrapped, as in Keras, so that calling `layer.build(shape)` directly gives the
+    same paths and `built` state as the lazy build of a first call (and no second build later).
+    """
+    if getattr(build, "_scoped", False):
+        return build
+
+    @functools.wraps(build)
+    def wrapper(self, *args, **kwargs):
+        if _building_scope(self):  # super().build(...) inside a build that is already scoped
+            return build(self, *args, **kwargs)
+        with name_scope(self.name):
+            _building.append(self)
+            try:
+                result = build(self, *args, **kwargs)
+            finally:
+                _building.pop()
+        if args or "input_shape" in kwargs:
+            self._build_shapes = args[0] if args else kwargs["input_shape"]
+        self.built = True
+        return result
+
+    wrapper._scoped = True
+    return wrapper
+
+
+Layer.build = _scoped_build(Layer.build)
 
 
 def _building_scope(layer):

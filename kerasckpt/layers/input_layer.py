@@ -28,6 +28,7 @@ class InputLayer(Layer):
             shape = (shape,) if isinstance(shape, int) else tuple(shape)
             batch_shape = (batch_size,) + shape
         self.batch_shape = tuple(batch_shape)
+        self._output_shape = self.batch_shape
         self.optional = optional
         self.built = True
         self.output = KerasTensor(self.batch_shape, self.dtype, (self, 0, 0), name=self.name)

@@ -1,7 +1,7 @@
 """BatchNormalization."""
 import numpy as np
 
-from kerasckpt import initializers, ops
+from kerasckpt import initializers
 from kerasckpt._registry import builtin
 from kerasckpt.autograd import record, value_of
 from kerasckpt.layers.base import Layer
@@ -57,6 +57,11 @@ class BatchNormalization(Layer):
     def call(self, inputs, training=False):
         xv = np.asarray(value_of(inputs))
         axis = self.axis % xv.ndim
+        if xv.ndim != self._ndim or xv.shape[axis] != self.moving_mean.shape[0]:
+            raise ValueError(
+                f"BatchNormalization layer '{self.name}' was built for inputs of rank {self._ndim} with "
+                f"{self.moving_mean.shape[0]} features on axis {self.axis}, but received input of shape {xv.shape}. "
+                "Check the model's input shape.")
         reduce_axes = tuple(i for i in range(xv.ndim) if i != axis)
         bshape = [1] * xv.ndim
         bshape[axis] = xv.shape[axis]
@@ -101,4 +106,5 @@ class BatchNormalization(Layer):
                 "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
                 "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
                 "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
-                "gamma_constraint": None, "synchronized": self.synchronized}
+                "gamma_constraint": None, "synchronized": self.synchronized, "renorm": False, "renorm_clipping": None,
+                "renorm_momentum": 0.99}

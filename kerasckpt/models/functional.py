@@ -18,9 +18,9 @@ class Functional(Model):
                     f"Received an entry of type {type(t).__name__}: {t!r}.")
         self._inputs_struct, self._outputs_struct = inputs, outputs
         self.inputs, self.outputs = flatten(inputs), flatten(outputs)
-        self._nodes = _nodes_in_order(self.inputs, self.outputs)
-        for node in self._nodes:
-            self._track(node.layer)
+        self._nodes, first_visits = _nodes_in_order(self.inputs, self.outputs)
+        for layer in _layers_by_depth(self.inputs, self._nodes, first_visits):
+            self._track(layer)
         self._build_shapes = map_structure(lambda t: t.shape, inputs)
         self.built = True
 
@@ -59,8 +59,9 @@ class Functional(Model):
 
 
 def _nodes_in_order(inputs, outputs):
-    """The nodes between `inputs` and `outputs`, each after the nodes that feed it."""
-    order, seen = [], set()
+    """The nodes between `inputs` and `outputs`, each after the nodes that feed it, and the index at
+    which this depth-first walk from the outputs first reaches each layer (`{id(layer): index}`)."""
+    order, seen, first_visits = [], set(), {}
     input_ids = {id(t) for t in inputs}
 
     def visit(tensor):
@@ -69,6 +70,7 @@ def _nodes_in_order(inputs, outputs):
         if id(node) in seen:
             return
         seen.add(id(node))
+        first_visits.setdefault(id(layer), len(first_visits))
         if id(tensor) not in input_ids:
             if isinstance(layer, InputLayer):
                 raise ValueError(f"Output depends on input '{layer.name}', which is not among the model's inputs. "
@@ -79,4 +81,27 @@ def _nodes_in_order(inputs, outputs):
 
     for t in outputs:
         visit(t)
-    return order
+    return order, first_visits
+
+
+def _layers_by_depth(inputs, nodes, first_visits):
+    """The layers in Keras's order: farthest from the outputs first, ties in first-visit order.
+
+    `layers`, and so `weights`, `get_weights()` and the layer keys of saved files, follow this order,
+    so it must be Keras's own for the files and weight lists of multi-branch models to agree.
+    """
+    producer = {id(t): node for node in nodes for t in node.outputs}
+    node_depth, layer_depth = {}, {}
+    for node in reversed(nodes):  # outputs first; a node is one deeper than the deepest node it feeds
+        depth = max(node_depth.get(id(node), 0), layer_depth.get(id(node.layer), 0))
+        node_depth[id(node)] = layer_depth[id(node.layer)] = depth
+        for t in node.input_tensors:
+            parent = producer.get(id(t))
+            if parent is not None:
+                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    layers = {id(node.layer): node.layer for node in nodes}
+    for t in inputs:  # an input no output depends on is still listed, first among the shallowest
+        layer = t._keras_history[0]
+        if id(layer) not in layers:
+            layers[id(layer)], layer_depth[id(layer)], first_visits[id(layer)] = layer, 0, -1
+    return sorted(layers.values(), key=lambda layer: (-layer_depth[id(layer)], first_visits[id(layer)]))

@@ -35,6 +35,22 @@ def _resolve_metric(identifier, y_true, y_pred):
     return metric
 
 
+def _metrics_per_output(spec, output_names, argument):
+    """`metrics` or `weighted_metrics` as one list of identifiers per output, read as Keras reads them."""
+    n = len(output_names)
+    if not spec:
+        return [[] for _ in range(n)]
+    if n == 1:  # every metric applies to the only output
+        return [[m for m in flatten(spec) if m is not None]]
+    if isinstance(spec, dict) and set(spec) <= set(output_names):
+        return [[m for m in flatten([spec.get(name)]) if m is not None] for name in output_names]
+    if isinstance(spec, (list, tuple)) and len(spec) == n:
+        return [[m for m in flatten([entry]) if m is not None] for entry in spec]
+    raise ValueError(
+        f"The model has {n} outputs {output_names}, so `{argument}` needs one entry (a metric or a list of "
+        f"metrics) per output, as a list of {n} entries or a dict keyed by output name. Received: {argument}={spec!r}")
+
+
 def _loss_object(identifier):
     """A Loss for a name, config, function or Loss; plain functions are wrapped as Keras does."""
     loss = losses_module.get(identifier)
@@ -60,8 +76,11 @@ class Trainer:
         self._loss_fns = None
         self._loss_weights = None
         self._metric_ids = []
+        self._metric_args = (None, None)
         self._compiled_metrics = None
+        self._metric_routes = []
         self._loss_tracker = None
+        self._output_loss_trackers = None
         self._train_vars = None
 
     # ------------------------------------------------------------------ compile
@@ -75,16 +94,22 @@ class Trainer:
             loss: a name (`"mse"`, `"sparse_categorical_crossentropy"`), a Loss, a function, or a
                 list/dict of these for several outputs.
             loss_weights: scalars weighting the losses of several outputs.
-            metrics: names or Metric objects; `"accuracy"` is resolved from the targets' shapes.
-            weighted_metrics: metrics weighted by `sample_weight` (computed like `metrics` here).
+            metrics: names or Metric objects; `"accuracy"` is resolved from the targets' shapes. With
+                several outputs, a list with one entry per output or a dict keyed by output name; their
+                logs are named `<output>_<metric>`, as are the unweighted per-output `<output>_loss`.
+            weighted_metrics: like `metrics`, but weighted by `sample_weight` / `class_weight`
+                (`metrics` are not, as in Keras).
         """
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = loss
         self._loss_weights = loss_weights
         self._loss_fns = self._resolve_losses(loss)
-        self._metric_ids = list(metrics or []) + list(weighted_metrics or [])
+        self._metric_ids = [m for m in flatten([metrics or [], weighted_metrics or []]) if m is not None]
+        self._metric_args = (metrics, weighted_metrics)
         self._compiled_metrics = None  # resolved at the first batch, when shapes are known
+        self._metric_routes = []  # (output index, weighted) of each compiled metric
         self._loss_tracker = metrics_module.Mean(name="loss")
+        self._output_loss_trackers = None  # `<output>_loss` of multi-output models, made by compute_loss
         self._compile_config = {"optimizer": optimizer, "loss": loss, "loss_weights": loss_weights,
                                 "metrics": metrics, "weighted_metrics": weighted_metrics,
                                 "run_eagerly": run_eagerly, "steps_per_execution": steps_per_execution,
@@ -111,9 +136,9 @@ class Trainer:
 
     @property
     def metrics(self):
-        """The loss tracker, then the compiled metrics (once resolved by the first batch)."""
+        """The loss tracker, per-output loss trackers, then the compiled metrics (resolved by the first batch)."""
         out = [self._loss_tracker] if self._loss_tracker is not None else []
-        return out + list(self._compiled_metrics or [])
+        return out + list(self._output_loss_trackers or []) + list(self._compiled_metrics or [])
 
     @property
     def metrics_names(self):
@@ -126,9 +151,27 @@ class Trainer:
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The total loss of a batch: the compiled loss(es), weighted and summed over outputs."""
         fns = self._loss_fns
+        weights = self._loss_weights
         if not isinstance(fns, (list, dict)):
-            return fns(y, y_pred, sample_weight=sample_weight)
+            loss = fns(y, y_pred, sample_weight=sample_weight)
+            return loss if weights is None else loss * flatten(weights)[0]
         preds = y_pred if isinstance(y_pred, (list, tuple)) else [y_pred]
+        pairs = self._loss_pairs(len(preds))
+        ys = self._targets_per_output(y)
+        total = None
+        for n, (fn, i, key) in enumerate(pairs):
+            term = fn(ys[i], preds[i], sample_weight=sample_weight)
+            if self._output_loss_trackers:
+                self._output_loss_trackers[n].update_state(value_of(term), sample_weight=len(value_of(preds[i])))
+            if weights is not None:
+                term = term * (weights[key] if isinstance(weights, dict) else weights[i])
+            total = term if total is None else total + term
+        return total
+
+    def _loss_pairs(self, n_outputs):
+        """`(loss, output index, loss_weights key)` per output that has a loss; makes the `<output>_loss`
+        trackers (Keras logs each output's unweighted loss when there are several)."""
+        fns = self._loss_fns
         if isinstance(fns, dict):
             names = self.output_names
             missing = [k for k in fns if k not in names]
@@ -137,21 +180,15 @@ class Trainer:
                                  f"Its outputs are {names}.")
             pairs = [(fns.get(n), i, n) for i, n in enumerate(names)]
         else:
-            if len(fns) != len(preds):
-                raise ValueError(f"compile(loss=...) has {len(fns)} losses but the model has {len(preds)} outputs. "
+            if len(fns) != n_outputs:
+                raise ValueError(f"compile(loss=...) has {len(fns)} losses but the model has {n_outputs} outputs. "
                                  "Pass one loss per output.")
             pairs = [(fn, i, i) for i, fn in enumerate(fns)]
-        ys = y if isinstance(y, (list, tuple)) else ([y[n] for n in self.output_names] if isinstance(y, dict) else [y])
-        weights = self._loss_weights
-        total = None
-        for fn, i, key in pairs:
-            if fn is None:
-                continue
-            term = fn(ys[i], preds[i], sample_weight=sample_weight)
-            if weights is not None:
-                term = term * (weights[key] if isinstance(weights, dict) else weights[i])
-            total = term if total is None else total + term
-        return total
+        pairs = [pair for pair in pairs if pair[0] is not None]
+        if self._output_loss_trackers is None:
+            self._output_loss_trackers = [metrics_module.Mean(name=f"{self.output_names[i]}_loss")
+                                          for _, i, _ in pairs] if len(pairs) > 1 else []
+        return pairs
 
     @property
     def output_names(self):
@@ -159,17 +196,46 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
 
+    def _targets_per_output(self, y):
+        """`y` as a list with one target per output (a dict is read by output name)."""
+        if isinstance(y, dict):
+            return [y[n] for n in self.output_names]
+        return list(y) if isinstance(y, (list, tuple)) else [y]
+
     def _ensure_metrics(self, y, y_pred):
-        if self._compiled_metrics is None:
-            self._compiled_metrics = [_resolve_metric(m, y, y_pred) for m in self._metric_ids]
+        """Resolve the compiled metrics from a batch's shapes, named as Keras names them."""
+        if self._compiled_metrics is not None:
+            return
+        preds = list(y_pred) if isinstance(y_pred, (list, tuple)) else [y_pred]
+        ys = self._targets_per_output(y)
+        names = self.output_names if len(preds) > 1 else [None]
+        compiled, routes, taken = [], [], {"loss"}
+        for spec, argument, weighted in zip(self._metric_args, ("metrics", "weighted_metrics"), (False, True)):
+            for i, identifiers in enumerate(_metrics_per_output(spec, names, argument)):
+                prefix = "" if names[i] is None else f"{names[i]}_"
+                for identifier in identifiers:
+                    metric = _resolve_metric(identifier, ys[i], preds[i])
+                    name = prefix + metric.name
+                    if name in taken and weighted:
+                        name = f"{prefix}weighted_{metric.name}"
+                    base, k = name, 1
+                    while name in taken:
+                        name, k = f"{base}_{k}", k + 1
+                    metric.name = name
+                    taken.add(name)
+                    compiled.append(metric)
+                    routes.append((i, weighted))
+        self._compiled_metrics, self._metric_routes = compiled, routes
 
     def _update_metrics(self, loss_value, y, y_pred, sample_weight, batch_size):
         self._loss_tracker.update_state(loss_value, sample_weight=batch_size)
         if self._metric_ids:
             y_pred_v = value_of(y_pred) if not isinstance(y_pred, (list, tuple)) else [value_of(p) for p in y_pred]
             self._ensure_metrics(y, y_pred_v)
-            for m in self._compiled_metrics:
-                m.update_state(y, y_pred_v, sample_weight=sample_weight)
+            preds = y_pred_v if isinstance(y_pred_v, list) else [y_pred_v]
+            ys = self._targets_per_output(y)
+            for metric, (i, weighted) in zip(self._compiled_metrics, self._metric_routes):
+                metric.update_state(ys[i], preds[i], sample_weight=sample_weight if weighted else None)
 
     def _trainable_variables_for_step(self):
         if self._train_vars is None:
@@ -195,10 +261,17 @@ class Trainer:
         return _float_logs(self.metrics)
 
     def _build_from_data(self, data):
-        """Build the model, and resolve the compiled metrics, from one sample (inference mode, no randomness)."""
-        if not self.built or (self._metric_ids and self._compiled_metrics is None and data.y is not None):
+        """Build the model, and resolve the compiled metrics, from one sample (inference mode, no randomness).
+
+        Every metric object exists afterwards, before any callback runs, so `model.metrics` has the
+        same entries when a run's state is saved and when it is restored."""
+        loss_trackers_due = self._output_loss_trackers is None and isinstance(self._loss_fns, (list, dict))
+        if not self.built or loss_trackers_due or (
+                self._metric_ids and self._compiled_metrics is None and data.y is not None):
             sample = map_structure(lambda a: a[:1], data.x)
             y_pred = self(sample, training=False)
+            if loss_trackers_due:
+                self._loss_pairs(len(flatten(y_pred)))
             if self._metric_ids and data.y is not None:
                 y_pred = value_of(y_pred) if not isinstance(y_pred, (list, tuple)) else [value_of(p) for p in y_pred]
                 self._ensure_metrics(map_structure(lambda a: a[:1], data.y), y_pred)
@@ -355,12 +428,13 @@ class Trainer:
         return np.concatenate(outputs)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
-        """One optimizer step on one batch; returns the loss (and metrics) after it."""
+        """One optimizer step on one batch; returns that batch's loss (and metrics), as Keras does."""
         self._assert_compiled("train_on_batch")
         data = ArrayData(x, y, sample_weight)
         if class_weight is not None:
             data.sample_weight = _class_weights_to_sample_weights(class_weight, data.y, data.sample_weight)
         self._build_from_data(data)
+        self.reset_metrics()  # the logs are this batch's alone, not a running mean over earlier calls
         logs = self.train_step(data.x, data.y, data.sample_weight)
         return _logs_result(logs, return_dict)
 
@@ -430,8 +504,11 @@ def _should_validate(epoch, validation_freq):
 
 
 def _class_weights_to_sample_weights(class_weight, y, sample_weight):
+    if isinstance(y, (list, tuple, dict)):
+        raise ValueError("class_weight is only supported for models with a single output. "
+                         "Pass per-sample weights with `sample_weight` instead.")
     y = np.asarray(y)
-    labels = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(len(y), -1)[:, 0].astype(int)
+    labels = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else np.round(y.reshape(len(y), -1)[:, 0]).astype(int)
     missing = sorted(set(np.unique(labels).tolist()) - set(class_weight))
     if missing:
         raise ValueError(f"class_weight has no entry for classes {missing} present in y. "
