@@ -33,6 +33,7 @@ def tiny_data(n=64, features=6, classes=3, seed=0):
     return x, labels.astype("int64")
 
 
+@kerasckpt.saving.register_serializable(package="tests")
 class SubMLP(kerasckpt.Model):
     """The subclassed model of the tests: Dense -> BatchNormalization -> Dropout -> Dense."""
 

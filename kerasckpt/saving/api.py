@@ -1,0 +1,149 @@
+"""save_model / load_model / save_weights / load_weights: the file's ending picks the format."""
+# `.keras` (zip, whole model), `.weights.h5` (Keras 3 weights layout), `.h5` / `.hdf5` (Keras 2 layout:
+# whole model from `save_model`, weights from `save_weights`); any other path is a native checkpoint
+# prefix (`kerasckpt.checkpoint`).
+import os
+
+from kerasckpt.errors import CheckpointFormatError
+from kerasckpt.saving import _files, h5, h5file, keras_zip, legacy_h5
+
+
+def _kind(filepath):
+    name = os.fspath(filepath).lower()
+    if name.endswith(".keras"):
+        return "keras"
+    if name.endswith(".weights.h5"):
+        return "weights.h5"
+    if name.endswith((".h5", ".hdf5")):
+        return "h5"
+    return "native"
+
+
+def save_model(model, filepath, overwrite=True, include_optimizer=True, **kwargs):
+    """Save architecture, weights, compile arguments and optimizer state of `model`.
+
+    `.keras` writes the zip archive of Keras 3; `.h5` / `.hdf5` the legacy Keras 2 layout. Every
+    byte is checksummed where Keras ignores it, and the file is replaced atomically (temp file,
+    fsync, rename): a crash mid-save leaves the previous file intact.
+
+    Args:
+        model: the model to save.
+        filepath: a path ending in `.keras`, `.h5` or `.hdf5`.
+        overwrite: replace an existing file; with False an existing file raises FileExistsError.
+        include_optimizer: also save the compile arguments and the optimizer state.
+
+    Note: the legacy `.h5` writes canonical loss names (`mean_squared_error` for `"mse"`), which
+    Keras 3 needs to compile the loaded model, and `overwrite=False` raises instead of prompting.
+    """
+    if kwargs.pop("zipped", None) not in (None, True):
+        raise ValueError("kerasckpt always writes .keras files zipped. Remove zipped=False.")
+    if kwargs:
+        raise TypeError(f"save_model() got unexpected keyword arguments {sorted(kwargs)}.")
+    kind = _kind(filepath)
+    if kind == "keras":
+        keras_zip.save_model(model, filepath, overwrite, include_optimizer)
+    elif kind == "h5":
+        legacy_h5.save_model(model, filepath, overwrite, include_optimizer)
+    else:
+        raise ValueError(
+            f"Invalid filepath extension for saving: {os.fspath(filepath)!r}. Use a `.keras` extension for the "
+            "native Keras format (recommended) or `.h5` for the legacy format; use save_weights() for "
+            "`.weights.h5` and checkpoint prefixes.")
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Rebuild a model saved by `save_model` (or by Keras 3) from a `.keras` or legacy `.h5` file.
+
+    Only kerasckpt's built-in classes, classes registered with `register_serializable` and
+    `custom_objects` are instantiated; nothing named in the file is imported or run.
+
+    Args:
+        filepath: a `.keras`, `.h5` or `.hdf5` file.
+        custom_objects: `{name: class or function}` for custom layers, models, losses, metrics.
+        compile: compile the model with the saved compile arguments and restore the optimizer.
+        safe_mode: accepted for Keras compatibility; code-carrying objects (lambdas, Lambda
+            layers) are refused whatever its value.
+
+    Note: kerasckpt restores the full optimizer state from legacy `.h5` files (Keras 3 keeps only
+    the iteration count and learning rate), accepts `"mse"`/`"mae"` losses there, verifies every
+    checksum before trusting a byte, and restores Dropout random streams for exact resumption.
+    """
+    path = _files.check_readable(filepath, "model file")
+    kind = _kind(path)
+    if kind == "native" or kind == "weights.h5":
+        with open(path, "rb") as f:
+            head = f.read(16)
+        if head.startswith(b"PK\x03\x04"):
+            kind = "keras"
+        elif kind == "weights.h5":
+            raise CheckpointFormatError(
+                f"{path!r} holds weights only (.weights.h5), not a whole model. Build the model in Python and "
+                "call model.load_weights() on it.")
+        elif head[:8] == h5file.HDF5_SIGNATURE or head == h5file.MAGIC:
+            kind = "h5"
+        else:
+            raise CheckpointFormatError(
+                f"File format not supported: {path!r}. load_model reads `.keras` archives and legacy `.h5` "
+                "files; for a checkpoint prefix use model.load_weights() or kerasckpt.Checkpoint.")
+    if kind == "keras":
+        return keras_zip.load_model(path, custom_objects, compile, safe_mode)
+    return legacy_h5.load_model(path, custom_objects, compile, safe_mode)
+
+
+def save_weights(model, filepath, overwrite=True):
+    """Save the weights (and, when compiled, the optimizer state) in the format the ending picks.
+
+    Args:
+        model: the model.
+        filepath: `.weights.h5` (Keras 3 layout), `.h5`/`.hdf5` (Keras 2 layout, which Keras 3 still
+            loads), or any other path as a native checkpoint prefix.
+        overwrite: replace an existing file; with False an existing file raises FileExistsError.
+    """
+    kind = _kind(filepath)
+    if kind == "weights.h5":
+        h5.save_weights(model, filepath, overwrite)
+    elif kind == "h5":
+        legacy_h5.save_weights(model, filepath, overwrite)
+    elif kind == "keras":
+        raise ValueError(f"save_weights() cannot write {os.fspath(filepath)!r}: a .keras file holds a whole model. "
+                         "Use model.save() for .keras, or a name ending in .weights.h5 for weights.")
+    else:
+        from kerasckpt import checkpoint
+        if not overwrite and any(os.path.exists(p) for p in (f"{os.fspath(filepath)}.index",)):
+            raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
+        checkpoint.save_weights_native(model, os.fspath(filepath))
+
+
+def load_weights(model, filepath, skip_mismatch=False):
+    """Load weights (and the optimizer state, if the file has it) saved by `save_weights`, `save` or Keras.
+
+    Nothing is assigned unless every weight fits; mismatches raise `CheckpointMismatchError`
+    naming the file and each variable path, or with `skip_mismatch=True` are skipped with one warning.
+
+    Args:
+        model: a built model of the same architecture.
+        filepath: a `.weights.h5`, `.keras`, `.h5`/`.hdf5` file or a native checkpoint prefix.
+        skip_mismatch: skip weights whose count or shape does not fit instead of raising.
+
+    Note: unlike Keras, the optimizer state is restored even when the optimizer is not built yet
+    (it is built from the model's trainable weights first), and a damaged file is refused.
+    """
+    kind = _kind(filepath)
+    if kind == "native":
+        from kerasckpt import checkpoint
+        return checkpoint.load_weights_native(model, os.fspath(filepath), skip_mismatch=skip_mismatch)
+    path = _files.check_readable(filepath, "weights file")
+    if not model.built:
+        raise ValueError(f"Model '{model.name}' is not built yet, so it has no weights to load {path!r} into. "
+                         "Call the model on a batch of data or call model.build(input_shape) first.")
+    if kind == "keras":
+        return keras_zip.load_weights(model, path, skip_mismatch)
+    with _files.open_fd(path) as fd:
+        src = h5file.H5Source(_files.label(path), fd)
+        try:
+            if h5.is_legacy_layout(src):
+                legacy_h5.load_weights_from(model, src, skip_mismatch)
+            else:
+                h5.load_weights_from(model, src, skip_mismatch)
+        finally:
+            src.close()

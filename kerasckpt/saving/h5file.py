@@ -1,0 +1,523 @@
+"""Checksummed HDF5 files: the byte layer under `.weights.h5`, legacy `.h5` and the `.keras` weights.
+
+kerasckpt's files are verified before h5py parses them; any file is checked for unsafe HDF5 features.
+"""
+# Layout: an ordinary HDF5 file (h5py and Keras open it as is) behind a user block, which HDF5 reserves
+# for applications and never reads. The user block holds
+#     magic (16 bytes) | user block size (u32) | header length (u32) | CRC-32 of the user block (u32) | JSON
+# and the JSON header lists the file size, the CRC-32 of every byte after the user block (`crc32`), the
+# CRC-32 of the HDF5 metadata, i.e. every byte outside the datasets' raw data (`meta_crc32`), and the
+# `[offset, length, crc32]` of each dataset's raw data (`extents`); each dataset also carries its CRC-32
+# in the attribute `kerasckpt_crc32` (Keras ignores dataset attributes). Reading verifies the user block
+# and the metadata before h5py sees a byte, and each dataset's bytes as they are read (straight from
+# its extent), so a damaged file is refused before it is parsed and never yields different numbers.
+# Files without a user block (as Keras writes them) are read through h5py without checksums.
+import concurrent.futures
+import contextlib
+import io
+import json
+import math
+import os
+import struct
+
+import h5py
+import numpy as np
+
+from kerasckpt._fileio import checksum as crc32
+from kerasckpt.errors import CheckpointDamagedError, CheckpointFormatError, UnsafeCheckpointError
+
+MAGIC = b"KERASCKPT-HDF5\n\x00"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+FORMAT_VERSION = 1
+CHECKSUM_ATTR = "kerasckpt_crc32"
+_FIXED = struct.Struct("<16sIII")  # magic, user block size, header length, CRC-32 of the user block
+_MAX_USERBLOCK = 1 << 26
+_MAX_DEPTH = 64
+_MAX_OBJECTS = 1 << 20
+_BOMB_MIN_BYTES = 64 << 20  # a dataset may declare more bytes than it stores only below this size ...
+_BOMB_RATIO = 100  # ... or up to this compression ratio
+_THREAD_MIN = 1 << 20  # arrays from this size on are checksummed on a worker thread
+_SAFE_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, 32000}  # 32000: LZF
+ADVICE = "The file is damaged: restore it from a backup or save it again."
+
+
+_shift_ops = []  # _shift_ops[k]: the GF(2) operator that appends 2**k zero bytes to a CRC-32
+
+
+def _gf2_times(matrix, vector):
+    total, i = 0, 0
+    while vector:
+        if vector & 1:
+            total ^= matrix[i]
+        vector >>= 1
+        i += 1
+    return total
+
+
+def crc32_combine(crc1, crc2, len2):
+    """The CRC-32 of `a + b` from `crc32(a)`, `crc32(b)` and `len(b)` (zlib's crc32_combine)."""
+    if len2 <= 0:
+        return crc1
+    if not _shift_ops:
+        one_bit = [0xEDB88320] + [1 << (n - 1) for n in range(1, 32)]
+        op = one_bit
+        for _ in range(3):  # 1 -> 8 zero bits
+            op = [_gf2_times(op, op[n]) for n in range(32)]
+        for _ in range(64):
+            _shift_ops.append(op)
+            op = [_gf2_times(op, op[n]) for n in range(32)]
+    k = 0
+    while len2:
+        if len2 & 1:
+            crc1 = _gf2_times(_shift_ops[k], crc1)
+        len2 >>= 1
+        k += 1
+    return (crc1 ^ crc2) & 0xFFFFFFFF
+
+
+# ----------------------------------------------------------------------------------------- windows
+
+class Window(io.RawIOBase):
+    """A file-like view of `size` bytes of a file descriptor from `base` on (h5py's fileobj driver).
+
+    Reads and writes use `pread`/`pwrite`, so several windows on one descriptor never disturb each
+    other; a read-only window never reads past its end.
+    """
+
+    def __init__(self, fd, base=0, size=None, writable=False):
+        super().__init__()
+        self.fd, self.base, self.size, self._writable, self.pos = fd, base, size, writable, 0
+
+    def readable(self):
+        return True
+
+    def writable(self):
+        return self._writable
+
+    def seekable(self):
+        return True
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        end = self.size if self.size is not None else os.fstat(self.fd).st_size - self.base
+        self.pos = offset if whence == io.SEEK_SET else (self.pos + offset if whence == io.SEEK_CUR else end + offset)
+        return self.pos
+
+    def tell(self):
+        return self.pos
+
+    def readinto(self, buffer):
+        view = memoryview(buffer).cast("B")
+        if self.size is not None:
+            view = view[:max(0, min(len(view), self.size - self.pos))]
+        n = pread_into(self.fd, view, self.base + self.pos)
+        self.pos += n
+        return n
+
+    def write(self, data):
+        view = memoryview(data).cast("B")
+        pwrite_all(self.fd, view, self.base + self.pos)
+        self.pos += len(view)
+        return len(view)
+
+    def truncate(self, size=None):
+        size = self.pos if size is None else size
+        os.ftruncate(self.fd, self.base + size)
+        return size
+
+    def flush(self):
+        pass
+
+
+def pread_into(fd, view, offset):
+    """Read into `view` from `offset` until it is full or the file ends; returns the bytes read."""
+    done = 0
+    while done < len(view):
+        n = os.preadv(fd, [view[done:done + (1 << 30)]], offset + done)
+        if n == 0:
+            break
+        done += n
+    return done
+
+
+def pwrite_all(fd, view, offset):
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:done + (1 << 30)], offset + done)
+
+
+# ----------------------------------------------------------------------------------------- writing
+
+def _userblock_size(n_datasets):
+    need = _FIXED.size + 512 + 64 * n_datasets
+    return max(512, 1 << math.ceil(math.log2(need)))
+
+
+def _native(array):
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"Only numeric arrays can be saved; received dtype {array.dtype}.")
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return array if array.flags.c_contiguous else array.copy(order="C")  # keeps 0-d arrays 0-d
+
+
+def write_h5(fd, entries, root_attrs=None, base=0):
+    """Write a checksummed HDF5 file at `base` of the open descriptor `fd`; returns (size, crc32).
+
+    Args:
+        fd: a descriptor open for reading and writing.
+        entries: `("group", path, attrs)` and `("dataset", path, array, attrs)` tuples, in order.
+        root_attrs: attributes of the root group.
+        base: where the file starts in `fd` (a `.keras` archive member starts after its zip header).
+    Returns the file's size and the CRC-32 of all its bytes (what a zip directory records).
+    """
+    datasets = [(e[1], _native(e[2]), e[3]) for e in entries if e[0] == "dataset"]
+    userblock = _userblock_size(len(datasets))
+    window = Window(fd, base, writable=True)
+    os.ftruncate(fd, base)
+    extents = []
+    big = any(arr.nbytes >= _THREAD_MIN for _, arr, _ in datasets)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) if big else contextlib.nullcontext() as pool:
+        # Checksums run on a worker (zlib releases the GIL) while this thread writes the bytes.
+        sums = [pool.submit(crc32, arr) if arr.nbytes >= _THREAD_MIN else None for _, arr, _ in datasets]
+        with h5py.File(window, "w", userblock_size=userblock) as h5:
+            for key, value in (root_attrs or {}).items():
+                h5.attrs[key] = value
+            handles = []
+            for entry in entries:
+                if entry[0] == "group":
+                    group = h5.require_group(entry[1])
+                    for key, value in (entry[2] or {}).items():
+                        group.attrs[key] = value
+            for path, arr, attrs in datasets:
+                dset = h5.create_dataset(path, shape=arr.shape, dtype=arr.dtype)
+                if arr.size:
+                    dset.write_direct(arr)
+                for key, value in (attrs or {}).items():
+                    dset.attrs[key] = value
+                handles.append(dset)
+            for dset, (path, arr, _), fut in zip(handles, datasets, sums):
+                value = fut.result() if fut is not None else crc32(arr)
+                dset.attrs[CHECKSUM_ATTR] = np.uint32(value)
+                if arr.nbytes:
+                    extents.append([int(dset.id.get_offset()), int(arr.nbytes), value])
+    size = os.fstat(fd).st_size - base
+    extents.sort()
+    meta_crc, whole, gaps = _scan_gaps(window, userblock, size, extents)
+    header = json.dumps({"format": "kerasckpt-hdf5", "version": FORMAT_VERSION, "size": size, "crc32": whole,
+                         "meta_crc32": meta_crc, "extents": extents}, separators=(",", ":")).encode()
+    if _FIXED.size + len(header) > userblock:
+        raise RuntimeError(f"kerasckpt bug: HDF5 header of {len(header)} bytes does not fit the user block.")
+    block = bytearray(userblock)
+    block[_FIXED.size:_FIXED.size + len(header)] = header
+    _FIXED.pack_into(block, 0, MAGIC, userblock, len(header), 0)
+    struct.pack_into("<I", block, 24, crc32(block))
+    pwrite_all(fd, memoryview(block), base)
+    return size, crc32_combine(crc32(block), whole, size - userblock)
+
+
+def _scan_gaps(window, start, size, extents):
+    """Read the bytes outside `extents`; returns (their CRC-32, CRC-32 of [start, size), gap count)."""
+    meta, whole, pos, gaps = 0, 0, start, 0
+    for offset, length, value in extents + [[size, 0, 0]]:
+        if offset < pos or offset + length > size:
+            raise CheckpointDamagedError(f"dataset extent [{offset}, {offset + length}) overlaps another or the "
+                                         f"end of the file ({size} bytes)")
+        if offset > pos:
+            gap = bytearray(offset - pos)
+            window.seek(pos)
+            if window.readinto(gap) != len(gap):
+                raise CheckpointDamagedError(f"file ends inside the HDF5 metadata at byte {pos}")
+            meta = crc32(gap, meta)
+            whole = crc32_combine(whole, crc32(gap), len(gap))
+            gaps += 1
+        whole = crc32_combine(whole, value, length)
+        pos = offset + length
+    return meta, whole, gaps
+
+
+# ----------------------------------------------------------------------------------------- reading
+
+class H5Source:
+    """An HDF5 file opened for reading; kerasckpt's files are verified before h5py parses them.
+
+    Args:
+        fd: an open descriptor (kept open by the caller until `close()`).
+        label: how errors name the file, e.g. `'/runs/m.weights.h5'`.
+        base, size: where the HDF5 file lies in `fd` (a `.keras` member); the whole file by default.
+        data: the file's bytes, instead of `fd` (a compressed `.keras` member).
+    """
+
+    def __init__(self, label, fd=None, base=0, size=None, data=None):
+        self.label = label
+        self.verified = False
+        self._extents = {}
+        if data is not None:
+            self._io = io.BytesIO(data)
+            size = len(data)
+        else:
+            size = os.fstat(fd).st_size - base if size is None else size
+            self._io = Window(fd, base, size)
+        self.size = size
+        head = self._read(0, min(size, _FIXED.size))
+        if head[:8] == HDF5_SIGNATURE:
+            pass  # no user block: a file written by Keras (or h5py), without checksums
+        elif head[:16] == MAGIC:
+            self._verify_header()
+            self.verified = True
+        else:
+            self._refuse_unknown(head)
+        self._io.seek(0)
+        try:
+            self.file = h5py.File(self._io, "r")
+        except Exception as err:  # h5py raises OSError, KeyError, ... for broken files
+            raise self._damaged(f"HDF5 cannot open it ({err})") from None
+        try:
+            self._check_objects()
+        except BaseException:
+            self.file.close()
+            raise
+
+    # ------------------------------------------------------------------ verification
+    def _read(self, offset, n):
+        buf = bytearray(n)
+        self._io.seek(offset)
+        got = self._io.readinto(buf)
+        return bytes(buf[:got])
+
+    def _damaged(self, what):
+        return CheckpointDamagedError(f"{self.label} is damaged: {what}. {ADVICE}")
+
+    def _refuse_unknown(self, head):
+        for offset in (512 << k for k in range(18)):
+            if offset + 8 > self.size:
+                break
+            if self._read(offset, 8) == HDF5_SIGNATURE:
+                raise self._damaged("its kerasckpt header (HDF5 user block) is unreadable")
+        if head[:4] == b"PK\x03\x04":
+            kind = "a zip archive (a .keras file?)"
+        elif head[:8] == b"KCKPTIDX":
+            kind = "a kerasckpt checkpoint index"
+        elif not head:
+            kind = "an empty file"
+        else:
+            kind = f"not an HDF5 file (it starts with {head[:8]!r})"
+        raise CheckpointFormatError(f"{self.label} is {kind}; expected an HDF5 file (.h5, .weights.h5). "
+                                    "Pass the file written by save_weights/save, or use the loader for its format.")
+
+    def _verify_header(self):
+        if self.size < _FIXED.size:
+            raise self._damaged("it is truncated inside its header")
+        _, userblock, length, stored = _FIXED.unpack(self._read(0, _FIXED.size))
+        if not 512 <= userblock <= _MAX_USERBLOCK or userblock & (userblock - 1) or length > userblock - _FIXED.size:
+            raise self._damaged("its header is corrupt")
+        block = bytearray(self._read(0, userblock))
+        if len(block) < userblock:
+            raise self._damaged(f"it is truncated: {self.size} bytes, inside its {userblock}-byte header")
+        struct.pack_into("<I", block, 24, 0)
+        if crc32(block) != stored:
+            raise self._damaged("checksum mismatch in its header")
+        try:
+            header = json.loads(bytes(block[_FIXED.size:_FIXED.size + length]))
+            size, extents = int(header["size"]), header["extents"]
+            meta_crc = int(header["meta_crc32"])
+            if header.get("version", 0) > FORMAT_VERSION:
+                raise CheckpointFormatError(
+                    f"{self.label} was written by a newer kerasckpt (HDF5 format version {header['version']}; this "
+                    f"one reads version {FORMAT_VERSION}). Upgrade kerasckpt to read it.")
+            extents = [(int(o), int(n), int(c)) for o, n, c in extents]
+            if any(n <= 0 or o < 0 for o, n, _ in extents):
+                raise ValueError("negative extent")
+        except CheckpointFormatError:
+            raise
+        except Exception:
+            raise self._damaged("its header is unreadable") from None
+        if self.size != size:
+            raise self._damaged(f"it is {'truncated' if self.size < size else 'longer than written'}: "
+                                f"{self.size} bytes, expected {size}")
+        try:
+            meta, _, _ = _scan_gaps(self._io, userblock, size, sorted(extents))
+        except CheckpointDamagedError as err:
+            raise self._damaged(str(err)) from None
+        if meta != meta_crc:
+            raise self._damaged("checksum mismatch in the HDF5 metadata (structure, names, attributes)")
+        self._extents = {offset: (length, value) for offset, length, value in extents}
+
+    # ------------------------------------------------------------------ safety
+    def _check_objects(self):
+        """Refuse links, external storage, virtual datasets, filter plugins, non-numeric data and bombs."""
+        count, declared = 0, 0
+        self.datasets, self.children = {}, {"": []}  # path -> (h5py dataset, shape, dtype); group -> names
+        stack = [(self.file, "", 0)]
+        while stack:
+            group, prefix, depth = stack.pop()
+            if depth > _MAX_DEPTH:
+                raise UnsafeCheckpointError(f"{self.label}: refused: groups are nested more than {_MAX_DEPTH} deep "
+                                            f"at '{prefix}'.")
+            for key in group:
+                path = f"{prefix}/{key}" if prefix else key
+                count += 1
+                if count > _MAX_OBJECTS:
+                    raise UnsafeCheckpointError(f"{self.label}: refused: more than {_MAX_OBJECTS} HDF5 objects.")
+                link = group.get(key, getlink=True)
+                if isinstance(link, h5py.SoftLink):
+                    raise UnsafeCheckpointError(
+                        f"{self.label}: refused the soft link '{path}' -> '{link.path}': links could make one "
+                        "variable's value appear under another name. Save the file again without links.")
+                if isinstance(link, h5py.ExternalLink):
+                    raise UnsafeCheckpointError(
+                        f"{self.label}: refused the external link '{path}' -> '{link.filename}:{link.path}': "
+                        "loading must not read other files.")
+                if not isinstance(link, h5py.HardLink):
+                    raise UnsafeCheckpointError(f"{self.label}: refused the user-defined link '{path}'.")
+                obj = group[key]
+                self.children[prefix].append(key)
+                if isinstance(obj, h5py.Group):
+                    self.children[path] = []
+                    stack.append((obj, path, depth + 1))
+                elif isinstance(obj, h5py.Dataset):
+                    declared += self._check_dataset(obj, path)
+        if declared > _BOMB_MIN_BYTES and declared > _BOMB_RATIO * max(self.size, 1):
+            raise UnsafeCheckpointError(
+                f"{self.label}: refused: its datasets declare {declared} bytes in a file of {self.size} bytes "
+                "(a decompression bomb).")
+
+    def _check_dataset(self, dset, path):
+        dtype = dset.dtype
+        if dtype.kind not in "biuf" or dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+            raise UnsafeCheckpointError(
+                f"{self.label}: refused the dataset '{path}' of type {dtype}: only numeric arrays are loaded "
+                "(no objects, strings, opaque or pickled data).")
+        plist = dset.id.get_create_plist()
+        if plist.get_layout() == h5py.h5d.VIRTUAL:
+            raise UnsafeCheckpointError(f"{self.label}: refused the virtual dataset '{path}': it reads other files.")
+        if plist.get_external_count():
+            raise UnsafeCheckpointError(
+                f"{self.label}: refused the dataset '{path}': its data lives in an external file.")
+        for i in range(plist.get_nfilters()):
+            code = plist.get_filter(i)[0]
+            if code not in _SAFE_FILTERS:
+                raise UnsafeCheckpointError(
+                    f"{self.label}: refused the dataset '{path}': it needs HDF5 filter {code}, which would load a "
+                    "plugin library. Only gzip, shuffle, fletcher32 and lzf are accepted.")
+        nbytes = int(np.prod(dset.shape, dtype=np.float64)) * dtype.itemsize if dset.shape is not None else 0
+        stored = dset.id.get_storage_size()
+        if nbytes > _BOMB_MIN_BYTES and nbytes > _BOMB_RATIO * stored:
+            raise UnsafeCheckpointError(
+                f"{self.label}: refused the dataset '{path}': it declares {nbytes} bytes but stores {stored} "
+                "(a decompression bomb).")
+        extent = None
+        if self.verified and nbytes:
+            offset = dset.id.get_offset() if plist.get_layout() == h5py.h5d.CONTIGUOUS else None
+            entry = self._extents.get(offset)
+            if entry is None or entry[0] != nbytes or dtype.byteorder == ">":
+                raise self._damaged(f"dataset '{path}' does not match the extents in its header")
+            attr = dset.attrs.get(CHECKSUM_ATTR)
+            if attr is None or int(attr) != entry[1]:
+                raise self._damaged(f"the checksum attribute of dataset '{path}' does not match its header")
+            extent = (offset, nbytes, entry[1])
+        self.datasets[path] = (dset, tuple(dset.shape), dtype, extent)
+        return nbytes
+
+    # ------------------------------------------------------------------ structure
+    def has_dataset(self, path):
+        return path in self.datasets
+
+    def shape(self, path):
+        return self.datasets[path][1]
+
+    def dataset_names(self, group):
+        """The names of the datasets directly in `group` ('' is the root); [] if there is no such group."""
+        prefix = f"{group}/" if group else ""
+        return [k for k in self.children.get(group, []) if f"{prefix}{k}" in self.datasets]
+
+    def has_group(self, path):
+        return path in self.children
+
+    # ------------------------------------------------------------------ data
+    def read_many(self, paths):
+        """The arrays at `paths` (dataset paths); in a kerasckpt file each is checked against its CRC-32.
+
+        kerasckpt's files are read straight from the verified extents (one `pread` per array, checksums
+        on a worker thread); other files through h5py.
+        """
+        out, pending = [], []
+        pool = None
+        try:
+            for path in paths:
+                dset, shape, dtype, extent = self.datasets[path]
+                try:
+                    if extent is not None:
+                        arr = np.empty(shape, dtype)
+                        offset, nbytes, expected = extent
+                        if self._read_extent(offset, memoryview(arr).cast("B")) != nbytes:
+                            raise self._damaged(f"dataset '{path}' is cut short")
+                        if nbytes >= _THREAD_MIN:
+                            pool = pool or concurrent.futures.ThreadPoolExecutor(max_workers=1)
+                            pending.append((path, pool.submit(crc32, arr), expected))
+                        elif crc32(arr) != expected:
+                            raise self._damaged(f"checksum mismatch in dataset '{path}'")
+                    elif self.verified:
+                        arr = np.zeros(shape, dtype)  # an empty dataset has no bytes to check
+                    else:
+                        arr = np.asarray(dset[()])
+                except CheckpointDamagedError:
+                    raise
+                except Exception as err:
+                    raise self._damaged(f"dataset '{path}' cannot be read ({err})") from None
+                out.append(arr)
+            for path, fut, expected in pending:
+                if fut.result() != expected:
+                    raise self._damaged(f"checksum mismatch in dataset '{path}'")
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        return out
+
+    def _read_extent(self, offset, view):
+        if isinstance(self._io, Window):
+            return pread_into(self._io.fd, view, self._io.base + offset)
+        data = self._io.getbuffer()[offset:offset + len(view)]
+        view[:len(data)] = data
+        return len(data)
+
+    def read(self, path):
+        return self.read_many([path])[0]
+
+    def close(self):
+        try:
+            self.file.close()
+        except Exception:
+            pass
+
+
+def read_attr(node, key, label):
+    """A string or string-list attribute (also split `key0`, `key1`, ... as Keras 2 wrote big ones)."""
+    if key in node.attrs:
+        value = node.attrs[key]
+    elif f"{key}0" in node.attrs:
+        parts, i = [], 0
+        while f"{key}{i}" in node.attrs:
+            parts.extend(np.atleast_1d(node.attrs[f"{key}{i}"]).tolist())
+            i += 1
+        value = parts
+    else:
+        return None
+    return _decode(value, key, label)
+
+
+def _decode(value, key, label):
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.size == 0:
+            return []
+        if value.dtype.kind in "SUO":
+            return [_decode(v, key, label) for v in value.tolist()]
+    if isinstance(value, list):
+        return [_decode(v, key, label) for v in value]
+    if isinstance(value, (np.integer, np.floating, int, float)):
+        return value
+    raise CheckpointFormatError(f"{label}: attribute '{key}' has an unexpected type {type(value).__name__}.")
