@@ -1,6 +1,5 @@
 """The training loop: compile, fit, evaluate, predict and the *_on_batch methods."""
 import math
-import warnings
 
 import numpy as np
 
