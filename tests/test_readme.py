@@ -1,23 +1,70 @@
-"""Every Python code block in the README runs as written."""
+"""Every code block in the README runs as written, in order, in one fresh directory.
+
+```python blocks run as scripts, ```bash blocks with `bash -e -o pipefail`, so a later block can use the
+files an earlier one wrote (the command-line examples read the checkpoints of the Python ones). `python`
+and `kerasckpt` on the PATH are this interpreter and this checkout. Only the two install commands at the
+top are not run here: CI runs exactly those.
+"""
 import os
+import pathlib
 import re
 import subprocess
 import sys
 
 import pytest
 
-README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
-BLOCKS = re.findall(r"```python\n(.*?)```", open(README, encoding="utf-8").read(), flags=re.S)
+REPO = pathlib.Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", flags=re.S | re.M)
+BLOCKS = [(lang.strip(), code) for lang, code in FENCE.findall(README)]
+INSTALL_COMMANDS = {'python -m pip install . && python examples/quickstart.py',
+                    'python -m pip install -e ".[test]" && python -m pytest'}
+RUN = [(i, lang, code) for i, (lang, code) in enumerate(BLOCKS) if code.strip() not in INSTALL_COMMANDS]
 
 
-def test_the_readme_has_python_examples():
-    assert len(BLOCKS) >= 3
+def test_the_readme_has_examples_in_python_and_shell():
+    assert sum(lang == "python" for lang, _ in BLOCKS) >= 3
+    assert sum(lang == "bash" and "kerasckpt" in code for lang, code in BLOCKS) >= 2
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_block_runs(tmp_path, index):
-    script = tmp_path / f"block_{index}.py"
-    script.write_text(BLOCKS[index])
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_the_install_commands_are_the_only_blocks_not_run():
+    assert len(BLOCKS) - len(RUN) == len(INSTALL_COMMANDS)
+
+
+def test_every_block_is_python_or_bash():
+    assert [lang for lang, _ in BLOCKS if lang not in ("python", "bash")] == []
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    """Runs the blocks in order on demand; remembers each result, so a failure is reported once."""
+    workdir = tmp_path_factory.mktemp("readme")
+    shims = tmp_path_factory.mktemp("bin")
+    for name, command in (("python", f'exec "{sys.executable}" "$@"'),
+                          ("kerasckpt", f'exec "{sys.executable}" -m kerasckpt "$@"')):
+        (shims / name).write_text(f"#!/bin/sh\n{command}\n")
+        (shims / name).chmod(0o755)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{shims}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    results = {}
+
+    def run_through(position):
+        for i, lang, code in RUN[:position + 1]:
+            if i in results:
+                continue
+            script = workdir / f"block_{i}.{'py' if lang == 'python' else 'sh'}"
+            script.write_text(code)
+            argv = [sys.executable, str(script)] if lang == "python" else ["bash", "-e", "-o", "pipefail", str(script)]
+            results[i] = subprocess.run(argv, cwd=workdir, capture_output=True, text=True, timeout=600, env=env)
+        return results[RUN[position][0]], [j for j, _, _ in RUN[:position] if results[j].returncode != 0]
+
+    return run_through
+
+
+@pytest.mark.parametrize("position", range(len(RUN)), ids=[f"block{i}-{lang}" for i, lang, _ in RUN])
+def test_readme_block_runs(session, position):
+    done, failed_before = session(position)
+    assert not failed_before, f"README blocks {failed_before} failed before this one"
+    assert done.returncode == 0, (RUN[position][2] + "\n--- stdout\n" + done.stdout[-3000:] + "\n--- stderr\n"
+                                  + done.stderr[-3000:])
+    assert "Traceback" not in done.stderr
