@@ -12,6 +12,7 @@ import pytest
 
 import kerasckpt
 from kerasckpt import cli, layers
+from kerasckpt.cli.ls import _parse_name
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -564,13 +565,13 @@ def test_ls_accuracy_is_best_when_highest(capsys, tmp_path):
     ("best.keras", {}),
 ])
 def test_ls_reads_values_from_conventional_names(name, expected):
-    assert cli._parse_name(name, None) == expected
+    assert _parse_name(name, None) == expected
 
 
 def test_ls_template_parsing():
     regex = cli.template_regex("runs/ckpt-{epoch}-{batch}-{val/loss:.2e}")
-    assert cli._parse_name("ckpt-3-40-1.25e-03", regex) == {"epoch": 3, "batch": 40, "val/loss": 1.25e-3}
-    assert cli._parse_name("other.keras", regex) is None
+    assert _parse_name("ckpt-3-40-1.25e-03", regex) == {"epoch": 3, "batch": 40, "val/loss": 1.25e-3}
+    assert _parse_name("other.keras", regex) is None
 
 
 def test_ls_manager_directory(capsys, tmp_path):

@@ -1,0 +1,127 @@
+"""The argparse parser of `kerasckpt` and `main(argv)`: dispatch to a command, errors to exit statuses."""
+import argparse
+import contextlib
+import os
+import sys
+import warnings
+
+from kerasckpt.errors import CheckpointError
+from kerasckpt.cli.errors import EXIT_BAD_INPUT, EXIT_OK, CLIError
+from kerasckpt.cli.inspect import cmd_inspect
+from kerasckpt.cli.verify import cmd_verify
+from kerasckpt.cli.diff import cmd_diff
+from kerasckpt.cli.convert import cmd_convert
+from kerasckpt.cli.ls import cmd_ls
+
+
+def build_parser():
+    """The argparse parser of `kerasckpt` and its five subcommands."""
+    from kerasckpt import __version__
+    parser = argparse.ArgumentParser(
+        prog="kerasckpt",
+        description="Inspect, verify, compare, convert and list checkpoints: .keras, .weights.h5, legacy .h5/.hdf5 "
+                    "and native checkpoint prefixes (PREFIX.index + PREFIX.data-*).",
+        epilog="Exit status: 0 success; 1 damage found (verify), files differ (diff) or nothing found (ls --best); "
+               "2 bad input (missing file, unknown format, wrong arguments).")
+    parser.add_argument("--version", action="version", version=f"kerasckpt {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="show the Python traceback of an error")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    p = commands.add_parser("inspect", help="format, metadata, model summary and variables of one checkpoint",
+                            description="Show the format, metadata (versions, date, step and epoch where known), the "
+                                        "model summary when the file holds an architecture, and a table of variables.")
+    p.add_argument("path", help="a .keras/.weights.h5/.h5 file, a checkpoint prefix, or a CheckpointManager "
+                                "directory (its latest checkpoint)")
+    p.add_argument("--stats", action="store_true", help="also read every value (checksums verified): min, max, mean")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=cmd_inspect)
+
+    p = commands.add_parser("verify", help="check every checksum and structural invariant",
+                            description="Check every checksum and structural invariant. A directory means every "
+                                        "checkpoint in it, plus the CheckpointManager state file. Exit status 0 only "
+                                        "when everything is intact.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files, checkpoint prefixes or directories")
+    p.add_argument("--strict", action="store_true", help="also fail files without checksums (written by Keras)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=cmd_verify)
+
+    p = commands.add_parser("diff", help="compare the variables of two checkpoints",
+                            description="List variables only in one file, shape/dtype changes and the largest "
+                                        "absolute difference per variable. Exit status 0 when every difference is "
+                                        "at most --atol (and nothing else changed), else 1.")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.add_argument("--atol", type=float, default=0.0, help="largest absolute difference still counted as equal "
+                                                           "(default 0: identical)")
+    p.add_argument("--model", metavar="FILE", help="a .keras/.h5 model file whose architecture lines up weights-only "
+                                                   "files of different formats")
+    p.add_argument("--all", action="store_true", help="also list identical variables")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=cmd_diff)
+
+    p = commands.add_parser("convert", help="convert between .keras, .weights.h5, legacy .h5 and checkpoint prefixes",
+                            description="Convert SRC to the format DST's ending names (.keras, .weights.h5, .h5/.hdf5, "
+                                        "anything else: a checkpoint prefix), keeping everything both formats can "
+                                        "hold (weights, optimizer state, architecture, compile arguments), then "
+                                        "reload DST and check it holds the same values.")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument("--model", metavar="FILE", help="a .keras/.h5 model file giving the architecture when SRC holds "
+                                                   "weights only")
+    p.add_argument("--weights-only", action="store_true", help="write only weights (and optimizer state) to a .h5")
+    p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    p.set_defaults(func=cmd_convert)
+
+    p = commands.add_parser("ls", help="list the checkpoints in a directory, newest first, and the best one",
+                            description="List the checkpoints a CheckpointManager, ModelCheckpoint or BackupAndRestore "
+                                        "left in a directory, newest first, with the values encoded in file names and "
+                                        "which one is best.")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--template", help="the ModelCheckpoint filepath that named the files, e.g. "
+                                      "'model.{epoch:02d}-{val_loss:.3f}.keras' (default: guess from the names)")
+    p.add_argument("--monitor", help="the value that decides the best (default: the first one in the names)")
+    p.add_argument("--mode", choices=("auto", "min", "max"), default="auto",
+                   help="whether the best is the lowest or highest value (auto: highest for accuracy-like names)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--best", action="store_true", help="print only the path of the best checkpoint")
+    which.add_argument("--latest", action="store_true", help="print only the path of the newest checkpoint")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=cmd_ls)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"kerasckpt: warning: {message}", file=sys.stderr)
+
+
+def main(argv=None):
+    """Run the `kerasckpt` command with `argv` (default: `sys.argv[1:]`); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help, --version, or a usage error already printed by argparse
+        return exit.code if isinstance(exit.code, int) else EXIT_BAD_INPUT
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
+    except KeyboardInterrupt:
+        print("kerasckpt: interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `kerasckpt ... | head`: the reader has gone, nothing left to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except (CLIError, CheckpointError, OSError, ValueError, KeyError) as err:
+        if args.traceback:
+            raise
+        message = str(err) if not isinstance(err, KeyError) or isinstance(err, CheckpointError) else \
+            (err.args[0] if err.args else repr(err))
+        if isinstance(err, OSError) and not isinstance(err, CheckpointError) and err.filename and err.strerror:
+            message = f"'{err.filename}': {err.strerror}."
+        print(f"kerasckpt {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()

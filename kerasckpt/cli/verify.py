@@ -1,0 +1,159 @@
+"""`kerasckpt verify`: every checksum and structural invariant of files, prefixes and directories."""
+import os
+import warnings
+
+import numpy as np
+
+from kerasckpt.errors import CheckpointError
+from kerasckpt.cli.errors import EXIT_NO, EXIT_OK, CLIError
+from kerasckpt.cli.output import _natural, _out, _print_json, _progress
+from kerasckpt.cli.sources import _NUMBERED, MODEL_ENDINGS, SHORT_NAMES, KerasSource, open_source
+from kerasckpt.cli.models import _load_model
+
+
+def cmd_verify(args):
+    """`kerasckpt verify`: exit status 0 only when every path (every checkpoint of a directory) is intact."""
+    results = []
+    for path in args.paths:
+        results.extend(_verify_target(path))
+    failed = [r for r in results if not r["ok"] or (args.strict and r.get("checksums") is False)]
+    if args.json:
+        _print_json({"intact": not failed, "results": results})
+    else:
+        for r in results:
+            status = "OK" if r["ok"] else "DAMAGED" if r.get("exists", True) else "MISSING"
+            if r["ok"] and args.strict and r.get("checksums") is False:
+                status = "UNCHECKED"
+            _out(f"{status:9} {r['path']}  ({r['what']})")
+            for problem in r["problems"]:
+                _out(f"          - {problem}")
+            for note in r["notes"]:
+                _out(f"          note: {note}")
+        total, damaged = len(results), sum(1 for r in results if not r["ok"])
+        unchecked = len(failed) - damaged
+        summary = f"{total - damaged} of {total} intact" if damaged else f"all {total} intact"
+        if unchecked:
+            summary += f"; {unchecked} without checksums (refused by --strict)"
+        _out(f"\n{summary[0].upper()}{summary[1:]}.")
+    return EXIT_NO if failed else EXIT_OK
+
+
+def _verify_target(path):
+    if os.path.isdir(path) and not os.path.isfile(path + ".index"):
+        return _verify_directory(path)
+    return [_verify_one(path)]
+
+
+def _verify_one(path, note=None):
+    result = {"path": path, "what": "?", "ok": False, "problems": [], "notes": [note] if note else [], "exists": True}
+    try:
+        src = open_source(path)
+    except CLIError as err:
+        result["exists"] = os.path.exists(path) or os.path.exists(path + ".index")
+        result["what"] = "not found" if not result["exists"] else "unreadable"
+        result["problems"].append(str(err))
+        return result
+    except CheckpointError as err:
+        result["what"] = "could not be opened"
+        result["problems"].append(str(err))
+        return result
+    with src:
+        result["path"] = src.path
+        result["format"] = src.kind
+        result["checksums"] = src.kind == "native" or src.checksummed
+        variables = src.variables()
+        result["what"] = f"{SHORT_NAMES[src.kind]}, {len(variables)} values" + (
+            "" if result["checksums"] else ", no checksums: structure read, values unverifiable")
+        if isinstance(src, KerasSource):
+            try:
+                src.check_members()
+            except CheckpointError as err:
+                result["problems"].append(str(err))
+        seen = set()
+        result["notes"] += src.notes()
+        nbytes = sum(int(np.prod(s)) * d.itemsize for _, s, d in variables)
+        with _progress(total=nbytes, desc=f"verify {os.path.basename(src.path)}", unit="B", unit_scale=True) as bar:
+            for key, shape, dtype in variables:
+                try:
+                    src.check(key)
+                except CheckpointError as err:
+                    message = str(err)
+                    if message not in seen:  # a missing data file fails every value in it the same way
+                        seen.add(message)
+                        result["problems"].append(message)
+                bar.update(int(np.prod(shape)) * dtype.itemsize)
+        if not result["problems"]:  # a value that cannot be read already names its file's damage
+            try:
+                src.check_structure()
+            except CheckpointError as err:
+                result["problems"].append(str(err))
+        if not result["problems"] and src.has_architecture():
+            kind, message = _check_architecture(src)
+            if message:
+                result[kind].append(message)
+    result["ok"] = not result["problems"]
+    return result
+
+
+def _check_architecture(src):
+    """Load the whole model (the config must rebuild, every weight must fit it): `("problems"|"notes", message)`."""
+    from kerasckpt.errors import UnknownObjectError
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _load_model(src.path, compile=True)
+    except UnknownObjectError as err:  # not damage: this installation lacks a class the file names
+        return "notes", f"architecture not checked: {err}"
+    except CheckpointError as err:
+        return "problems", f"the architecture and the weights do not fit together: {err}"
+    return "notes", None
+
+
+def _verify_directory(directory):
+    from kerasckpt.checkpoint import manager
+    results, done = [], set()
+    state, problem = manager.read_state(directory)
+    state_path = os.path.join(directory, manager.STATE_FILE)
+    if problem is not None:
+        results.append({"path": state_path, "what": "CheckpointManager state file", "ok": False,
+                        "problems": [f"{problem}. Delete it: the next CheckpointManager.save() writes a new one."],
+                        "notes": []})
+    elif state is not None:
+        listed = list(dict.fromkeys(state.all_model_checkpoint_paths + [state.model_checkpoint_path]))
+        prefixes = [p if os.path.isabs(p) else os.path.join(directory, p) for p in listed]
+        missing = [p for p in prefixes if not os.path.isfile(p + ".index")]
+        entry = {"path": state_path, "what": f"CheckpointManager state file, {len(listed)} checkpoints listed",
+                 "ok": not missing, "notes": [],
+                 "problems": [f"it lists '{p}', whose index '{p}.index' is missing" for p in missing]}
+        results.append(entry)
+        for prefix in prefixes:
+            if prefix not in missing:
+                results.append(_verify_one(prefix))
+                done.add(os.path.normpath(prefix))
+    found = _checkpoints_in(directory)
+    for kind, path in found:
+        if os.path.normpath(path) in done:
+            continue
+        numbered = kind == "native" and _NUMBERED.match(os.path.basename(path))
+        note = "not listed in the state file" if state is not None and numbered else None
+        results.append(_verify_one(path, note))
+    if not results:
+        results.append({"path": directory, "what": "directory", "ok": False, "exists": True, "notes": [],
+                        "problems": [f"'{directory}' holds no checkpoints (.keras, .weights.h5, .h5, .hdf5 files or "
+                                     "PREFIX.index checkpoints)."]})
+    return results
+
+
+def _checkpoints_in(directory):
+    """`[(kind, path)]` of the checkpoint files and prefixes in `directory`, by name."""
+    from kerasckpt._fileio import TEMP_MARK
+    out = []
+    for name in sorted(os.listdir(directory), key=_natural):
+        full = os.path.join(directory, name)
+        if TEMP_MARK in name or not os.path.isfile(full):
+            continue
+        if name.endswith(".index"):
+            out.append(("native", full[:-len(".index")]))
+        elif name.lower().endswith(MODEL_ENDINGS):
+            out.append(("file", full))
+    return out
