@@ -1,11 +1,14 @@
 """Exact resume: fit() interrupted at (epoch, batch) and started again equals a run never interrupted."""
 import itertools
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
 
 import kerasckpt
+from kerasckpt import _background
 from kerasckpt.callbacks import (BackupAndRestore, Callback, CSVLogger, EarlyStopping, ModelCheckpoint,
                                  ReduceLROnPlateau)
 from kerasckpt.checkpoint import files
@@ -37,7 +40,8 @@ def _optimizer(name):
             "rmsprop": lambda: kerasckpt.optimizers.RMSprop(0.005)}[name]()
 
 
-def _train(tmp_path, kind, optimizer, dropout, shuffle, save_freq, crash=None, monitor_callbacks=True):
+def _train(tmp_path, kind, optimizer, dropout, shuffle, save_freq, crash=None, monitor_callbacks=True,
+           background=False):
     """One fit() with the resume-relevant callbacks; returns the model and its callbacks."""
     kerasckpt.utils.clear_session()
     kerasckpt.utils.set_random_seed(3)
@@ -45,11 +49,13 @@ def _train(tmp_path, kind, optimizer, dropout, shuffle, save_freq, crash=None, m
     x, y = tiny_data(64)
     model = make_model(kind, dropout=dropout)
     model.compile(optimizer=_optimizer(optimizer), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    mc = ModelCheckpoint(str(tmp_path / "mc" / "w{epoch}"), monitor="val_loss", save_best_only=True)
+    mc = ModelCheckpoint(str(tmp_path / "mc" / "w{epoch}"), monitor="val_loss", save_best_only=True,
+                         save_in_background=background)
     es = EarlyStopping(monitor="val_loss", patience=1, min_delta=0.05)
     others = [mc, es, ReduceLROnPlateau(monitor="val_loss", patience=1, factor=0.5),
               CSVLogger(str(tmp_path / "log.csv"))] if monitor_callbacks else []
-    callbacks = [BackupAndRestore(str(tmp_path / "backup"), save_freq=save_freq)] + others
+    callbacks = [BackupAndRestore(str(tmp_path / "backup"), save_freq=save_freq,
+                                  save_in_background=background)] + others
     if crash is not None:
         callbacks.append(Crash(*crash))
     model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, validation_split=0.25, shuffle=shuffle, verbose=0,
@@ -80,17 +86,39 @@ CASES = [(kind, freq, crash, opt, dropout, shuffle) for (kind, freq, crash), opt
 
 @pytest.mark.parametrize("kind,save_freq,crash,optimizer,dropout,shuffle", CASES)
 def test_interrupted_fit_resumes_to_the_same_run(tmp_path, kind, save_freq, crash, optimizer, dropout, shuffle):
+    _check_resume(tmp_path, kind, save_freq, crash, optimizer, dropout, shuffle, background=False)
+
+
+@pytest.mark.parametrize("kind,save_freq,crash,optimizer,dropout,shuffle", CASES[::2])
+def test_interrupted_fit_resumes_to_the_same_run_with_background_saving(tmp_path, monkeypatch, kind, save_freq, crash,
+                                                                       optimizer, dropout, shuffle):
+    """BackupAndRestore and ModelCheckpoint save in the background, with slow writes: training moves on
+    while a backup is written, and the crash comes with saves still in flight."""
+    real = _background.PreparedSave.write
+
+    def slow(prepared, arrays=None):
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.01)
+        return real(prepared, arrays)
+    monkeypatch.setattr(_background.PreparedSave, "write", slow)
+    _check_resume(tmp_path, kind, save_freq, crash, optimizer, dropout, shuffle, background=True)
+
+
+def _check_resume(tmp_path, kind, save_freq, crash, optimizer, dropout, shuffle, background):
     straight_dir, resumed_dir = tmp_path / "straight", tmp_path / "resumed"
-    straight, straight_mc, straight_es = _train(straight_dir, kind, optimizer, dropout, shuffle, save_freq)
+    straight, straight_mc, straight_es = _train(straight_dir, kind, optimizer, dropout, shuffle, save_freq,
+                                                background=background)
     crash = (min(crash[0], len(straight.history.epoch) - 1), crash[1])  # EarlyStopping may end training early
 
     with pytest.raises(KeyboardInterrupt, match="simulated crash"):
-        _train(resumed_dir, kind, optimizer, dropout, shuffle, save_freq, crash=crash)
+        _train(resumed_dir, kind, optimizer, dropout, shuffle, save_freq, crash=crash, background=background)
+    _background.wait_all()  # saves the interrupted fit() left in flight finish (as they would at exit)
     batches_done = crash[0] * 6 + crash[1]  # finished batches before the crashing one
     expect_backup = crash[0] > 0 if save_freq == "epoch" else batches_done >= save_freq
     has_backup = (resumed_dir / "backup").is_dir() and bool(os.listdir(resumed_dir / "backup"))
     assert has_backup == expect_backup
-    resumed, resumed_mc, resumed_es = _train(resumed_dir, kind, optimizer, dropout, shuffle, save_freq)
+    resumed, resumed_mc, resumed_es = _train(resumed_dir, kind, optimizer, dropout, shuffle, save_freq,
+                                             background=background)
 
     for a, b in zip(_state(straight), _state(resumed), strict=True):
         assert np.array_equal(a, b)

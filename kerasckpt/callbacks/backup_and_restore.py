@@ -5,9 +5,11 @@ import warnings
 
 import numpy as np
 
+from kerasckpt import _background
 from kerasckpt import random as _random
 from kerasckpt.callbacks.base import Callback
 from kerasckpt.checkpoint import files
+from kerasckpt.checkpoint.checkpoint import prepare_checkpoint_write
 from kerasckpt.checkpoint.graph import ObjectGraph
 from kerasckpt.errors import CheckpointError, CheckpointMismatchError
 from kerasckpt.random import SeedGenerator
@@ -29,15 +31,21 @@ class BackupAndRestore(Callback):
         delete_checkpoint: remove the backup when `fit()` finishes.
         double_checkpoint: keep the previous backup too, and fall back to it (with a warning) when
             the newest is damaged.
+        save_in_background: copy the training state in memory (training waits only for that copy) and
+            write the backup on a writer thread; the next backup waits for it, `on_train_end` too. A
+            failed write is raised at the next backup or at the end of `fit()`. The same keyword as
+            `ModelCheckpoint` and `CheckpointOptions(save_in_background=True)`.
 
     Note: unlike Keras, which restores weights, optimizer and the epoch only, a resumed run here is the
     same run: with an integer `save_freq` it continues at the next batch of the interrupted epoch, and
     the final weights, History and callback states equal those of an uninterrupted run bit for bit.
     Backups are taken after every callback has finished the batch or epoch. A backup made with other
-    `fit()` arguments or another model is refused with an error listing the differences.
+    `fit()` arguments or another model is refused with an error listing the differences. In the
+    background the backup still holds one consistent point (values, loop state, callback states).
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, double_checkpoint=False):
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, double_checkpoint=False,
+                 save_in_background=False):
         super().__init__()
         if not backup_dir:
             raise ValueError("BackupAndRestore needs a backup_dir. Received an empty value.")
@@ -50,6 +58,8 @@ class BackupAndRestore(Callback):
         self.double_checkpoint = bool(double_checkpoint)
         self._batches_since_save = 0
         self._sequence = 0
+        self.save_in_background = bool(save_in_background)
+        self._writer = _background.BackgroundWriter("BackupAndRestore") if self.save_in_background else None
 
     # ------------------------------------------------------------------ file names
 
@@ -66,6 +76,8 @@ class BackupAndRestore(Callback):
                                "Checkpoint with a CheckpointManager instead.")
         self._batches_since_save = 0
         loop.add_saver(self._at_consistent_point)
+        self.wait_until_finished()  # a backup left in flight by an interrupted fit() with this callback
+        _background.wait_for_paths(self._prefixes())  # ... or by another BackupAndRestore on this directory
         candidates = self._backups_newest_first()
         for i, (prefix, metadata) in enumerate(candidates):
             try:
@@ -81,6 +93,9 @@ class BackupAndRestore(Callback):
                 raise
 
     def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.wait()  # raises a failed backup (and keeps the last complete one on disk)
+            self._writer.release_buffers()
         if self.delete_checkpoint:
             for prefix in self._prefixes():
                 for path in glob.glob(glob.escape(prefix) + ".*"):
@@ -102,17 +117,26 @@ class BackupAndRestore(Callback):
         model = self.model
         return ObjectGraph({"model": model, "optimizer": model.optimizer, "metrics": list(model.metrics)})
 
+    def wait_until_finished(self):
+        """Wait for a background backup in flight; raise its error if it failed."""
+        if self._writer is not None:
+            self._writer.wait()
+
     def _save(self):
         loop = self.model._fit_loop
+        self.wait_until_finished()  # one backup in flight; double_checkpoint must not overtake it
         graph = self._graph()
-        values = [(node.key, node.value()) for node in graph.value_nodes()]
         self._sequence += 1
         metadata = {"format": FORMAT, "sequence": self._sequence, "loop": loop.get_state(),
                     "global_random_state": _random.get_global_state(),
                     "callback": {"batches_since_save": self._batches_since_save}}
         prefixes = self._prefixes()
         target = prefixes[self._sequence % len(prefixes)]  # double_checkpoint alternates, keeping the other
-        files.write_checkpoint(target, values, graph.to_json(), metadata=metadata)
+        prepared = prepare_checkpoint_write(target, graph, metadata)  # the loop state is fixed (copied) here
+        if self._writer is not None:
+            self._writer.submit(prepared)
+        else:
+            prepared.write()
 
     def _backups_newest_first(self):
         found = []

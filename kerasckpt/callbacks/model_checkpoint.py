@@ -7,7 +7,10 @@ import string
 import time
 import warnings
 
+from kerasckpt import _background
 from kerasckpt.callbacks.monitor import MonitorCallback, is_nan
+from kerasckpt.checkpoint import files as checkpoint_files
+from kerasckpt.saving import api as saving_api
 
 
 class FilepathTemplate(string.Formatter):
@@ -64,6 +67,19 @@ def file_kind(path, save_weights_only):
     return "prefix"
 
 
+def file_identity(path):
+    """`[inode, mtime_ns, size]` of a saved file (of a prefix's `.index`), or None when it is not there."""
+    for candidate in (path, path + ".index"):
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if candidate != path and not checkpoint_files.is_complete(path):
+            return None
+        return [st.st_ino, st.st_mtime_ns, st.st_size]
+    return None
+
+
 def remove_checkpoint_file(path):
     """Delete a file this callback wrote, or every file of a native checkpoint prefix."""
     if os.path.isfile(path):
@@ -91,16 +107,24 @@ class ModelCheckpoint(MonitorCallback):
         initial_value_threshold: the value the first monitored value has to beat.
         save_top_k: keep only the k files with the best monitored values (newest wins ties).
         max_to_keep: keep only the n newest files. With `save_top_k` too, a file is kept if either keeps it.
+        save_in_background: copy the values in memory (training waits only for that copy) and write the
+            file on a writer thread. One save in flight: the next one waits for it. `best`,
+            `best_filepath`, `files` and retention advance once the file is complete, at the next save,
+            `wait_until_finished()` or `on_train_end`; a failed write is raised there. The same keyword
+            as `BackupAndRestore` and `CheckpointOptions(save_in_background=True)`.
 
     Note: every write is atomic, so a crash mid-save never loses the previous file; a NaN monitored
     value is never "best" and does not block later improvements; with `save_best_only` a missing
     `monitor` warns once and saves nothing (Keras warns and saves); `best`, `best_filepath` and the
     files written survive a resume through `get_state()`/`set_state()`; the file at `best_filepath`
     is never deleted by `save_top_k`/`max_to_keep`, and only files this callback wrote are deleted.
+    Keras has no background saving; here the file holds the values of the moment of the save even if
+    training changes them while it is written, and a save still in flight at exit is finished first.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
-                 mode="auto", save_freq="epoch", initial_value_threshold=None, save_top_k=None, max_to_keep=None):
+                 mode="auto", save_freq="epoch", initial_value_threshold=None, save_top_k=None, max_to_keep=None,
+                 save_in_background=False):
         super().__init__(monitor, mode, initial_value_threshold)
         self.template = FilepathTemplate(filepath)
         self.filepath = self.template.template
@@ -125,11 +149,25 @@ class ModelCheckpoint(MonitorCallback):
         self._current_epoch = 0
         self._last_save_time = None
         self._warned_missing = False
+        self.save_in_background = bool(save_in_background)
+        self._writer = _background.BackgroundWriter("ModelCheckpoint") if self.save_in_background else None
+        self._pending = None  # the save queued last, counted once its file is complete (JSON-ready, resumable)
+        self._queued = False  # whether `_pending` is this object's writer's job (else: from set_state)
 
     # ------------------------------------------------------------------ hooks
 
     def on_train_begin(self, logs=None):
+        self._finish_pending()  # a save left in flight by an interrupted fit() with this callback
         self._last_save_time = time.monotonic()
+
+    def on_train_end(self, logs=None):
+        self._finish_pending()
+        if self._writer is not None:
+            self._writer.release_buffers()
+
+    def wait_until_finished(self):
+        """Wait for a background save in flight, then count it (`best`, `files`, retention) or raise its error."""
+        self._finish_pending()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
@@ -197,6 +235,7 @@ class ModelCheckpoint(MonitorCallback):
     def _save_model(self, epoch, batch, logs):
         logs = logs or {}
         filepath = self.template.fill(epoch, batch, logs)
+        self._finish_pending()  # `best` must count the previous save before this one is decided
         current = logs.get(self.monitor)
         current = None if current is None else float(current)
         if not self._should_save(epoch, current, filepath):
@@ -208,6 +247,9 @@ class ModelCheckpoint(MonitorCallback):
         dirname = os.path.dirname(filepath)
         if dirname:
             os.makedirs(dirname, exist_ok=True)
+        if self._writer is not None:
+            self._queue(filepath, epoch, batch, current)
+            return
         self._write(filepath)
         self._last_save_time = time.monotonic()
         self._record(filepath, epoch, batch, current)
@@ -220,6 +262,50 @@ class ModelCheckpoint(MonitorCallback):
             self.model.save_weights(filepath, overwrite=True)
         else:
             self.model.save(filepath, overwrite=True)
+
+    def _prepare(self, filepath):
+        if file_kind(filepath, self.save_weights_only) in ("weights", "prefix"):
+            return saving_api.prepare_save_weights(self.model, filepath, overwrite=True)
+        return saving_api.prepare_save_model(self.model, filepath, overwrite=True)
+
+    def _queue(self, filepath, epoch, batch, current):
+        prepared = self._prepare(filepath)  # configs and JSON state fixed now; arrays copied by submit()
+        self._pending = {"path": filepath, "epoch": epoch, "batch": batch, "value": current,
+                         "before": file_identity(filepath)}
+        try:
+            self._writer.submit(prepared)
+        except BaseException:
+            self._pending = None
+            raise
+        self._queued = True
+        self._last_save_time = time.monotonic()
+
+    def _finish_pending(self):
+        """Count the save in flight once its file is complete; raise its error if it failed."""
+        pending = self._pending
+        if pending is None:
+            return
+        if self._queued:
+            self._queued = False
+            try:
+                self._writer.wait()
+            except BaseException:
+                self._pending = None
+                raise
+            complete = True
+        else:  # restored by set_state(): queued by an interrupted run, which may have finished it
+            _background.wait_for_paths([pending["path"]])
+            complete = file_identity(pending["path"]) not in (None, pending["before"])
+            if not complete:
+                warnings.warn(
+                    f"ModelCheckpoint: the save of '{pending['path']}' queued before training was interrupted did "
+                    "not complete, so it is not counted (best, best_filepath and files keep their previous values). "
+                    "The next save writes a new file.", stacklevel=3)
+        self._pending = None
+        if complete:
+            self._record(pending["path"], pending["epoch"], pending["batch"], pending["value"])
+            if self.verbose > 0:
+                print(f"\nEpoch {pending['epoch'] + 1}: finished saving model to {pending['path']}")
 
     def _record(self, filepath, epoch, batch, current):
         """Note the new file, update `best`, then apply retention (the new file is complete by now)."""
@@ -264,7 +350,8 @@ class ModelCheckpoint(MonitorCallback):
         return {"best": self.best, "best_filepath": self.best_filepath, "files": [dict(f) for f in self.files],
                 "batches_seen_since_last_saving": self._batches_seen_since_last_saving,
                 "last_batch_seen": self._last_batch_seen, "current_epoch": self._current_epoch,
-                "warned_missing": self._warned_missing}
+                "warned_missing": self._warned_missing,
+                "pending": None if self._pending is None else dict(self._pending)}
 
     def set_state(self, state):
         self.best, self.best_filepath = state["best"], state["best_filepath"]
@@ -273,3 +360,4 @@ class ModelCheckpoint(MonitorCallback):
         self._last_batch_seen = state["last_batch_seen"]
         self._current_epoch = state["current_epoch"]
         self._warned_missing = state["warned_missing"]
+        self._pending, self._queued = state.get("pending"), False

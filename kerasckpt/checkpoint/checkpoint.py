@@ -2,6 +2,7 @@
 when they are created (deferred restoration); the restore statuses and their assertions.
 """
 import difflib
+import json
 import os
 import warnings
 import weakref
@@ -9,10 +10,11 @@ from collections import deque
 
 import numpy as np
 
-from kerasckpt import tracking
+from kerasckpt import _background, tracking
+from kerasckpt._background import BackgroundWriter, PreparedSave
 from kerasckpt.checkpoint import files
 from kerasckpt.checkpoint.graph import SEED_FIELDS, ObjectGraph, children_of, is_checkpointable, slots_of
-from kerasckpt.errors import CheckpointMismatchError
+from kerasckpt.errors import CheckpointIsADirectoryError, CheckpointMismatchError
 from kerasckpt.random import SeedGenerator
 from kerasckpt.tracking import Trackable
 from kerasckpt.variables import Variable
@@ -21,18 +23,67 @@ _MAX_LISTED = 20
 
 
 class CheckpointOptions:
-    """Options for `Checkpoint.save` / `write`.
+    """Options for `Checkpoint.save` / `write` and `CheckpointManager`.
 
     Args:
         max_shard_size: the largest data file in bytes; values continue in the next file
             (`prefix.data-00001-of-00003`, ...). None (default): one data file.
+        save_in_background: copy the values in memory (the only time the caller waits) and write the
+            files on a writer thread; `save()`/`write()` return at once. One save is in flight at a
+            time per Checkpoint: the next one waits for it. A failed write raises at the next save,
+            restore or `wait_until_finished()`. The same keyword as `ModelCheckpoint` and
+            `BackupAndRestore(save_in_background=True)`.
+        enable_async: TensorFlow's name for `save_in_background` (also accepted as
+            `experimental_enable_async_checkpoint`).
+
+    Note: unlike TensorFlow's async checkpoints, the state file and `CheckpointManager` retention
+    advance only once the files are complete, and a failed background write is never lost: it is
+    raised in the saving thread, or printed at exit if nobody asked.
     """
 
-    def __init__(self, max_shard_size=None):
+    def __init__(self, max_shard_size=None, save_in_background=False, enable_async=False,
+                 experimental_enable_async_checkpoint=False):
         if max_shard_size is not None and (not isinstance(max_shard_size, int) or max_shard_size < 1):
             raise ValueError(f"`max_shard_size` must be a positive number of bytes or None. "
                              f"Received: max_shard_size={max_shard_size!r}")
         self.max_shard_size = max_shard_size
+        self.save_in_background = bool(save_in_background or enable_async or experimental_enable_async_checkpoint)
+
+
+def _in_background(options):
+    return bool(getattr(options, "save_in_background", False))
+
+
+def prepare_checkpoint_write(prefix, graph, metadata=None, max_shard_size=None, then=None):
+    """A PreparedSave of every value of `graph` at `prefix`; the graph and metadata are fixed now.
+
+    `then(prefix)` runs after the files are complete (e.g. to record them in a state file).
+    """
+    prefix = os.fspath(prefix)
+    if not os.path.basename(prefix):
+        raise ValueError(f"Checkpoint prefix {prefix!r} ends with a path separator. Pass a file prefix such as "
+                         f"{os.path.join(prefix, 'ckpt')!r}.")
+    if os.path.isdir(prefix + ".index"):
+        raise CheckpointIsADirectoryError(f"Cannot write checkpoint '{prefix}': '{prefix}.index' is a directory. "
+                                          "Choose another prefix or remove that directory.")
+    keys, arrays, seen = [], [], set()
+    for node in graph.value_nodes():
+        if node.key in seen:
+            raise ValueError(f"Two objects of this Checkpoint have the same path '{node.key}'. Rename one of "
+                             "the attributes or roots.")
+        seen.add(node.key)
+        keys.append(node.key)
+        arrays.append(node.value())
+    graph_json = graph.to_json()
+    metadata = json.loads(json.dumps(metadata)) if metadata else None  # a deep copy: live state moves on
+
+    def write(values):
+        files.write_checkpoint(prefix, list(zip(keys, values)), graph_json, max_shard_size=max_shard_size,
+                               metadata=metadata)
+        if then is not None:
+            then(prefix)
+        return prefix
+    return PreparedSave(arrays, write, [prefix])
 
 
 class Checkpoint(Trackable):
@@ -105,29 +156,47 @@ class Checkpoint(Trackable):
             tracking.child_created(self, "save_counter", counter)
 
     # ------------------------------------------------------------------ writing
+    def _writer(self):
+        """The one background writer of this Checkpoint (shared with its CheckpointManagers)."""
+        writer = self.__dict__.get("_bg_writer")
+        if writer is None:
+            writer = BackgroundWriter("Checkpoint")
+            object.__setattr__(self, "_bg_writer", writer)
+        return writer
+
+    def _prepare_write(self, prefix, options=None, then=None):
+        metadata = {"save_counter": None if self._save_counter is None else int(self._save_counter._value)}
+        return prepare_checkpoint_write(prefix, ObjectGraph(self), metadata,
+                                        max_shard_size=getattr(options, "max_shard_size", None), then=then)
+
+    def wait_until_finished(self):
+        """Wait until no background save of this Checkpoint is in flight; raise the error of a failed one."""
+        writer = self.__dict__.get("_bg_writer")
+        if writer is not None:
+            writer.wait()
+
+    def sync(self):
+        """TensorFlow's name for `wait_until_finished()`."""
+        self.wait_until_finished()
+
     def write(self, file_prefix, options=None):
         """Write exactly `file_prefix` (`.index` + `.data-*`), without numbering or a state file.
 
         Args:
             file_prefix: the path prefix (str or `pathlib.Path`); parent directories are created.
-            options: a `CheckpointOptions`.
+            options: a `CheckpointOptions`; with `save_in_background=True` the values are copied now
+                and written on a writer thread (see `wait_until_finished()`).
 
         Returns:
             `file_prefix` as a string.
         """
         prefix = os.fspath(file_prefix)
-        graph = ObjectGraph(self)
-        values, seen = [], {}
-        for node in graph.value_nodes():
-            if node.key in seen:
-                raise ValueError(f"Two objects of this Checkpoint have the same path '{node.key}'. Rename one of "
-                                 "the attributes or roots.")
-            seen[node.key] = node
-            values.append((node.key, node.value()))
-        files.write_checkpoint(prefix, values, graph.to_json(),
-                               max_shard_size=getattr(options, "max_shard_size", None),
-                               metadata={"save_counter": None if self._save_counter is None
-                                         else int(self._save_counter._value)})
+        self.wait_until_finished()
+        prepared = self._prepare_write(prefix, options)
+        if _in_background(options):
+            self._writer().submit(prepared)
+        else:
+            prepared.write()
         return prefix
 
     def save(self, file_prefix, options=None):
@@ -135,26 +204,31 @@ class Checkpoint(Trackable):
 
         Args:
             file_prefix: the path prefix; the number is appended (`run/ckpt` -> `run/ckpt-3`).
-            options: a `CheckpointOptions`.
+            options: a `CheckpointOptions`; with `save_in_background=True` this returns once the values
+                are copied, and the files and the state file are written on a writer thread.
 
         Returns:
             The path of the new checkpoint (a str).
 
-        Note: the `checkpoint` state file is replaced atomically after the checkpoint is complete;
-        use `CheckpointManager` to keep several checkpoints and delete old ones.
+        Note: the `checkpoint` state file is replaced atomically after the checkpoint is complete (in
+        the background too); use `CheckpointManager` to keep several checkpoints and delete old ones.
         """
+        from kerasckpt.checkpoint.manager import write_plain_state
         prefix = os.fspath(file_prefix)
+        self.wait_until_finished()
         counter = self.save_counter
         number = int(counter._value) + 1
         counter.assign(number)
         try:
-            path = self.write(f"{prefix}-{number}", options)
+            prepared = self._prepare_write(f"{prefix}-{number}", options, then=write_plain_state)
+            if _in_background(options):  # a failure shows later; its number stays used
+                self._writer().submit(prepared)
+            else:
+                prepared.write()
         except BaseException:
             counter.assign(number - 1)
             raise
-        from kerasckpt.checkpoint.manager import write_plain_state
-        write_plain_state(path)
-        return path
+        return f"{prefix}-{number}"
 
     # ------------------------------------------------------------------ restoring
     def restore(self, save_path, options=None):
@@ -176,6 +250,10 @@ class Checkpoint(Trackable):
         self._maybe_create_save_counter()
         return self._restore(save_path)
 
+    def _wait_for(self, save_path):
+        self.wait_until_finished()
+        _background.wait_for_paths([save_path])
+
     def read(self, save_path, options=None):
         """Like `restore()`, without creating `save_counter` (its value is held until it exists).
 
@@ -188,6 +266,7 @@ class Checkpoint(Trackable):
         return self._restore(save_path)
 
     def _restore(self, save_path, skip_mismatch=False, required=None):
+        self._wait_for(os.fspath(save_path))  # a background save of it may be in flight
         with files.CheckpointReader(save_path) as reader:
             session = _Restoration(reader)
             try:

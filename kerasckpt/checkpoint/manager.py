@@ -7,11 +7,13 @@ import codecs
 import collections
 import os
 import re
+import threading
 import time
 import warnings
 
-from kerasckpt import _fileio
+from kerasckpt import _background, _fileio
 from kerasckpt.checkpoint import files
+from kerasckpt.checkpoint.checkpoint import _in_background
 
 STATE_FILE = "checkpoint"
 _FIELDS = {"model_checkpoint_path": str, "all_model_checkpoint_paths": str,
@@ -198,16 +200,23 @@ class CheckpointManager:
         step_counter: a Variable counting steps; required with `checkpoint_interval`.
         checkpoint_interval: save only when `step_counter` moved at least this much since the last save.
         init_fn: called by `restore_or_initialize()` when there is no checkpoint yet.
+        options: a `CheckpointOptions` for every `save()`; `CheckpointOptions(save_in_background=True)`
+            makes `save()` return once the values are copied in memory, the files being written on a
+            writer thread (one save in flight; the next `save()` waits for it). Retention and the state
+            file advance only when the files are complete; `wait_until_finished()` waits for that.
 
     Note: fixes TensorFlow's hazards: numbering continues after the highest checkpoint on disk (a new
     manager never overwrites `ckpt-1`); old checkpoints leave the state file before their files are
     deleted, and only once the new one is complete; a state file naming missing files, or a damaged
     one, falls back to the newest complete checkpoint with a warning; each manager only adopts and
     deletes checkpoints with its own `checkpoint_name`, and keeps other names' entries in the state.
+    A failed background save is raised by the next `save()`, `restore_or_initialize()` or
+    `wait_until_finished()`, never dropped (TensorFlow's async checkpoints only log it).
     """
 
     def __init__(self, checkpoint, directory, max_to_keep, keep_checkpoint_every_n_hours=None,
-                 checkpoint_name="ckpt", step_counter=None, checkpoint_interval=None, init_fn=None, _clock=None):
+                 checkpoint_name="ckpt", step_counter=None, checkpoint_interval=None, init_fn=None, options=None,
+                 _clock=None):
         from kerasckpt.checkpoint.checkpoint import Checkpoint
         if not isinstance(checkpoint, Checkpoint):
             raise TypeError(f"CheckpointManager needs a Checkpoint. Received: {checkpoint!r} of type "
@@ -230,8 +239,11 @@ class CheckpointManager:
         self._init_fn = init_fn
         self._clock = _clock or time.time
         self._last_checkpoint_step = None
+        self._options = options
         self._maybe_delete = collections.OrderedDict()
         self._latest_checkpoint = None
+        self._lock = threading.RLock()  # the bookkeeping moves on the writer thread after a background save
+        _background.wait_under(self._directory)  # another manager's save into it may still be in flight
         self._recover()
 
     def _mine(self, path):
@@ -295,15 +307,17 @@ class CheckpointManager:
     @property
     def checkpoints(self):
         """The managed checkpoints, oldest first (preserved ones by `keep_checkpoint_every_n_hours` excluded)."""
-        return list(self._maybe_delete)
+        with self._lock:
+            return list(self._maybe_delete)
 
     @property
     def latest_checkpoint(self):
-        """The newest complete checkpoint of this manager, or None."""
-        latest = self._latest_checkpoint
+        """The newest complete checkpoint of this manager, or None (a background save counts once complete)."""
+        with self._lock:
+            latest, kept = self._latest_checkpoint, list(self._maybe_delete)
         if latest is None or files.is_complete(latest):
             return latest
-        candidates = [p for p in self._maybe_delete if p != latest and files.is_complete(p)]
+        candidates = [p for p in kept if p != latest and files.is_complete(p)]
         candidates = candidates or [p for p in _scan(self._directory, self._checkpoint_name) if p != latest]
         fallback = candidates[-1] if candidates else None
         _warn(f"The latest checkpoint '{latest}' has missing or damaged files; using '{fallback}' instead.")
@@ -323,7 +337,7 @@ class CheckpointManager:
         value = getattr(value, "_value", value)
         return int(value)
 
-    def save(self, checkpoint_number=None, check_interval=True):
+    def save(self, checkpoint_number=None, check_interval=True, options=None):
         """Save a checkpoint (unless the interval says not yet); returns its path, or None when skipped.
 
         Args:
@@ -331,7 +345,11 @@ class CheckpointManager:
                 highest number on disk.
             check_interval: with `checkpoint_interval`, skip the save when the step has not advanced
                 enough; a step is never saved twice either way.
+            options: a `CheckpointOptions` for this save (default: the manager's `options`). In the
+                background the path is returned at once and becomes `latest_checkpoint` when complete.
         """
+        options = self._options if options is None else options
+        self._checkpoint.wait_until_finished()  # the previous save is complete and recorded (or raises)
         current_step = None
         if self._checkpoint_interval is not None:
             current_step = self._step()
@@ -349,11 +367,26 @@ class CheckpointManager:
             number = int(getattr(checkpoint_number, "_value", checkpoint_number))
             counter.assign(previous + 1)
         prefix = os.path.join(self._directory, f"{self._checkpoint_name}-{number}")
+
+        def complete(path):  # the files are complete: record them (on the writer thread in the background)
+            with self._lock:
+                self._record(prefix, fresh=checkpoint_number is None, current_step=current_step)
+
+        queued = False
         try:
-            self._checkpoint.write(prefix)
+            prepared = self._checkpoint._prepare_write(prefix, options, then=complete)
+            if _in_background(options):
+                self._checkpoint._writer().submit(prepared)
+                queued = True  # from here a failure shows at the next save; its number stays used
+            else:
+                prepared.write()
         except BaseException:
-            counter.assign(previous)
+            if not queued:
+                counter.assign(previous)
             raise
+        return prefix
+
+    def _record(self, prefix, fresh, current_step):
         before = (collections.OrderedDict(self._maybe_delete), self._latest_checkpoint,
                   self._last_preserved_timestamp)
         self._maybe_delete.pop(prefix, None)
@@ -365,8 +398,7 @@ class CheckpointManager:
         except BaseException:
             # Not recorded: the previous state stands. Remove the new files unless they replaced an old one.
             self._maybe_delete, self._latest_checkpoint, self._last_preserved_timestamp = before
-            counter.assign(previous)
-            if checkpoint_number is None:
+            if fresh:
                 self._delete(prefix)
             raise
         if current_step is not None:
@@ -374,7 +406,10 @@ class CheckpointManager:
         for old in doomed:
             self._delete(old)
         self._delete_orphans(prefix)
-        return prefix
+
+    def wait_until_finished(self):
+        """Wait until no background save is in flight and its bookkeeping is done; raise its error if it failed."""
+        self._checkpoint.wait_until_finished()
 
     def _sweep(self):
         doomed = []
@@ -436,6 +471,7 @@ class CheckpointManager:
     # ------------------------------------------------------------------ restoring
     def restore_or_initialize(self):
         """Restore the latest checkpoint and return its path; or call `init_fn` and return None."""
+        self._checkpoint.wait_until_finished()
         latest = self.latest_checkpoint
         if latest is not None:
             self._checkpoint.restore(latest)

@@ -39,16 +39,24 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True, **kwargs
         raise ValueError("kerasckpt always writes .keras files zipped. Remove zipped=False.")
     if kwargs:
         raise TypeError(f"save_model() got unexpected keyword arguments {sorted(kwargs)}.")
+    prepare_save_model(model, filepath, overwrite, include_optimizer).write()
+
+
+def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True):
+    """`save_model` split in two: a `PreparedSave` whose `write(arrays)` writes the file.
+
+    Configs and state are fixed now; only the weight arrays are read when it is written (from copies
+    of them, for a background save; see `kerasckpt._background`).
+    """
     kind = _kind(filepath)
     if kind == "keras":
-        keras_zip.save_model(model, filepath, overwrite, include_optimizer)
-    elif kind == "h5":
-        legacy_h5.save_model(model, filepath, overwrite, include_optimizer)
-    else:
-        raise ValueError(
-            f"Invalid filepath extension for saving: {os.fspath(filepath)!r}. Use a `.keras` extension for the "
-            "native Keras format (recommended) or `.h5` for the legacy format; use save_weights() for "
-            "`.weights.h5` and checkpoint prefixes.")
+        return keras_zip.prepare_save_model(model, filepath, overwrite, include_optimizer)
+    if kind == "h5":
+        return legacy_h5.prepare_save_model(model, filepath, overwrite, include_optimizer)
+    raise ValueError(
+        f"Invalid filepath extension for saving: {os.fspath(filepath)!r}. Use a `.keras` extension for the "
+        "native Keras format (recommended) or `.h5` for the legacy format; use save_weights() for "
+        "`.weights.h5` and checkpoint prefixes.")
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
@@ -99,19 +107,23 @@ def save_weights(model, filepath, overwrite=True):
             loads), or any other path as a native checkpoint prefix.
         overwrite: replace an existing file; with False an existing file raises FileExistsError.
     """
+    prepare_save_weights(model, filepath, overwrite).write()
+
+
+def prepare_save_weights(model, filepath, overwrite=True):
+    """`save_weights` split in two: a `PreparedSave` whose `write(arrays)` writes the file or prefix."""
     kind = _kind(filepath)
     if kind == "weights.h5":
-        h5.save_weights(model, filepath, overwrite)
-    elif kind == "h5":
-        legacy_h5.save_weights(model, filepath, overwrite)
-    elif kind == "keras":
+        return h5.prepare_save_weights(model, filepath, overwrite)
+    if kind == "h5":
+        return legacy_h5.prepare_save_weights(model, filepath, overwrite)
+    if kind == "keras":
         raise ValueError(f"save_weights() cannot write {os.fspath(filepath)!r}: a .keras file holds a whole model. "
                          "Use model.save() for .keras, or a name ending in .weights.h5 for weights.")
-    else:
-        from kerasckpt import checkpoint
-        if not overwrite and any(os.path.exists(p) for p in (f"{os.fspath(filepath)}.index",)):
-            raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
-        checkpoint.save_weights_native(model, os.fspath(filepath))
+    from kerasckpt import checkpoint
+    if not overwrite and os.path.exists(f"{os.fspath(filepath)}.index"):
+        raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
+    return checkpoint.Checkpoint(**checkpoint._roots(model))._prepare_write(os.fspath(filepath))
 
 
 def load_weights(model, filepath, skip_mismatch=False):

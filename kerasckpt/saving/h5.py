@@ -10,6 +10,7 @@ and the weight restoring shared by every HDF5 format (check everything, read, th
 # Dropout random streams (`SeedGenerator` seed and counter), so training resumes bit-identically.
 import warnings
 
+from kerasckpt._background import PreparedSave
 from kerasckpt.errors import CheckpointFormatError, CheckpointMismatchError
 from kerasckpt.random import SeedGenerator
 from kerasckpt.saving import _files, h5file, serialization
@@ -146,11 +147,31 @@ def weights_entries(model, include_optimizer=True):
     return entries
 
 
-def save_weights(model, filepath, overwrite=True):
+def fill(entries, arrays):
+    """`entries` with the dataset arrays replaced by `arrays` (in order): a snapshot's copies."""
+    values = iter(arrays)
+    return [(e[0], e[1], next(values), e[3]) if e[0] == "dataset" else e for e in entries]
+
+
+def prepare_h5(path, entries, root_attrs=None):
+    """A PreparedSave writing `entries` as a checksummed HDF5 file at `path`, atomically.
+
+    Only the dataset arrays are read at write time; attributes and JSON state are fixed now.
+    """
+    def write(arrays):
+        with _files.atomic_fd(path) as fd:
+            h5file.write_h5(fd, fill(entries, arrays), root_attrs=root_attrs)
+        return path
+    return PreparedSave([e[2] for e in entries if e[0] == "dataset"], write, [path])
+
+
+def prepare_save_weights(model, filepath, overwrite=True):
     path = _files.check_writable(filepath, overwrite)
-    entries = weights_entries(model)
-    with _files.atomic_fd(path) as fd:
-        h5file.write_h5(fd, entries)
+    return prepare_h5(path, weights_entries(model))
+
+
+def save_weights(model, filepath, overwrite=True):
+    prepare_save_weights(model, filepath, overwrite).write()
 
 
 # ----------------------------------------------------------------------------------------- load

@@ -9,6 +9,7 @@ import time
 import zipfile
 import zlib
 
+from kerasckpt._background import PreparedSave
 from kerasckpt.errors import CheckpointDamagedError, CheckpointFormatError, UnsafeCheckpointError
 from kerasckpt.saving import _files, h5, h5file, serialization
 
@@ -88,22 +89,32 @@ class _ZipWriter:
         self.pos += len(tail)
 
 
-def save_model(model, filepath, overwrite=True, include_optimizer=True):
-    """Write `model` as a `.keras` archive that Keras 3 loads with `keras.saving.load_model`."""
+def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True):
+    """A PreparedSave of `model` as a `.keras` archive: configs fixed now, weights read when written."""
     path = _files.check_writable(filepath, overwrite)
     from kerasckpt import __version__
-    config = serialization.serialize_model(model, include_compile=include_optimizer)
+    config = serialization.to_json(serialization.serialize_model(model, include_compile=include_optimizer)).encode()
     now = time.localtime()
-    metadata = {"keras_version": serialization.KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S", now),
-                "kerasckpt_version": __version__}
+    metadata = serialization.to_json({
+        "keras_version": serialization.KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S", now),
+        "kerasckpt_version": __version__}).encode()
     entries = h5.weights_entries(model, include_optimizer=include_optimizer)
-    hint = sum(e[2].nbytes for e in entries if e[0] == "dataset") + (1 << 20) + 4096 * len(entries)
-    with _files.atomic_fd(path) as fd:
-        writer = _ZipWriter(fd)
-        writer.add_bytes(METADATA, serialization.to_json(metadata).encode())
-        writer.add_bytes(CONFIG, serialization.to_json(config).encode())
-        writer.add_h5(WEIGHTS, entries, hint, tuple(now)[:6])
-        writer.finish()
+
+    def write(arrays):
+        hint = sum(a.nbytes for a in arrays) + (1 << 20) + 4096 * len(entries)
+        with _files.atomic_fd(path) as fd:
+            writer = _ZipWriter(fd)
+            writer.add_bytes(METADATA, metadata)
+            writer.add_bytes(CONFIG, config)
+            writer.add_h5(WEIGHTS, h5.fill(entries, arrays), hint, tuple(now)[:6])
+            writer.finish()
+        return path
+    return PreparedSave([e[2] for e in entries if e[0] == "dataset"], write, [path])
+
+
+def save_model(model, filepath, overwrite=True, include_optimizer=True):
+    """Write `model` as a `.keras` archive that Keras 3 loads with `keras.saving.load_model`."""
+    prepare_save_model(model, filepath, overwrite, include_optimizer).write()
 
 
 # ----------------------------------------------------------------------------------------- reading

@@ -76,8 +76,8 @@ def _optimizer_entries(optimizer):
         ("dataset", f"optimizer_weights/{path}", var.value, None) for var, path in zip(variables, paths)]
 
 
-def save_model(model, filepath, overwrite=True, include_optimizer=True):
-    """Write the whole model in the Keras 2 layout (what `model.save("x.h5")` writes in Keras 3)."""
+def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True):
+    """A PreparedSave of the whole model in the Keras 2 layout (what `model.save("x.h5")` writes in Keras 3)."""
     path = _files.check_writable(filepath, overwrite)
     root = {"backend": BACKEND, "keras_version": serialization.KERAS_VERSION,
             "model_config": serialization.to_json(serialization.serialize_model(model, legacy=True)).encode("utf8")}
@@ -89,20 +89,28 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
     if include_optimizer and training is not None:
         entries += _optimizer_entries(model.optimizer)
     entries.append(h5.state_entry(model))
-    with _files.atomic_fd(path) as fd:
-        h5file.write_h5(fd, entries, root_attrs=root)
+    return h5.prepare_h5(path, entries, root_attrs=root)
 
 
-def save_weights(model, filepath, overwrite=True):
-    """Write the Keras 2 `save_weights` layout (layer groups on the root) plus the optimizer state."""
+def save_model(model, filepath, overwrite=True, include_optimizer=True):
+    """Write the whole model in the Keras 2 layout (what `model.save("x.h5")` writes in Keras 3)."""
+    prepare_save_model(model, filepath, overwrite, include_optimizer).write()
+
+
+def prepare_save_weights(model, filepath, overwrite=True):
+    """A PreparedSave of the Keras 2 `save_weights` layout (layer groups on the root) plus the optimizer state."""
     path = _files.check_writable(filepath, overwrite)
     root, entries = _weights_group_entries(model, "")
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:
         entries += _optimizer_entries(optimizer)
     entries.append(h5.state_entry(model))
-    with _files.atomic_fd(path) as fd:
-        h5file.write_h5(fd, entries, root_attrs=root)
+    return h5.prepare_h5(path, entries, root_attrs=root)
+
+
+def save_weights(model, filepath, overwrite=True):
+    """Write the Keras 2 `save_weights` layout (layer groups on the root) plus the optimizer state."""
+    prepare_save_weights(model, filepath, overwrite).write()
 
 
 # ----------------------------------------------------------------------------------------- load

@@ -266,11 +266,12 @@ def test_verbose_messages(tmp_path, capsys):
     assert "Epoch 2: score did not improve from 2.00000" in out
 
 
-def test_a_failed_rename_keeps_the_previous_best_intact(tmp_path, monkeypatch):
+@pytest.mark.parametrize("background", [False, True])  # in the background it raises at on_train_end
+def test_a_failed_rename_keeps_the_previous_best_intact(tmp_path, monkeypatch, background):
     x, y = _data()
     model = _model()
     path = tmp_path / "best.weights.h5"
-    cb = ModelCheckpoint(str(path), save_best_only=True, monitor="score", mode="min")
+    cb = ModelCheckpoint(str(path), save_best_only=True, monitor="score", mode="min", save_in_background=background)
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[Script("score", [2.0]), cb])
     saved_weights = model.get_weights()
     before = path.read_bytes()
@@ -282,7 +283,8 @@ def test_a_failed_rename_keeps_the_previous_best_intact(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="simulated crash"):
         model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[Script("score", [1.0]), cb])
     monkeypatch.undo()
-    assert path.read_bytes() == before
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["best.weights.h5"]
+    assert cb.best == 2.0 and cb.best_filepath == str(path)  # the failed save is not counted
     fresh = _model()
     fresh.load_weights(str(path))
     for a, b in zip(fresh.get_weights(), saved_weights):
@@ -297,7 +299,7 @@ CHILD = textwrap.dedent("""
     from kerasckpt.callbacks import Callback
     from kerasckpt.callbacks.model_checkpoint import ModelCheckpoint
 
-    path, log = sys.argv[1], sys.argv[2]
+    path, log, background = sys.argv[1], sys.argv[2], sys.argv[3] == "background"
     kerasckpt.utils.set_random_seed(0)
     model = kerasckpt.Sequential([layers.Input(shape=(64,)), layers.Dense(512), layers.Dense(512), layers.Dense(4)])
     model.compile(optimizer="adam", loss="mse")
@@ -317,18 +319,21 @@ CHILD = textwrap.dedent("""
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 64)).astype("float32"), rng.normal(size=(64, 4)).astype("float32")
     model.fit(x, y, batch_size=64, epochs=10000, verbose=0,
-              callbacks=[Log(), ModelCheckpoint(path, monitor="loss"), Done()])
+              callbacks=[Log(), ModelCheckpoint(path, monitor="loss", save_in_background=background), Done()])
 """)
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.07, 0.15, 0.3, 0.45])
-def test_sigkill_mid_save_leaves_a_loadable_checkpoint_equal_to_a_saved_state(tmp_path, delay):
+@pytest.mark.parametrize("delay,background", [(0.0, False), (0.07, False), (0.15, False), (0.3, False), (0.45, False),
+                                              (0.0, True), (0.1, True), (0.25, True), (0.4, True)])
+def test_sigkill_mid_save_leaves_a_loadable_checkpoint_equal_to_a_saved_state(tmp_path, delay, background):
     path, log = tmp_path / "model.keras", tmp_path / "log.txt"
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    child = subprocess.Popen([sys.executable, str(script), str(path), str(log)], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    child = subprocess.Popen([sys.executable, str(script), str(path), str(log), "background" if background else "-"],
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 60
-    while time.time() < deadline and not (log.exists() and "done" in log.read_text()):
+    first_complete = "done 1" if background else "done"  # in the background save 0 is complete at "done 1"
+    while time.time() < deadline and not (log.exists() and first_complete in log.read_text()):
         time.sleep(0.05)
     time.sleep(delay)
     child.send_signal(signal.SIGKILL)
@@ -339,5 +344,7 @@ def test_sigkill_mid_save_leaves_a_loadable_checkpoint_equal_to_a_saved_state(tm
     assert done, "the child never finished a save"
     reloaded = kerasckpt.models.load_model(str(path))
     found = hashlib.sha256(b"".join(w.tobytes() for w in reloaded.get_weights())).hexdigest()
-    candidates = {saving[done[-1]]} | ({saving[done[-1] + 1]} if done[-1] + 1 in saving else set())
+    # In the background, "done e" means save e is queued and save e - 1 is complete.
+    first = done[-1] - 1 if background and done[-1] > 0 else done[-1]
+    candidates = {saving[e] for e in range(first, done[-1] + 2) if e in saving}
     assert found in candidates

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from kerasckpt import _fileio
-from kerasckpt.checkpoint import Checkpoint, CheckpointManager, latest_checkpoint
+from kerasckpt.checkpoint import Checkpoint, CheckpointManager, CheckpointOptions, latest_checkpoint
 from kerasckpt.variables import Variable
 
 from .ckpt_helpers import PYTHON, child_env
@@ -30,7 +30,7 @@ DRIVER = r'''
 import json, os, signal, sys
 import numpy as np
 from kerasckpt import _fileio
-from kerasckpt.checkpoint import Checkpoint, CheckpointManager, files
+from kerasckpt.checkpoint import Checkpoint, CheckpointManager, CheckpointOptions, files
 from kerasckpt.variables import Variable
 
 SHAPES = {shapes!r}
@@ -39,6 +39,7 @@ def values(gen):
             for k, s in SHAPES.items()}}
 
 root, mode = sys.argv[1], sys.argv[2]
+background = sys.argv[3:] == ["background"]  # written on a writer thread; the values change meanwhile
 files.CHUNK_SIZE = 1024          # many chunks: kill points inside the data writes
 files._PARALLEL_MIN = 1 << 40    # checksums inline: the same event order every run
 events = [0]
@@ -59,8 +60,10 @@ _fileio.checksum = hooked(_fileio.checksum)
 def run(directory, kill):
     vs = {{k: Variable(v) for k, v in values(1).items()}}
     step = Variable(1, dtype="int64")
-    manager = CheckpointManager(Checkpoint(step=step, **vs), directory, max_to_keep=1)
+    manager = CheckpointManager(Checkpoint(step=step, **vs), directory, max_to_keep=1,
+                                options=CheckpointOptions(save_in_background=background))
     manager.save()
+    manager.wait_until_finished()
     for k, v in values(2).items():
         vs[k].assign(v)
     step.assign(2)
@@ -70,6 +73,10 @@ def run(directory, kill):
         manager.save(checkpoint_number=1)   # over the checkpoint the state file names
     else:
         manager.save()                      # ckpt-2, then ckpt-1 is swept
+    for k, v in values(3).items():          # after the snapshot: never in a file
+        vs[k].assign(v)
+    step.assign(3)
+    manager.wait_until_finished()
     return events[0]
 
 total = run(os.path.join(root, "count"), None)
@@ -108,11 +115,13 @@ def _check_directory(directory, allowed):
     return gen
 
 
+@pytest.mark.parametrize("background", [False, True])
 @pytest.mark.parametrize("mode", ["fresh", "overwrite"])
-def test_sigkill_at_every_file_event(tmp_path, mode):
+def test_sigkill_at_every_file_event(tmp_path, mode, background):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(shapes=SHAPES))
-    out = subprocess.run([PYTHON, str(script), str(tmp_path), mode], capture_output=True, text=True,
+    out = subprocess.run([PYTHON, str(script), str(tmp_path), mode] + (["background"] if background else []),
+                         capture_output=True, text=True,
                          env=child_env(), timeout=120)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -127,11 +136,14 @@ import sys
 import numpy as np
 from kerasckpt.checkpoint import Checkpoint, CheckpointManager
 from kerasckpt.variables import Variable
+from kerasckpt.checkpoint import CheckpointOptions
 directory, mode = sys.argv[1], sys.argv[2]
+background = sys.argv[3:] == ["background"]  # each save is written while the next values are assigned
 shape = (512, 512)
 a, b = Variable(np.zeros(shape, np.float32)), Variable(np.zeros(shape, np.float32))
 step = Variable(0, dtype="int64")
-manager = CheckpointManager(Checkpoint(step=step, a=a, b=b), directory, max_to_keep=2)
+manager = CheckpointManager(Checkpoint(step=step, a=a, b=b), directory, max_to_keep=2,
+                            options=CheckpointOptions(save_in_background=background))
 gen = 0
 while True:
     gen += 1
@@ -144,13 +156,15 @@ while True:
 '''
 
 
-@pytest.mark.parametrize("mode,delay", [("fresh", 0.05), ("fresh", 0.17), ("overwrite", 0.03), ("overwrite", 0.11)])
-def test_sigkill_at_random_moments(tmp_path, mode, delay):
+@pytest.mark.parametrize("mode,delay,background", [
+    ("fresh", 0.05, False), ("fresh", 0.17, False), ("overwrite", 0.03, False), ("overwrite", 0.11, False),
+    ("fresh", 0.05, True), ("fresh", 0.13, True), ("overwrite", 0.03, True), ("overwrite", 0.11, True)])
+def test_sigkill_at_random_moments(tmp_path, mode, delay, background):
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
     directory = tmp_path / "run"
-    proc = subprocess.Popen([PYTHON, str(script), str(directory), mode], stdout=subprocess.PIPE, text=True,
-                            env=child_env())
+    proc = subprocess.Popen([PYTHON, str(script), str(directory), mode] + (["background"] if background else []),
+                            stdout=subprocess.PIPE, text=True, env=child_env())
     try:
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(delay)
@@ -174,9 +188,10 @@ def _two_saves(tmp_path):
     return v, manager, first
 
 
+@pytest.mark.parametrize("background", [False, True])  # the error then comes from wait_until_finished()
 @pytest.mark.parametrize("fail_at", [1, 2, 3])  # data rename, index rename, state file rename
 @pytest.mark.parametrize("overwrite", [False, True])
-def test_failing_os_replace_keeps_previous_checkpoint(tmp_path, monkeypatch, fail_at, overwrite):
+def test_failing_os_replace_keeps_previous_checkpoint(tmp_path, monkeypatch, fail_at, overwrite, background):
     v, manager, first = _two_saves(tmp_path)
     real, calls = os.replace, [0]
 
@@ -188,7 +203,9 @@ def test_failing_os_replace_keeps_previous_checkpoint(tmp_path, monkeypatch, fai
 
     monkeypatch.setattr(os, "replace", failing)
     with pytest.raises(OSError, match="No space left"):
-        manager.save(checkpoint_number=1 if overwrite else None)
+        manager.save(checkpoint_number=1 if overwrite else None,
+                     options=CheckpointOptions(save_in_background=background))
+        manager.wait_until_finished()
     monkeypatch.setattr(os, "replace", real)
     assert not [n for n in os.listdir(tmp_path) if _fileio.TEMP_MARK in n]
     assert latest_checkpoint(tmp_path) == first

@@ -1,0 +1,241 @@
+"""Background saving: snapshot the values in the training thread, write the file on a writer thread.
+
+Every saver splits a save into a `PreparedSave` (the live arrays it reads + a function that writes
+the file from arrays). In the foreground that function runs on the live arrays, without a copy; in
+the background `BackgroundWriter.submit` copies them into reused buffers and a writer thread writes
+the file from the copies. One writer per saver, one save in flight; errors wait for the owner.
+"""
+# Why a thread per save rather than a pool: at most one save per writer is ever in flight, so the
+# thread is the in-flight save; nothing idles between saves and nothing needs shutting down.
+# The exit hook runs before `concurrent.futures` stops accepting work (its pools are what the
+# writers checksum and fsync on), so a save still running at exit completes; see `_finish_at_exit`.
+import atexit
+import concurrent.futures.thread  # noqa: F401  registered before our hook, so it shuts down after it
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+_lock = threading.Lock()
+_inflight = set()   # writers with a save running
+_unclaimed = set()  # writers holding an error their owner has not collected yet
+
+
+class PreparedSave:
+    """One save split in two: `arrays` (the live values, only read) and `write(arrays)`.
+
+    Everything else the file holds (configs, JSON state, names, counters) is computed when the save is
+    prepared, so `write` may run later, on another thread, from copies of `arrays`.
+
+    Args:
+        arrays: the NumPy arrays the file stores, in the order `write` expects them.
+        write: `write(arrays)` writes the file(s) atomically and returns the saved path.
+        paths: the files or checkpoint prefixes written (for waiting on a path, and for messages).
+    """
+
+    def __init__(self, arrays, write, paths):
+        self.arrays = [np.asarray(a) for a in arrays]
+        self._write = write
+        self.paths = tuple(os.path.abspath(os.fspath(p)) for p in paths)
+        self.label = os.fspath(paths[0]) if paths else "?"
+
+    def write(self, arrays=None):
+        """Write the file from `arrays` (default: the live arrays, i.e. a foreground save)."""
+        return self._write(self.arrays if arrays is None else arrays)
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for a in self.arrays)
+
+
+class SnapshotBuffers:
+    """Copies of arrays in buffers kept from one save to the next (one snapshot's worth of memory)."""
+
+    def __init__(self):
+        self._buffers = []
+
+    def copy(self, arrays):
+        out = []
+        for i, arr in enumerate(arrays):
+            buf = self._buffers[i] if i < len(self._buffers) else None
+            if buf is None or buf.shape != arr.shape or buf.dtype != arr.dtype:
+                buf = np.empty(arr.shape, arr.dtype)  # C order: what every writer wants
+                if i < len(self._buffers):
+                    self._buffers[i] = buf
+                else:
+                    self._buffers.append(buf)
+            np.copyto(buf, arr)
+            out.append(buf)
+        del self._buffers[len(arrays):]
+        return out
+
+    @property
+    def nbytes(self):
+        return sum(b.nbytes for b in self._buffers)
+
+    def release(self):
+        self._buffers = []
+
+
+class BackgroundWriter:
+    """At most one save in flight: `submit` waits for the previous save, snapshots, starts the writer.
+
+    Args:
+        owner: who owns it, for messages (e.g. `"ModelCheckpoint"`).
+    """
+
+    def __init__(self, owner):
+        self.owner = owner
+        self._buffers = SnapshotBuffers()
+        self._thread = None
+        self._job = None
+        self._error = None
+        self._done = threading.Event()
+        self._done.set()
+        self.last_stall = 0.0  # seconds the last submit() held the caller: waiting + copying
+        self.last_copy = 0.0   # of which copying
+
+    @property
+    def busy(self):
+        """Whether a save is being written now."""
+        return not self._done.is_set()
+
+    @property
+    def snapshot_nbytes(self):
+        return self._buffers.nbytes
+
+    def submit(self, prepared, on_success=None):
+        """Wait for the previous save (raising its error), copy `prepared.arrays`, write in the background.
+
+        `on_success(path)` runs on the writer thread once the file is complete (not after a failure).
+        """
+        start = time.perf_counter()
+        self.wait()
+        copy_start = time.perf_counter()
+        copies = self._buffers.copy(prepared.arrays)
+        self.last_copy = time.perf_counter() - copy_start
+        self._job, self._error = prepared, None
+        self._done.clear()
+        with _lock:
+            _inflight.add(self)
+        thread = threading.Thread(target=self._run, args=(prepared, copies, on_success), daemon=True,
+                                  name=f"kerasckpt-writer-{self.owner}")
+        self._thread = thread
+        try:
+            thread.start()
+        except BaseException:
+            self._finished()
+            raise
+        self.last_stall = time.perf_counter() - start
+
+    def _run(self, prepared, copies, on_success):
+        try:
+            path = prepared.write(copies)
+            if on_success is not None:
+                on_success(path)
+        except BaseException as err:  # noqa: BLE001  kept for the owner, raised in its thread
+            self._error = err
+            with _lock:
+                _unclaimed.add(self)
+        finally:
+            self._finished()
+
+    def _finished(self):
+        with _lock:
+            _inflight.discard(self)
+        self._done.set()
+
+    def wait(self, raise_error=True):
+        """Block until no save is in flight; then raise the error of a failed save (once)."""
+        self._done.wait()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        if raise_error and self._error is not None:
+            err, self._error = self._error, None
+            with _lock:
+                _unclaimed.discard(self)
+            if hasattr(err, "add_note"):
+                err.add_note(
+                    f"kerasckpt: raised by the background save of {self._job.label!r} ({self.owner}). That file was "
+                    "not written and the files saved before it are unchanged. Fix the cause (e.g. free disk space "
+                    "or fix permissions) and save again.")
+            raise err
+
+    def release_buffers(self):
+        """Free the snapshot buffers (after the last save of a run); the next save allocates them again."""
+        self.wait(raise_error=False)
+        self._buffers.release()
+
+
+def wait_for_paths(paths):
+    """Wait for any save of this process in flight to one of `paths`; errors stay with their owners."""
+    wanted = {os.path.abspath(os.fspath(p)) for p in paths}
+    with _lock:
+        writers = list(_inflight)
+    for writer in writers:
+        job = writer._job
+        if job is not None and wanted.intersection(job.paths):
+            writer.wait(raise_error=False)
+
+
+def wait_under(directory):
+    """Wait for any save of this process in flight to a path inside `directory`."""
+    root = os.path.join(os.path.abspath(os.fspath(directory)), "")
+    with _lock:
+        writers = list(_inflight)
+    for writer in writers:
+        job = writer._job
+        if job is not None and any(p.startswith(root) for p in job.paths):
+            writer.wait(raise_error=False)
+
+
+def wait_all():
+    """Wait until no background save of this process is in flight (errors stay with their owners)."""
+    with _lock:
+        writers = list(_inflight)
+    for writer in writers:
+        writer.wait(raise_error=False)
+
+
+def _finish_at_exit():
+    """Let every save in flight finish; report failures nobody collected (they are never lost)."""
+    with _lock:
+        writers = list(_inflight)
+    if writers:
+        print(f"kerasckpt: waiting for {len(writers)} background save(s) to finish before exiting...", file=sys.stderr)
+    for writer in writers:
+        writer._done.wait()
+    with _lock:
+        failed = list(_unclaimed)
+        _unclaimed.clear()
+    for writer in failed:
+        err = writer._error
+        if err is not None:
+            print(f"kerasckpt: the background save of {writer._job.label!r} ({writer.owner}) failed and was never "
+                  f"reported: {type(err).__name__}: {err}. That file was not written; the files saved before it "
+                  "are unchanged.", file=sys.stderr)
+
+
+def _after_fork_in_child():
+    global _lock
+    _lock = threading.Lock()
+    for writer in list(_inflight):  # the parent writes these; the child has no writer thread
+        writer._thread, writer._error = None, None
+        writer._done = threading.Event()
+        writer._done.set()
+    _inflight.clear()
+    _unclaimed.clear()
+
+
+# threading's exit hooks run before non-daemon threads are joined and before concurrent.futures
+# refuses new work (registered earlier, called in reverse order); plain atexit would be too late.
+_register = getattr(threading, "_register_atexit", None)
+if _register is not None:
+    _register(_finish_at_exit)
+else:  # pragma: no cover  (other Python implementations)
+    atexit.register(_finish_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
