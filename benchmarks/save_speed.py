@@ -1,102 +1,141 @@
-"""Save and restore speed of each checkpoint format against raw NumPy I/O of the same bytes.
+"""Save and load speed of every format against raw NumPy I/O of the same bytes, in the same run.
 
-Native checkpoint format (`Checkpoint.write` / `Checkpoint.read`): float32 parameters in 8 Variables,
-compared with `ndarray.tofile` + fsync of one array holding the same bytes (save) and `np.fromfile`
-of that file (restore). The checkpoint side includes everything a real save does: checksums, index,
-fsync of every file, renames and directory fsyncs; restore verifies every checksum before
-assigning into the existing Variables. Files stay in the page cache (read speed, not disk speed).
+For models of about 1e6, 1e7 and 1e8 float32 parameters (an input and four square Dense layers,
+uncompiled, so the files hold exactly the weights), times
+    save_weights / load_weights   native checkpoint prefix, `.weights.h5`, legacy `.h5`
+    save / load_model             `.keras`, legacy `.h5`
+next to `ndarray.tofile` + fsync (writes) and `np.fromfile` (reads) of the same bytes; loads are also
+compared with `readinto` existing arrays, the stricter reference (no allocation, like a load into a
+built model). `load_model, skip_initialization()` is load_model building the model without random
+initial values (`kerasckpt.initializers.skip_initialization`). Every save is
+complete as the user gets it: checksums, fsync, rename, directory fsync; every load verifies every
+checksum and assigns into the model (load_model also builds it). Each repeat runs the references and
+all formats once, alternately, so drift in the machine's load hits all alike; medians are printed.
+Files stay in the page cache, as they do right after a save (read speed, not disk speed); each
+written file is deleted (untimed) before the next write of it, as for the raw reference.
+
+Throughput ratio = reference time / format time (1.00: as fast as raw NumPy; target >= 0.8).
 
 Run (one BLAS thread, so ratios mean something on a shared machine):
-    OMP_NUM_THREADS=1 python benchmarks/save_speed.py [--sizes 1e6 1e7 1e8] [--repeats 5] [--dir DIR]
+    OMP_NUM_THREADS=1 python benchmarks/save_speed.py [--params 1e6 1e7 1e8] [--repeats 5] [--dir DIR]
 """
 import argparse
 import os
-import shutil
-import statistics
 import tempfile
-import time
 
+import _bench
 import numpy as np
 
-from kerasckpt.checkpoint import Checkpoint
-from kerasckpt.variables import Variable
+import kerasckpt
 
-PARTS = 8
-
-
-def _paired_medians(a, b, repeats, setup=None):
-    """Median times of `a` and `b`, run alternately so that both see the same machine load."""
-    times_a, times_b = [], []
-    for _ in range(repeats):
-        for fn, times in ((a, times_a), (b, times_b)):
-            if setup is not None:
-                setup()
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times_a), statistics.median(times_b)
+FORMATS = ("native", "weights.h5", "h5-weights", "keras", "h5-model")
+_NAMES = {"native": ("ckpt", "save_weights", "load_weights", "native prefix (.index/.data)"),
+          "weights.h5": ("m.weights.h5", "save_weights", "load_weights", ".weights.h5"),
+          "h5-weights": ("w.h5", "save_weights", "load_weights", "legacy .h5 weights"),
+          "keras": ("m.keras", "save", "load_model", ".keras"),
+          "h5-model": ("m.h5", "save", "load_model", "legacy .h5 model")}
 
 
-def _tofile_fsync(array, path):
-    with open(path, "wb") as f:
-        array.tofile(f)
-        f.flush()
-        os.fsync(f.fileno())
+def _file_size(directory, name):
+    if name == "ckpt":
+        return sum(os.path.getsize(os.path.join(directory, n)) for n in os.listdir(directory) if n.startswith("ckpt"))
+    return os.path.getsize(os.path.join(directory, name))
 
 
-def native_section(sizes, repeats, directory):
-    print("## native checkpoint (.index + .data) vs raw NumPy, medians of", repeats, "runs")
-    print(f"{'params':>8} {'MB':>7} | {'tofile+fsync':>12} {'save':>8} {'ratio':>6} | {'fromfile':>9} "
-          f"{'restore':>8} {'ratio':>6}")
-    for n in sizes:
-        n = int(n)
-        rng = np.random.default_rng(0)
-        flat = rng.standard_normal(n, dtype=np.float32)
-        variables = {f"w{i}": Variable(part.copy(), name=f"w{i}") for i, part in enumerate(np.array_split(flat, PARTS))}
-        ckpt = Checkpoint(weights=variables)
-        raw = os.path.join(directory, "raw.bin")
-        prefix = os.path.join(directory, "ckpt")
+def measure(params, repeats, directory, formats=FORMATS):
+    """Median seconds of every save and load of `formats` and of the raw references for one model size."""
+    model = _bench.build_model(params)
+    arrays = [w.value for w in model.weights]
+    nbytes = sum(a.nbytes for a in arrays)
+    raw = os.path.join(directory, "raw.bin")
+    saves, loads = {"raw tofile+fsync": (lambda: _bench.tofile_fsync(arrays, raw), lambda: _bench.remove(raw))}, {}
+    for fmt in formats:
+        name, save_op, load_op, _ = _NAMES[fmt]
+        path = os.path.join(directory, name)
+        cleanup = (lambda: _bench.remove_prefix(directory, "ckpt")) if fmt == "native" else \
+            (lambda path=path: _bench.remove(path))
+        save = (lambda path=path: model.save_weights(path)) if save_op == "save_weights" else \
+            (lambda path=path: model.save(path))
+        load = (lambda path=path: model.load_weights(path)) if load_op == "load_weights" else \
+            (lambda path=path: kerasckpt.models.load_model(path))
+        saves[fmt] = (save, cleanup)
+        loads[fmt] = (load, None)
+    for fn, setup in saves.values():  # warm-up, and the files the loads read
+        setup()
+        fn()
+    for fn, _ in loads.values():
+        fn()
+    if any(_NAMES[f][2] == "load_model" for f in formats):  # what load_model costs once it builds this way
+        path = os.path.join(directory, _NAMES["keras" if "keras" in formats else "h5-model"][0])
+        loads["load_model, skip_initialization()"] = (lambda: _load_model_skipping(path), None)
+    targets = [np.empty_like(a) for a in arrays]
+    loads = {"raw np.fromfile": (lambda: _bench.fromfile(raw), None),
+             "raw readinto": (lambda: _bench.readinto(raw, targets), None), **loads}
+    t_save = _bench.interleaved(saves, repeats)
+    for fn, setup in saves.values():  # the loads read files of the final state
+        setup()
+        fn()
+    t_load = _bench.interleaved(loads, repeats)
+    sizes = {fmt: _file_size(directory, _NAMES[fmt][0]) for fmt in formats}
+    result = {"params": model.count_params(), "bytes": nbytes, "save": t_save, "load": t_load, "file_bytes": sizes}
+    _bench.remove(raw)
+    _bench.remove_prefix(directory, "ckpt")
+    for fmt in formats:
+        if fmt != "native":
+            _bench.remove(os.path.join(directory, _NAMES[fmt][0]))
+    return result
 
-        def remove_raw():
-            if os.path.exists(raw):
-                os.remove(raw)
 
-        def remove_ckpt():
-            for name in os.listdir(directory):
-                if name.startswith("ckpt"):
-                    os.remove(os.path.join(directory, name))
-
-        def remove_all():
-            remove_raw()
-            remove_ckpt()
-
-        t_tofile, t_save = _paired_medians(lambda: _tofile_fsync(flat, raw), lambda: ckpt.write(prefix), repeats,
-                                           setup=remove_all)
-        _tofile_fsync(flat, raw)
-        ckpt.write(prefix)
-        target = Checkpoint(weights={k: Variable(np.zeros_like(v.value), name=k) for k, v in variables.items()})
-        t_fromfile, t_restore = _paired_medians(lambda: np.fromfile(raw, dtype=np.float32),
-                                                lambda: target.read(prefix), repeats)
-        for k, v in variables.items():
-            if not np.array_equal(v.value, target.weights[k].value):
-                raise SystemExit(f"restore mismatch for {k}")
-        print(f"{n:>8.0e} {flat.nbytes / 1e6:>7.1f} | {t_tofile:>11.4f}s {t_save:>7.4f}s {t_save / t_tofile:>5.2f}x | "
-              f"{t_fromfile:>8.4f}s {t_restore:>7.4f}s {t_restore / t_fromfile:>5.2f}x")
-        remove_raw()
-        remove_ckpt()
+def _load_model_skipping(path):
+    with kerasckpt.initializers.skip_initialization():
+        return kerasckpt.models.load_model(path)
 
 
-def main():
+def rows(result):
+    """Table rows: format, operation, median, reference, throughput ratio(s), file overhead."""
+    out = []
+    label = _bench.params_label(result["params"])
+    w, r, ri = (result["save"]["raw tofile+fsync"], result["load"]["raw np.fromfile"],
+                result["load"]["raw readinto"])
+    out.append([label, "raw", "tofile+fsync", f"{w * 1e3:.1f} ms", "", "", ""])
+    out.append([label, "raw", "np.fromfile / readinto", f"{r * 1e3:.1f} / {ri * 1e3:.1f} ms", "", "", ""])
+    for fmt in result["file_bytes"]:
+        _, save_op, load_op, name = _NAMES[fmt]
+        t_s, t_l = result["save"][fmt], result["load"][fmt]
+        extra = result["file_bytes"][fmt] / result["bytes"] * 100 - 100
+        out.append([label, name, save_op, f"{t_s * 1e3:.1f} ms", f"{w / t_s:.2f}", "", f"{extra:+.2f}%"])
+        out.append([label, name, load_op, f"{t_l * 1e3:.1f} ms", f"{r / t_l:.2f}", f"{ri / t_l:.2f}", ""])
+    for op, t_l in result["load"].items():
+        if op.startswith("load_model,"):
+            out.append([label, "", op, f"{t_l * 1e3:.1f} ms", f"{r / t_l:.2f}", f"{ri / t_l:.2f}", ""])
+    return out
+
+
+HEADERS = ["params", "format", "operation", "median", "throughput vs raw (write: tofile+fsync; read: fromfile)",
+           "read vs readinto", "file vs raw bytes"]
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7, 1e8])
+    parser.add_argument("--params", type=float, nargs="+", default=[1e6, 1e7, 1e8])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS))
     parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
-    args = parser.parse_args()
-    directory = tempfile.mkdtemp(prefix="kerasckpt-bench-", dir=args.dir)
-    try:
-        native_section(args.sizes, args.repeats, directory)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args(argv)
+    print(f"# save/load vs raw NumPy I/O: medians of {args.repeats} interleaved runs; {_bench.machine()}")
+    results, all_rows = [], []
+    with tempfile.TemporaryDirectory(prefix="kerasckpt-bench-", dir=args.dir) as directory:
+        for params in args.params:
+            result = measure(int(params), args.repeats, directory, args.formats)
+            results.append(result)
+            all_rows += rows(result)
+    print("throughput = raw time / format time; raw: tofile+fsync for saves, np.fromfile (fresh array, the target's "
+          "reference) and readinto (into existing arrays, like a load into a model) for loads")
+    print(_bench.table(HEADERS, all_rows))
+    print(f"# after: {_bench.machine()}")
+    _bench.save_json(args.json, {"benchmark": "save_speed", "machine": _bench.machine(), "results": results})
+    return results
 
 
 if __name__ == "__main__":

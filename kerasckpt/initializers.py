@@ -1,5 +1,11 @@
-"""Weight initializers with Keras's names, configs and formulas, drawing from kerasckpt.random."""
+"""Weight initializers with Keras's names, configs and formulas, drawing from kerasckpt.random.
+
+Also `skip_initialization()`: building a model whose weights are loaded right after, without
+computing random values that would be overwritten (and without changing the random streams).
+"""
+import contextlib
 import math
+import threading
 
 import numpy as np
 
@@ -7,11 +13,68 @@ from kerasckpt import random as _random
 from kerasckpt._registry import builtin, lookup
 
 
+_skipping = threading.local()
+
+
+@contextlib.contextmanager
+def skip_initialization():
+    """Inside, layers give new random-initialized weights zeros: for weights whose values are loaded next.
+
+    `load_model` builds the model in this context and then assigns every weight from the file, so a
+    large model's millions of random numbers are never computed. The global generator still ends in
+    exactly the state drawing them would have left: uniform initializers (glorot_uniform, he_uniform,
+    random_uniform: one 64-bit draw per value) advance it by the numbers they would have drawn, and
+    initializers whose consumption cannot be predicted (normal and truncated normal draws, custom
+    callables) still run. Seeds drawn later (layers created after loading, fit()'s shuffling) are
+    therefore the same as without the context, and resumed runs stay bit-identical.
+    Deterministic initializers (zeros, ones, constant) still run: their values stay right even for
+    a weight the file does not hold. A weight that is skipped and then not loaded stays zero.
+
+    Example:
+        with kerasckpt.initializers.skip_initialization():
+            model = build_model()          # no random values computed
+        model.load_weights("run/best.weights.h5")
+    """
+    depth = getattr(_skipping, "depth", 0)
+    _skipping.depth = depth + 1
+    try:
+        yield
+    finally:
+        _skipping.depth = depth
+
+
+def skipping():
+    """Whether `skip_initialization()` is active in this thread."""
+    return getattr(_skipping, "depth", 0) > 0
+
+
+def _advance_global(count):
+    """Move the global generator past `count` 64-bit draws without making them; False if it cannot."""
+    bitgen = _random.global_generator().bit_generator
+    if type(bitgen).__name__ not in ("PCG64", "PCG64DXSM"):
+        return False
+    state = bitgen.state
+    bitgen.advance(count)
+    if state.get("has_uint32"):  # advance() drops the buffered half of a 64-bit draw; doubles never use it
+        new = bitgen.state
+        new["has_uint32"], new["uinteger"] = state["has_uint32"], state["uinteger"]
+        bitgen.state = new
+    return True
+
+
 class Initializer:
     """A callable `(shape, dtype) -> ndarray`."""
 
     def __call__(self, shape, dtype="float32"):
         raise NotImplementedError
+
+    def skip(self, shape, dtype="float32"):
+        """Consume the global random numbers `self(shape, dtype)` would, without computing values.
+
+        Returns True when done (the caller then never calls `self` for these values), False when
+        this initializer's values must be computed (deterministic, or unpredictable consumption).
+        """
+        return False
 
     def get_config(self):
         return {}
@@ -40,6 +103,13 @@ class _Seeded(Initializer):
 
     def _generator(self):
         return _random.global_generator() if self.seed is None else np.random.default_rng(self.seed)
+
+    def _skip_uniform(self, shape):
+        """Skip `prod(shape)` uniform doubles: nothing to do with a seed (a private generator)."""
+        return self.seed is not None or _advance_global(int(np.prod(shape, dtype=np.int64)))
+
+    def skip(self, shape, dtype="float32"):
+        return self.seed is not None  # a private generator: nothing global is consumed
 
     def get_config(self):
         return {"seed": self.seed}
@@ -86,6 +156,9 @@ class RandomUniform(_Seeded):
     def __call__(self, shape, dtype="float32"):
         return self._generator().uniform(self.minval, self.maxval, size=shape).astype(dtype)
 
+    def skip(self, shape, dtype="float32"):
+        return self._skip_uniform(shape)
+
     def get_config(self):
         return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
 
@@ -114,6 +187,9 @@ class _VarianceScaling(_Seeded):
 
     def get_config(self):
         return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
+
+    def skip(self, shape, dtype="float32"):
+        return self._skip_uniform(shape) if self.distribution == "uniform" else super().skip(shape, dtype)
 
     def __call__(self, shape, dtype="float32"):
         fan_in, fan_out = _fans(shape, self.input_axes, self.output_axes)

@@ -19,7 +19,6 @@ import mmap
 import os
 import re
 import struct
-import threading
 
 import numpy as np
 
@@ -36,37 +35,8 @@ _HEADER = struct.Struct("<8sIIQII")  # magic, version, flags, payload length, pa
 ADVICE = "Restore an earlier entry of CheckpointManager.checkpoints or delete this one."
 _DATA_RE = re.compile(r"\.data-(\d{5})-of-(\d{5})(?:\.g(\d+))?$")
 
-_pool_lock = threading.Lock()
-_pools = {}
-
-
-def _pool():
-    """Threads for checksums (zlib releases the GIL on large buffers)."""
-    return _get_pool("cpu", max(2, min(4, os.cpu_count() or 2)))
-
-
-def _io_pool():
-    """Threads for fsync, so that flushing to disk overlaps checksumming."""
-    return _get_pool("io", 4)
-
-
-def _get_pool(kind, workers):
-    with _pool_lock:
-        pool = _pools.get(kind)
-        if pool is None:
-            pool = _pools[kind] = concurrent.futures.ThreadPoolExecutor(
-                max_workers=workers, thread_name_prefix=f"kerasckpt-{kind}")
-        return pool
-
-
-def _reset_pools_after_fork():  # a forked child has no worker threads; never submit to the parent's pools
-    global _pool_lock
-    _pools.clear()
-    _pool_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_pools_after_fork)
+_pool = _fileio.cpu_pool  # threads for checksums (zlib releases the GIL on large buffers)
+_io_pool = _fileio.io_pool  # threads for fsync, so that flushing to disk overlaps checksumming
 
 
 def _checksum_all(jobs):

@@ -199,8 +199,15 @@ class Layer(Trackable):
         if initializer is None:
             initializer = "glorot_uniform" if np.dtype(dtype).kind == "f" else "zeros"
         init = initializers.get(initializer)
+        shape = tuple(shape or ())
         with _nullscope() if _building_scope(self) else name_scope(self.name):
-            var = Variable(init, shape=tuple(shape or ()), dtype=dtype, trainable=trainable, name=name)
+            if initializers.skipping() and isinstance(init, initializers.Initializer) and init.skip(shape, dtype):
+                # Values are loaded next (`initializers.skip_initialization`): allocate zeros (lazily
+                # zeroed pages, no copy), the random streams advanced as if the values were drawn.
+                var = Variable(np.zeros((), dtype), dtype=dtype, trainable=trainable, name=name)
+                var._value = np.zeros(shape, dtype)
+            else:
+                var = Variable(init, shape=shape, dtype=dtype, trainable=trainable, name=name)
         (self._trainable_variables if trainable else self._non_trainable_variables).append(var)
         tracking.child_created(self, var.name, var)
         return var

@@ -4,6 +4,7 @@
 # prefix (`kerasckpt.checkpoint`).
 import os
 
+from kerasckpt import initializers
 from kerasckpt.errors import CheckpointFormatError
 from kerasckpt.saving import _files, h5, h5file, keras_zip, legacy_h5
 
@@ -93,9 +94,11 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             raise CheckpointFormatError(
                 f"File format not supported: {path!r}. load_model reads `.keras` archives and legacy `.h5` "
                 "files; for a checkpoint prefix use model.load_weights() or kerasckpt.Checkpoint.")
-    if kind == "keras":
-        return keras_zip.load_model(path, custom_objects, compile, safe_mode)
-    return legacy_h5.load_model(path, custom_objects, compile, safe_mode)
+    # every weight is assigned from the file (a missing one raises), so skip drawing random initial values
+    with initializers.skip_initialization():
+        if kind == "keras":
+            return keras_zip.load_model(path, custom_objects, compile, safe_mode)
+        return legacy_h5.load_model(path, custom_objects, compile, safe_mode)
 
 
 def save_weights(model, filepath, overwrite=True):

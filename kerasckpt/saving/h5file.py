@@ -9,21 +9,24 @@ kerasckpt's files are verified before h5py parses them; any file is checked for 
 # CRC-32 of the HDF5 metadata, i.e. every byte outside the datasets' raw data (`meta_crc32`), and the
 # `[offset, length, crc32]` of each dataset's raw data (`extents`); each dataset also carries its CRC-32
 # in the attribute `kerasckpt_crc32` (Keras ignores dataset attributes). Reading verifies the user block
-# and the metadata before h5py sees a byte, and each dataset's bytes as they are read (straight from
-# its extent), so a damaged file is refused before it is parsed and never yields different numbers.
+# and the metadata before h5py sees a byte, and each dataset's bytes (mapped from its extent) before any
+# is handed out, so a damaged file is refused before it is parsed and never yields different numbers.
 # Files without a user block (as Keras writes them) are read through h5py without checksums.
+# Writing: h5py creates the structure with every dataset's storage placed at creation and never filled;
+# kerasckpt writes each array's bytes there itself with one pwrite from the array's own buffer.
 import concurrent.futures
-import contextlib
 import io
 import json
 import math
+import mmap
 import os
 import struct
 
 import h5py
 import numpy as np
 
-from kerasckpt._fileio import checksum as crc32
+from kerasckpt import _fileio
+from kerasckpt._fileio import checksum as crc32, crc32_combine  # noqa: F401 (crc32_combine: re-exported)
 from kerasckpt.errors import CheckpointDamagedError, CheckpointFormatError, UnsafeCheckpointError
 
 MAGIC = b"KERASCKPT-HDF5\n\x00"
@@ -36,43 +39,10 @@ _MAX_DEPTH = 64
 _MAX_OBJECTS = 1 << 20
 _BOMB_MIN_BYTES = 64 << 20  # a dataset may declare more bytes than it stores only below this size ...
 _BOMB_RATIO = 100  # ... or up to this compression ratio
-_THREAD_MIN = 1 << 20  # arrays from this size on are checksummed on a worker thread
+_THREAD_MIN = 1 << 20  # arrays from this size on are checksummed on the worker threads
+_WRITEBACK_MIN = 8 << 20  # from this many bytes of data on, writeback starts before the checksums
 _SAFE_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, 32000}  # 32000: LZF
 ADVICE = "The file is damaged: restore it from a backup or save it again."
-
-
-_shift_ops = []  # _shift_ops[k]: the GF(2) operator that appends 2**k zero bytes to a CRC-32
-
-
-def _gf2_times(matrix, vector):
-    total, i = 0, 0
-    while vector:
-        if vector & 1:
-            total ^= matrix[i]
-        vector >>= 1
-        i += 1
-    return total
-
-
-def crc32_combine(crc1, crc2, len2):
-    """The CRC-32 of `a + b` from `crc32(a)`, `crc32(b)` and `len(b)` (zlib's crc32_combine)."""
-    if len2 <= 0:
-        return crc1
-    if not _shift_ops:
-        one_bit = [0xEDB88320] + [1 << (n - 1) for n in range(1, 32)]
-        op = one_bit
-        for _ in range(3):  # 1 -> 8 zero bits
-            op = [_gf2_times(op, op[n]) for n in range(32)]
-        for _ in range(64):
-            _shift_ops.append(op)
-            op = [_gf2_times(op, op[n]) for n in range(32)]
-    k = 0
-    while len2:
-        if len2 & 1:
-            crc1 = _gf2_times(_shift_ops[k], crc1)
-        len2 >>= 1
-        k += 1
-    return (crc1 ^ crc2) & 0xFFFFFFFF
 
 
 # ----------------------------------------------------------------------------------------- windows
@@ -161,8 +131,21 @@ def _native(array):
     return array if array.flags.c_contiguous else array.copy(order="C")  # keeps 0-d arrays 0-d
 
 
+def _early_dcpl():
+    """Contiguous storage placed when the dataset is created, never filled: kerasckpt writes the bytes."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    return dcpl
+
+
 def write_h5(fd, entries, root_attrs=None, base=0):
     """Write a checksummed HDF5 file at `base` of the open descriptor `fd`; returns (size, crc32).
+
+    h5py lays out the groups, attributes and datasets (storage placed at creation, never filled); each
+    array's bytes then go straight from its buffer to its extent with `pwrite` (no copy). The disk
+    starts writing them back while their CRC-32s are computed on two threads; the CRC-32 attributes,
+    the HDF5 metadata and the user block follow. The caller fsyncs the file once at the end.
 
     Args:
         fd: a descriptor open for reading and writing.
@@ -175,32 +158,46 @@ def write_h5(fd, entries, root_attrs=None, base=0):
     userblock = _userblock_size(len(datasets))
     window = Window(fd, base, writable=True)
     os.ftruncate(fd, base)
-    extents = []
-    big = any(arr.nbytes >= _THREAD_MIN for _, arr, _ in datasets)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) if big else contextlib.nullcontext() as pool:
-        # Checksums run on a worker (zlib releases the GIL) while this thread writes the bytes.
-        sums = [pool.submit(crc32, arr) if arr.nbytes >= _THREAD_MIN else None for _, arr, _ in datasets]
+    extents, writeback = [], None
+    try:
         with h5py.File(window, "w", userblock_size=userblock) as h5:
             for key, value in (root_attrs or {}).items():
                 h5.attrs[key] = value
-            handles = []
             for entry in entries:
                 if entry[0] == "group":
                     group = h5.require_group(entry[1])
                     for key, value in (entry[2] or {}).items():
                         group.attrs[key] = value
+            handles = []
             for path, arr, attrs in datasets:
-                dset = h5.create_dataset(path, shape=arr.shape, dtype=arr.dtype)
-                if arr.size:
-                    dset.write_direct(arr)
+                dset = h5.create_dataset(path, shape=arr.shape, dtype=arr.dtype,
+                                         dcpl=_early_dcpl() if arr.nbytes else None)
                 for key, value in (attrs or {}).items():
                     dset.attrs[key] = value
                 handles.append(dset)
-            for dset, (path, arr, _), fut in zip(handles, datasets, sums):
-                value = fut.result() if fut is not None else crc32(arr)
+            for dset, (path, arr, _) in zip(handles, datasets):
+                if not arr.nbytes:
+                    continue
+                if dset.id.get_storage_size() == arr.nbytes:  # placed: write the bytes ourselves
+                    pwrite_all(fd, memoryview(arr.reshape(-1)).cast("B"), base + dset.id.get_offset())
+                else:  # HDF5 places scalars only when they are written
+                    dset.write_direct(arr)
+                offset = dset.id.get_offset()
+                if offset is None or dset.id.get_storage_size() != arr.nbytes:
+                    raise RuntimeError(f"kerasckpt bug: HDF5 gave '{path}' no contiguous storage.")
+                extents.append([int(offset), int(arr.nbytes)])
+            if sum(arr.nbytes for _, arr, _ in datasets) >= _WRITEBACK_MIN:
+                writeback = _fileio.start_writeback(fd)
+            sums = _fileio.checksum_many([arr.reshape(-1) for _, arr, _ in datasets], _THREAD_MIN)
+            for dset, value in zip(handles, sums):
                 dset.attrs[CHECKSUM_ATTR] = np.uint32(value)
-                if arr.nbytes:
-                    extents.append([int(dset.id.get_offset()), int(arr.nbytes), value])
+        extents = [[offset, length, value] for (offset, length), value in
+                   zip(extents, [v for (_, arr, _), v in zip(datasets, sums) if arr.nbytes])]
+        if writeback is not None:
+            writeback.result()
+    finally:
+        if writeback is not None:  # never let the caller close `fd` under a running fdatasync
+            concurrent.futures.wait([writeback])
     size = os.fstat(fd).st_size - base
     extents.sort()
     meta_crc, whole, gaps = _scan_gaps(window, userblock, size, extents)
@@ -252,6 +249,7 @@ class H5Source:
         self.label = label
         self.verified = False
         self._extents = {}
+        self._map = None
         if data is not None:
             self._io = io.BytesIO(data)
             size = len(data)
@@ -438,41 +436,60 @@ class H5Source:
     def read_many(self, paths):
         """The arrays at `paths` (dataset paths); in a kerasckpt file each is checked against its CRC-32.
 
-        kerasckpt's files are read straight from the verified extents (one `pread` per array, checksums
-        on a worker thread); other files through h5py.
+        kerasckpt's files are memory-mapped and every array is a read-only view of its verified extent:
+        the checksums read the page cache directly (two threads) and the caller's copy into the
+        variables is the only copy. Other files are read through h5py.
         """
-        out, pending = [], []
-        pool = None
-        try:
-            for path in paths:
-                dset, shape, dtype, extent = self.datasets[path]
-                try:
-                    if extent is not None:
-                        arr = np.empty(shape, dtype)
-                        offset, nbytes, expected = extent
-                        if self._read_extent(offset, memoryview(arr).cast("B")) != nbytes:
-                            raise self._damaged(f"dataset '{path}' is cut short")
-                        if nbytes >= _THREAD_MIN:
-                            pool = pool or concurrent.futures.ThreadPoolExecutor(max_workers=1)
-                            pending.append((path, pool.submit(crc32, arr), expected))
-                        elif crc32(arr) != expected:
-                            raise self._damaged(f"checksum mismatch in dataset '{path}'")
-                    elif self.verified:
-                        arr = np.zeros(shape, dtype)  # an empty dataset has no bytes to check
-                    else:
-                        arr = np.asarray(dset[()])
-                except CheckpointDamagedError:
-                    raise
-                except Exception as err:
-                    raise self._damaged(f"dataset '{path}' cannot be read ({err})") from None
-                out.append(arr)
-            for path, fut, expected in pending:
-                if fut.result() != expected:
-                    raise self._damaged(f"checksum mismatch in dataset '{path}'")
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
+        out, checks = [], []
+        for path in paths:
+            dset, shape, dtype, extent = self.datasets[path]
+            try:
+                if extent is not None:
+                    offset, nbytes, expected = extent
+                    data = self._extent(offset, nbytes)
+                    if len(data) != nbytes:
+                        raise self._damaged(f"dataset '{path}' is cut short")
+                    arr = data.view(dtype).reshape(shape)
+                    checks.append((path, data, expected))
+                elif self.verified:
+                    arr = np.zeros(shape, dtype)  # an empty dataset has no bytes to check
+                else:
+                    arr = np.asarray(dset[()])
+            except CheckpointDamagedError:
+                raise
+            except Exception as err:
+                raise self._damaged(f"dataset '{path}' cannot be read ({err})") from None
+            out.append(arr)
+        sums = _fileio.checksum_many([data for _, data, _ in checks], _THREAD_MIN)
+        for (path, _, expected), got in zip(checks, sums):
+            if got != expected:
+                raise self._damaged(f"checksum mismatch in dataset '{path}'")
         return out
+
+    def _extent(self, offset, nbytes):
+        """The bytes [offset, offset + nbytes) of the HDF5 file as a uint8 array (a view of the mapping)."""
+        if isinstance(self._io, Window):
+            if self._map is None:
+                self._map = self._map_file()
+            if self._map is not False:
+                start = self._io.base + offset
+                return self._map[start:start + nbytes]
+        buf = np.empty(nbytes, np.uint8)
+        return buf[:self._read_extent(offset, memoryview(buf))]
+
+    def _map_file(self):
+        """The file up to the end of this HDF5 file, mapped read-only; False where it cannot be mapped."""
+        length = self._io.base + self.size
+        try:
+            mm = mmap.mmap(self._io.fd, length, access=mmap.ACCESS_READ)
+        except (OSError, ValueError, OverflowError):  # e.g. shorter than its header says: pread reports it
+            return False
+        if hasattr(mm, "madvise") and hasattr(mmap, "MADV_WILLNEED"):
+            try:  # start reading it all now; the checksums and the copies touch each page once more
+                mm.madvise(mmap.MADV_WILLNEED)
+            except OSError:
+                pass
+        return np.frombuffer(mm, dtype=np.uint8)
 
     def _read_extent(self, offset, view):
         if isinstance(self._io, Window):
@@ -485,6 +502,8 @@ class H5Source:
         return self.read_many([path])[0]
 
     def close(self):
+        """Close the HDF5 file; arrays from `read_many` keep their mapping alive until they are freed."""
+        self._map = None
         try:
             self.file.close()
         except Exception:
