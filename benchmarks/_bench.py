@@ -8,9 +8,14 @@ import time
 import numpy as np
 
 
+def load_average():
+    """The 1, 5 and 15 minute load averages, as text."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
 def machine():
     """One line on the conditions: load average, cores, BLAS threads, Python and NumPy versions."""
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    load = load_average()
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     return (f"load average {load} on {os.cpu_count()} cores, OMP_NUM_THREADS={threads}, "
             f"Python {sys.version.split()[0]}, NumPy {np.__version__}")

@@ -85,8 +85,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     print(f"# peak memory during a save (VmHWM - VmRSS before it), one subprocess per case; {_bench.machine()}")
     supported = os.path.exists("/proc/self/clear_refs")
-    from stall import background_supported
-    modes = ["foreground"] + (["background"] if background_supported() else [])
+    modes = ["foreground", "background"]
     rows, results = [], []
     with tempfile.TemporaryDirectory(prefix="kerasckpt-bench-", dir=args.dir) as directory:
         for params in args.params:
@@ -101,8 +100,6 @@ def main(argv=None):
                                  "n/a" if r is None else f"{r['ratio']:.3f} of {need}"])
                 for name in os.listdir(directory):
                     os.remove(os.path.join(directory, name))
-    if "background" not in modes:
-        print("ModelCheckpoint has no save_in_background yet: background rows are n/a")
     print(_bench.table(["params", "format", "save", "model", "added at peak", "peak / minimum"], rows))
     _bench.save_json(args.json, {"benchmark": "memory", "machine": _bench.machine(), "results": results})
     return results

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+from _bench import load_average as load
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 FULL = {
@@ -29,10 +31,6 @@ QUICK = {
     "stall": ["--params", "1e7", "--repeats", "3"],
     "memory": ["--params", "1e7", "--formats", "native", "weights.h5", "keras"],
 }
-
-
-def load():
-    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 def main(argv=None):

@@ -10,14 +10,12 @@ interleaved in every repeat:
                     the file is written on a writer thread (its time to completion is shown as well)
 Before each background save the previous one is waited for (untimed), as when training between two
 checkpoints takes longer than a write; the first background save (which allocates the snapshot
-buffers) is a warm-up. Target (issue 7): background stall <= 1.5x memcpy. Without background saving
-support in `ModelCheckpoint` the background column prints "n/a".
+buffers) is a warm-up. Target (issue 7): background stall <= 1.5x memcpy.
 
 Run (one BLAS thread, so ratios mean something on a shared machine):
     OMP_NUM_THREADS=1 python benchmarks/stall.py [--params 1e8] [--repeats 5] [--formats native weights.h5 keras]
 """
 import argparse
-import inspect
 import os
 import statistics
 import tempfile
@@ -30,10 +28,6 @@ from kerasckpt.callbacks import ModelCheckpoint
 
 FORMATS = {"native": ("ckpt", True), "weights.h5": ("m.weights.h5", True), "keras": ("m.keras", False)}
 LABELS = {"native": "native prefix", "weights.h5": ".weights.h5", "keras": ".keras"}
-
-
-def background_supported():
-    return "save_in_background" in inspect.signature(ModelCheckpoint.__init__).parameters
 
 
 def _timed(fn):
@@ -53,41 +47,34 @@ def measure(params, repeats, directory, formats):
         for dst, src in zip(targets, arrays):
             np.copyto(dst, src)
 
-    bg = background_supported()
-    results = {"params": model.count_params(), "bytes": sum(a.nbytes for a in arrays), "background": bg,
-               "formats": {}}
+    results = {"params": model.count_params(), "bytes": sum(a.nbytes for a in arrays), "formats": {}}
     for fmt in formats:
         name, weights_only = FORMATS[fmt]
         fg_cb = ModelCheckpoint(os.path.join(directory, "fg-" + name), save_weights_only=weights_only)
-        callbacks = [fg_cb]
-        if bg:
-            bg_cb = ModelCheckpoint(os.path.join(directory, "bg-" + name), save_weights_only=weights_only,
-                                    save_in_background=True)
-            callbacks.append(bg_cb)
+        bg_cb = ModelCheckpoint(os.path.join(directory, "bg-" + name), save_weights_only=weights_only,
+                                save_in_background=True)
+        callbacks = [fg_cb, bg_cb]
         for cb in callbacks:
             cb.set_model(model)
             cb.on_train_begin()
         logs = {"loss": 1.0}
         t_copy, t_fg, t_bg, t_bg_done = [], [], [], []
         fg_cb.on_epoch_end(0, logs)  # warm-up (and the first background save allocates its buffers)
-        if bg:
-            bg_cb.on_epoch_end(0, logs)
-            bg_cb.wait_until_finished()
+        bg_cb.on_epoch_end(0, logs)
+        bg_cb.wait_until_finished()
         for epoch in range(1, repeats + 1):
             t_copy.append(_timed(memcpy))
             t_fg.append(_timed(lambda: fg_cb.on_epoch_end(epoch, logs)))
-            if bg:
-                start = time.perf_counter()
-                bg_cb.on_epoch_end(epoch, logs)
-                t_bg.append(time.perf_counter() - start)
-                bg_cb.wait_until_finished()
-                t_bg_done.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            bg_cb.on_epoch_end(epoch, logs)
+            t_bg.append(time.perf_counter() - start)
+            bg_cb.wait_until_finished()
+            t_bg_done.append(time.perf_counter() - start)
         for cb in callbacks:
             cb.on_train_end()
         med = statistics.median
-        results["formats"][fmt] = {"memcpy": med(t_copy), "foreground": med(t_fg),
-                                   "background": med(t_bg) if bg else None,
-                                   "background_complete": med(t_bg_done) if bg else None}
+        results["formats"][fmt] = {"memcpy": med(t_copy), "foreground": med(t_fg), "background": med(t_bg),
+                                   "background_complete": med(t_bg_done)}
         _bench.remove_prefix(directory, "fg-")
         _bench.remove_prefix(directory, "bg-")
     return results
@@ -99,8 +86,7 @@ def rows(result):
     for fmt, r in result["formats"].items():
         c, f, b = r["memcpy"], r["foreground"], r["background"]
         out.append([label, LABELS[fmt], f"{c * 1e3:.1f} ms", f"{f * 1e3:.1f} ms ({f / c:.1f}x)",
-                    "n/a" if b is None else f"{b * 1e3:.1f} ms ({b / c:.2f}x)",
-                    "n/a" if b is None else f"{r['background_complete'] * 1e3:.1f} ms"])
+                    f"{b * 1e3:.1f} ms ({b / c:.2f}x)", f"{r['background_complete'] * 1e3:.1f} ms"])
     return out
 
 
@@ -124,8 +110,6 @@ def main(argv=None):
             result = measure(int(params), args.repeats, directory, args.formats)
             results.append(result)
             all_rows += rows(result)
-    if not background_supported():
-        print("ModelCheckpoint has no save_in_background yet: background stalls are n/a")
     print(_bench.table(HEADERS, all_rows))
     print(f"# after: {_bench.machine()}")
     _bench.save_json(args.json, {"benchmark": "stall", "machine": _bench.machine(), "results": results})
