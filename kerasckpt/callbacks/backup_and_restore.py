@@ -171,7 +171,6 @@ class BackupAndRestore(Callback):
                 setattr(node.obj, node.field, int(values[node.key]))
             elif isinstance(node.obj, Variable):
                 node.obj.assign(values[node.key])
-        self.model._train_vars = None
         loop.set_state(metadata["loop"])
         _random.set_global_state(metadata["global_random_state"])
         self._batches_since_save = metadata["callback"]["batches_since_save"]
