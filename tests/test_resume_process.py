@@ -16,5 +16,5 @@ def test_sigkilled_training_restarted_until_done_is_bit_identical(seed, kills):
     assert done.returncode == 0, done.stdout + done.stderr
     summary = done.stdout.strip().splitlines()[-1]
     restarts = int(summary.split("killed and restarted ")[1].split()[0])
-    assert 2 <= restarts <= kills  # a kill that comes after the run finished is not a kill
+    assert restarts == kills  # kills are aimed at training steps, so every one lands before the run ends
     assert summary.endswith("final weights bit-identical to the uninterrupted run: True")
