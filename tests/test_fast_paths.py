@@ -39,6 +39,60 @@ def test_crc32_combine_matches_zlib():
     assert h5file.crc32_combine is _fileio.crc32_combine
 
 
+# ----------------------------------------------------------------------------------------- streaming writes
+
+def test_streaming_writer_writes_every_byte_and_checksums_it_while_starting_writeback(tmp_path, monkeypatch):
+    monkeypatch.setattr(_fileio, "PARALLEL_CHUNK", 1000)  # buffers cut in pieces, some on the pool
+    monkeypatch.setattr(_fileio, "POOL_MIN", 500)
+    monkeypatch.setattr(_fileio, "WRITEBACK_EVERY", 2500)
+    syncs = _count_syncs(monkeypatch)
+    rng = np.random.default_rng(3)
+    buffers = [rng.bytes(n) for n in (0, 1, 499, 1000, 1001, 7777)]
+    tracked = rng.bytes(321)
+    path = tmp_path / "stream.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        with _fileio.StreamingWriter(fd) as writer:
+            offsets, at = [], 10
+            indexes = []
+            for b in buffers:
+                offsets.append(at)
+                indexes.append(writer.write(b, at))
+                at += len(b) + 3
+            indexes.append(writer.track(tracked))
+            sums = writer.checksums()
+    finally:
+        os.close(fd)
+    raw = path.read_bytes()
+    for b, at in zip(buffers, offsets):
+        assert raw[at:at + len(b)] == b
+    assert [sums[i] for i in indexes] == [zlib.crc32(b) for b in buffers + [tracked]]
+    assert 1 <= syncs.count("fdatasync") <= sum(len(b) for b in buffers) // 2500  # one in flight at a time
+
+
+@pytest.mark.parametrize("name", ["w.weights.h5", "m.keras", "m.h5", "ckpt"])
+def test_a_failed_writeback_fails_the_save_and_keeps_the_previous_file(tmp_path, name, monkeypatch):
+    """Linux reports a writeback error to one sync only: the writer's own fdatasync must not swallow it."""
+    model = _wide_model(2)
+    path = str(tmp_path / name)
+    save = model.save if name in ("m.keras", "m.h5") else model.save_weights
+    save(path)
+    before = [w.copy() for w in model.get_weights()]
+    for w in model.weights:
+        w.assign(w.value + 1)
+    monkeypatch.setattr(_fileio, "WRITEBACK_EVERY", 1)
+
+    def failing(fd):
+        raise OSError(5, "Input/output error (injected)")
+    monkeypatch.setattr(os, "fdatasync", failing)
+    with pytest.raises(OSError, match="injected"):
+        save(path)
+    monkeypatch.undo()
+    assert not [n for n in os.listdir(tmp_path) if _fileio.TEMP_MARK in n]
+    model.load_weights(path)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+
+
 # ----------------------------------------------------------------------------------------- HDF5 writes
 
 ODD_ARRAYS = {
@@ -64,7 +118,9 @@ def _write(path, arrays):
 
 
 def test_written_bytes_equal_the_arrays_for_h5py_and_for_the_reader(tmp_path, monkeypatch):
-    monkeypatch.setattr(h5file, "_WRITEBACK_MIN", 1)  # take the writeback path too
+    monkeypatch.setattr(_fileio, "WRITEBACK_EVERY", 1)  # take the writeback path too
+    monkeypatch.setattr(_fileio, "PARALLEL_CHUNK", 1000)  # and arrays written and checksummed in pieces
+    monkeypatch.setattr(_fileio, "POOL_MIN", 500)
     path = str(tmp_path / "odd.weights.h5")
     size, whole = _write(path, ODD_ARRAYS)
     raw = open(path, "rb").read()
@@ -92,13 +148,13 @@ def test_data_goes_straight_from_the_arrays_to_the_file(tmp_path, monkeypatch):
     """Each array is written by one pwrite of its own buffer (no copy), not through h5py."""
     big = np.random.default_rng(1).standard_normal(200_000).astype(np.float32)
     seen = []
-    real = h5file.pwrite_all
+    real = _fileio.pwrite_all
 
     def spy(fd, view, offset):
         seen.append(view)
         return real(fd, view, offset)
 
-    monkeypatch.setattr(h5file, "pwrite_all", spy)
+    monkeypatch.setattr(_fileio, "pwrite_all", spy)
     _write(str(tmp_path / "w.h5"), {"big": big})
     data_writes = [v for v in seen if len(v) == big.nbytes]
     assert len(data_writes) == 1 and np.shares_memory(np.asarray(data_writes[0]), big)
@@ -122,8 +178,7 @@ def _wide_model(n_layers):
 
 @pytest.mark.parametrize("name", ["w.weights.h5", "w.h5", "m.keras", "m.h5", "ckpt"])
 def test_syncs_per_save_do_not_grow_with_the_variables(tmp_path, name, monkeypatch):
-    """One fsync per file (plus the early writeback and the directory), whatever the variable count."""
-    monkeypatch.setattr(h5file, "_WRITEBACK_MIN", 1)
+    """One fsync per file (plus the directory), whatever the variable count."""
     counts = []
     for n_layers in (1, 12):
         model = _wide_model(n_layers)
@@ -131,7 +186,6 @@ def test_syncs_per_save_do_not_grow_with_the_variables(tmp_path, name, monkeypat
         calls = _count_syncs(monkeypatch)
         model.save(path) if name in ("m.keras", "m.h5") else model.save_weights(path)
         monkeypatch.undo()
-        monkeypatch.setattr(h5file, "_WRITEBACK_MIN", 1)
         counts.append(len(calls))
     assert counts[0] == counts[1] and counts[0] <= 5, counts
 

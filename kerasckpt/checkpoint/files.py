@@ -5,8 +5,8 @@ payload, CRC-32 of the header) followed by a UTF-8 JSON payload: the object grap
 and for every value its key, dtype, shape and chunks `[shard, offset, length, crc32]`.
 `prefix.data-*`: raw little-endian bytes; every value starts at a multiple of 64 bytes so a reader
 can map it without copying; a value larger than `max_shard_size` continues in the next shard.
-Chunks are at most 16 MiB, so checksums run on two threads: on save while the disk flushes the data
-(fsync mostly waits), on restore before anything is assigned.
+Chunks are at most 16 MiB, so checksums run on two threads: on save while the next chunk is written
+(`_fileio.StreamingWriter`), on restore before anything is assigned.
 
 Overwriting: data files never replace data files. When `prefix.data-*` files exist already, the new
 ones get a generation suffix (`prefix.data-00000-of-00001.g1`); the index names its data files, so an
@@ -37,17 +37,6 @@ _DATA_RE = re.compile(r"\.data-(\d{5})-of-(\d{5})(?:\.g(\d+))?$")
 
 _pool = _fileio.cpu_pool  # threads for checksums (zlib releases the GIL on large buffers)
 _io_pool = _fileio.io_pool  # threads for fsync, so that flushing to disk overlaps checksumming
-
-
-def _checksum_all(jobs):
-    """Set `record[3]` to the CRC-32 of `data` for every `(record, data)`; large ones on two threads."""
-    big = [j for j in jobs if len(j[1]) >= _PARALLEL_MIN]
-    if len(big) > 1:
-        for (record, _), crc in zip(big, _pool().map(lambda j: _fileio.checksum(j[1]), big)):
-            record[3] = crc
-    for record, data in jobs:
-        if len(data) < _PARALLEL_MIN or len(big) <= 1:
-            record[3] = _fileio.checksum(data)
 
 
 def data_file_name(base, shard, num_shards, generation=0):
@@ -154,33 +143,24 @@ def write_checkpoint(prefix, values, graph, max_shard_size=None, metadata=None):
             by_shard[shard].append((offset, views[i][1][start:start + length], i))
             start += length
     chunks = [[] for _ in views]  # per value: [shard, offset, length, crc32]
-    jobs = []  # (chunk record, bytes) to checksum
-    temps, handles, syncs, index_tmp, active = [], [], [], None, []
+    temps, fds, writers, syncs, index_tmp, active = [], [], [], [], None, []
     try:
         for k, items in enumerate(by_shard):
             tmp = _fileio.claim_temp(os.path.join(directory, names[k]))
             active.append(tmp)
             temps.append(tmp)
-            f = open(tmp, "xb")
-            handles.append(f)
-            position = 0
+            fds.append(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+            writers.append(_fileio.StreamingWriter(fds[-1]))
             for offset, data, i in sorted(items, key=lambda t: t[0]):
-                if offset > position:
-                    f.write(bytes(offset - position))
                 for c in range(0, len(data), CHUNK_SIZE):
                     part = data[c:c + CHUNK_SIZE]
-                    f.write(part)
-                    record = [k, offset + c, len(part), 0]
-                    chunks[i].append(record)
-                    jobs.append((record, part))
-                position = offset + len(data)
-            if position < shard_sizes[k]:
-                f.write(bytes(shard_sizes[k] - position))
-            f.flush()
-        # The data is in the page cache. Checksum it while the disk writes it: checksumming during the
-        # writes instead would compete with them for the CPU, while fsync mostly waits.
-        syncs = [_io_pool().submit(os.fsync, f.fileno()) for f in handles]
-        _checksum_all(jobs)
+                    # the CRC-32's index in the writer, until checksums() gives the value
+                    chunks[i].append([k, offset + c, len(part), writers[k].write(part, offset + c)])
+            os.ftruncate(fds[-1], shard_sizes[k])  # the gaps between values read as zeros
+        sums = [writer.checksums() for writer in writers]
+        for record in (record for value_chunks in chunks for record in value_chunks):
+            record[3] = sums[record[0]][record[3]]  # the index in shard record[0]'s writer -> the CRC-32
+        syncs = [_io_pool().submit(os.fsync, fd) for fd in fds]  # the writers started the disk already
         entries = {key: {"dtype": dtype, "shape": list(shape), "chunks": value_chunks}
                    for (key, _data, dtype, shape), value_chunks in zip(views, chunks)}
         payload = json.dumps({
@@ -199,8 +179,11 @@ def write_checkpoint(prefix, values, graph, max_shard_size=None, metadata=None):
             os.fsync(f.fileno())  # meanwhile the data files are still being flushed
         for sync in syncs:
             sync.result()
-        for f in handles:
-            f.close()
+        for writer in writers:
+            writer.close()  # re-raises a failed writeback
+        for fd in fds:
+            os.close(fd)
+        fds = []
         for k, name in enumerate(names):
             os.replace(temps[k], os.path.join(directory, name))
             temps[k] = None
@@ -210,8 +193,10 @@ def write_checkpoint(prefix, values, graph, max_shard_size=None, metadata=None):
         _fileio.fsync_dir(directory)
     except BaseException:
         concurrent.futures.wait(syncs)  # never close a file (and reuse its descriptor) under a running fsync
-        for f in handles:
-            f.close()
+        for writer in writers:
+            writer.wait()
+        for fd in fds:
+            os.close(fd)
         renamed = [os.path.join(directory, n) for n, t in zip(names, temps) if t is None]
         if index_tmp is None:
             renamed = []  # the index is in place: the checkpoint is complete and visible

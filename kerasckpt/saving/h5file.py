@@ -14,7 +14,6 @@ kerasckpt's files are verified before h5py parses them; any file is checked for 
 # Files without a user block (as Keras writes them) are read through h5py without checksums.
 # Writing: h5py creates the structure with every dataset's storage placed at creation and never filled;
 # kerasckpt writes each array's bytes there itself with one pwrite from the array's own buffer.
-import concurrent.futures
 import io
 import json
 import math
@@ -39,8 +38,7 @@ _MAX_DEPTH = 64
 _MAX_OBJECTS = 1 << 20
 _BOMB_MIN_BYTES = 64 << 20  # a dataset may declare more bytes than it stores only below this size ...
 _BOMB_RATIO = 100  # ... or up to this compression ratio
-_THREAD_MIN = 1 << 20  # arrays from this size on are checksummed on the worker threads
-_WRITEBACK_MIN = 8 << 20  # from this many bytes of data on, writeback starts before the checksums
+_THREAD_MIN = 1 << 20  # on reads, arrays from this size on are checksummed on the worker threads
 _SAFE_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, 32000}  # 32000: LZF
 ADVICE = "The file is damaged: restore it from a backup or save it again."
 
@@ -85,7 +83,7 @@ class Window(io.RawIOBase):
 
     def write(self, data):
         view = memoryview(data).cast("B")
-        pwrite_all(self.fd, view, self.base + self.pos)
+        _fileio.pwrite_all(self.fd, view, self.base + self.pos)
         self.pos += len(view)
         return len(view)
 
@@ -107,12 +105,6 @@ def pread_into(fd, view, offset):
             break
         done += n
     return done
-
-
-def pwrite_all(fd, view, offset):
-    done = 0
-    while done < len(view):
-        done += os.pwrite(fd, view[done:done + (1 << 30)], offset + done)
 
 
 # ----------------------------------------------------------------------------------------- writing
@@ -143,9 +135,10 @@ def write_h5(fd, entries, root_attrs=None, base=0):
     """Write a checksummed HDF5 file at `base` of the open descriptor `fd`; returns (size, crc32).
 
     h5py lays out the groups, attributes and datasets (storage placed at creation, never filled); each
-    array's bytes then go straight from its buffer to its extent with `pwrite` (no copy). The disk
-    starts writing them back while their CRC-32s are computed on two threads; the CRC-32 attributes,
-    the HDF5 metadata and the user block follow. The caller fsyncs the file once at the end.
+    array's bytes then go straight from its buffer to its extent with `pwrite` (no copy), checksummed
+    on two threads and written back to disk while the next ones are written (`_fileio.StreamingWriter`);
+    the CRC-32 attributes, the HDF5 metadata and the user block follow. The caller fsyncs the file
+    once at the end.
 
     Args:
         fd: a descriptor open for reading and writing.
@@ -158,46 +151,43 @@ def write_h5(fd, entries, root_attrs=None, base=0):
     userblock = _userblock_size(len(datasets))
     window = Window(fd, base, writable=True)
     os.ftruncate(fd, base)
-    extents, writeback = [], None
-    try:
-        with h5py.File(window, "w", userblock_size=userblock) as h5:
-            for key, value in (root_attrs or {}).items():
-                h5.attrs[key] = value
-            for entry in entries:
-                if entry[0] == "group":
-                    group = h5.require_group(entry[1])
-                    for key, value in (entry[2] or {}).items():
-                        group.attrs[key] = value
-            handles = []
-            for path, arr, attrs in datasets:
-                dset = h5.create_dataset(path, shape=arr.shape, dtype=arr.dtype,
-                                         dcpl=_early_dcpl() if arr.nbytes else None)
-                for key, value in (attrs or {}).items():
-                    dset.attrs[key] = value
-                handles.append(dset)
-            for dset, (path, arr, _) in zip(handles, datasets):
-                if not arr.nbytes:
-                    continue
-                if dset.id.get_storage_size() == arr.nbytes:  # placed: write the bytes ourselves
-                    pwrite_all(fd, memoryview(arr.reshape(-1)).cast("B"), base + dset.id.get_offset())
-                else:  # HDF5 places scalars only when they are written
-                    dset.write_direct(arr)
-                offset = dset.id.get_offset()
-                if offset is None or dset.id.get_storage_size() != arr.nbytes:
-                    raise RuntimeError(f"kerasckpt bug: HDF5 gave '{path}' no contiguous storage.")
-                extents.append([int(offset), int(arr.nbytes)])
-            if sum(arr.nbytes for _, arr, _ in datasets) >= _WRITEBACK_MIN:
-                writeback = _fileio.start_writeback(fd)
-            sums = _fileio.checksum_many([arr.reshape(-1) for _, arr, _ in datasets], _THREAD_MIN)
-            for dset, value in zip(handles, sums):
-                dset.attrs[CHECKSUM_ATTR] = np.uint32(value)
-        extents = [[offset, length, value] for (offset, length), value in
-                   zip(extents, [v for (_, arr, _), v in zip(datasets, sums) if arr.nbytes])]
-        if writeback is not None:
-            writeback.result()
-    finally:
-        if writeback is not None:  # never let the caller close `fd` under a running fdatasync
-            concurrent.futures.wait([writeback])
+    extents, sums = [], []
+    with _fileio.StreamingWriter(fd) as writer, h5py.File(window, "w", userblock_size=userblock) as h5:
+        for key, value in (root_attrs or {}).items():
+            h5.attrs[key] = value
+        for entry in entries:
+            if entry[0] == "group":
+                group = h5.require_group(entry[1])
+                for key, value in (entry[2] or {}).items():
+                    group.attrs[key] = value
+        handles = []
+        for path, arr, attrs in datasets:
+            dset = h5.create_dataset(path, shape=arr.shape, dtype=arr.dtype,
+                                     dcpl=_early_dcpl() if arr.nbytes else None)
+            for key, value in (attrs or {}).items():
+                dset.attrs[key] = value
+            handles.append(dset)
+        crc_index = []
+        for dset, (path, arr, _) in zip(handles, datasets):
+            data = memoryview(arr.reshape(-1)).cast("B")
+            if not arr.nbytes:
+                crc_index.append(writer.track(data))
+                continue
+            if dset.id.get_storage_size() == arr.nbytes:  # placed: write the bytes ourselves
+                crc_index.append(writer.write(data, base + dset.id.get_offset()))
+            else:  # HDF5 places scalars only when they are written
+                dset.write_direct(arr)
+                crc_index.append(writer.track(data))
+            offset = dset.id.get_offset()
+            if offset is None or dset.id.get_storage_size() != arr.nbytes:
+                raise RuntimeError(f"kerasckpt bug: HDF5 gave '{path}' no contiguous storage.")
+            extents.append([int(offset), int(arr.nbytes)])
+        crcs = writer.checksums()
+        sums = [crcs[i] for i in crc_index]
+        for dset, value in zip(handles, sums):
+            dset.attrs[CHECKSUM_ATTR] = np.uint32(value)
+    extents = [[offset, length, value] for (offset, length), value in
+               zip(extents, [v for (_, arr, _), v in zip(datasets, sums) if arr.nbytes])]
     size = os.fstat(fd).st_size - base
     extents.sort()
     meta_crc, whole, gaps = _scan_gaps(window, userblock, size, extents)
@@ -209,7 +199,7 @@ def write_h5(fd, entries, root_attrs=None, base=0):
     block[_FIXED.size:_FIXED.size + len(header)] = header
     _FIXED.pack_into(block, 0, MAGIC, userblock, len(header), 0)
     struct.pack_into("<I", block, 24, crc32(block))
-    pwrite_all(fd, memoryview(block), base)
+    _fileio.pwrite_all(fd, memoryview(block), base)
     return size, crc32_combine(crc32(block), whole, size - userblock)
 
 

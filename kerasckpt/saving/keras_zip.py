@@ -9,6 +9,7 @@ import time
 import zipfile
 import zlib
 
+from kerasckpt import _fileio
 from kerasckpt._background import PreparedSave
 from kerasckpt.errors import CheckpointDamagedError, CheckpointFormatError, UnsafeCheckpointError
 from kerasckpt.saving import _files, h5, h5file, serialization
@@ -50,7 +51,7 @@ class _ZipWriter:
         name = name.encode()
         crc = zlib.crc32(data) & _U32
         header = self._local(name, crc, len(data), when, False)
-        h5file.pwrite_all(self.fd, memoryview(header + data), self.pos)
+        _fileio.pwrite_all(self.fd, memoryview(header + data), self.pos)
         self.members.append((name, crc, len(data), when, self.pos, False))
         self.pos += len(header) + len(data)
 
@@ -63,7 +64,7 @@ class _ZipWriter:
         size, crc = h5file.write_h5(self.fd, entries, base=start + header_len)
         if size >= _U32 and not zip64:
             raise RuntimeError("kerasckpt bug: zip64 needed for the weights member but not reserved.")
-        h5file.pwrite_all(self.fd, memoryview(self._local(name, crc, size, when, zip64)), start)
+        _fileio.pwrite_all(self.fd, memoryview(self._local(name, crc, size, when, zip64)), start)
         self.members.append((name, crc, size, when, start, zip64))
         self.pos = start + header_len + size
 
@@ -85,7 +86,7 @@ class _ZipWriter:
             tail += _EOCD.pack(0x06054B50, 0, 0, count, count, _U32, _U32, 0)
         else:
             tail += _EOCD.pack(0x06054B50, 0, 0, count, count, len(directory), cd_offset, 0)
-        h5file.pwrite_all(self.fd, memoryview(tail), self.pos)
+        _fileio.pwrite_all(self.fd, memoryview(tail), self.pos)
         self.pos += len(tail)
 
 

@@ -41,7 +41,7 @@ def values(gen):
 root, mode = sys.argv[1], sys.argv[2]
 background = sys.argv[3:] == ["background"]  # written on a writer thread; the values change meanwhile
 files.CHUNK_SIZE = 1024          # many chunks: kill points inside the data writes
-files._PARALLEL_MIN = 1 << 40    # checksums inline: the same event order every run
+_fileio.POOL_MIN = 1 << 40       # checksums inline: the same event order every run
 events = [0]
 kill_at = [None]
 

@@ -8,6 +8,7 @@ import pytest
 import kerasckpt
 from kerasckpt.errors import (CheckpointDamagedError, CheckpointError, CheckpointFormatError,
                               CheckpointMismatchError, CheckpointNotFoundError)
+from kerasckpt import _fileio
 from kerasckpt.saving import h5file
 
 WEIGHT_NAMES = ["w.weights.h5", "w.h5", "m.keras"]
@@ -156,7 +157,7 @@ def test_failing_write_keeps_the_old_file(model, name, tmp_path, monkeypatch):
     save(model, path)
     old = path.read_bytes()
     calls = []
-    real = h5file.pwrite_all
+    real = _fileio.pwrite_all
 
     def disk_full(fd, view, offset):
         calls.append(len(view))
@@ -164,7 +165,7 @@ def test_failing_write_keeps_the_old_file(model, name, tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real(fd, view, offset)
 
-    monkeypatch.setattr(h5file, "pwrite_all", disk_full)
+    monkeypatch.setattr(_fileio, "pwrite_all", disk_full)
     with pytest.raises(OSError):
         save(model, path)
     monkeypatch.undo()
