@@ -666,3 +666,16 @@ def test_ragged_batch_count_from_steps_matches_math():
     recorder = Recorder()
     _compiled().fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[recorder])
     assert recorder.batches_per_epoch() == [math.ceil(50 / 8)]
+
+
+@pytest.mark.parametrize("freq", [0, -2, 1.5, True, [0, 2], [1, "2"], "every"])
+def test_invalid_validation_freq_is_refused_before_anything_trains(freq):
+    """Keras divides by validation_freq only at the first epoch's end (ZeroDivisionError for 0)."""
+    x, y = tiny_data()
+    model = _compiled()
+    before = [w.copy() for w in model.get_weights()]
+    recorder = Recorder()
+    with pytest.raises(ValueError, match=r"validation_freq must be a positive integer.*Received: validation_freq="):
+        model.fit(x, y, epochs=2, verbose=0, validation_data=tiny_data(10, seed=3), validation_freq=freq,
+                  callbacks=[recorder])
+    assert recorder.calls == [] and all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))

@@ -293,6 +293,7 @@ class Trainer:
         """
         self._assert_compiled("fit")
         batch_size = self._check_batch_size(batch_size)
+        validation_freq = _check_validation_freq(validation_freq)
         data = ArrayData(x, y, sample_weight)
         if data.y is None:
             raise ValueError("fit() needs targets `y` for the compiled loss. Received: y=None.")
@@ -321,7 +322,7 @@ class Trainer:
         loop = FitLoop(self, cbs, stream, initial_epoch, fingerprint={
             "epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "shuffle": bool(shuffle),
             "samples": len(data), "validation_samples": None if val is None else len(val),
-            "validation_freq": validation_freq if isinstance(validation_freq, int) else list(validation_freq),
+            "validation_freq": validation_freq,
             "initial_epoch": initial_epoch})
         self._fit_loop = loop
         training_logs = None
@@ -494,10 +495,20 @@ def _logs_result(logs, return_dict):
     return values[0] if len(values) == 1 else values
 
 
+def _check_validation_freq(validation_freq):
+    """`validation_freq` as an int >= 1 or a list of 1-based epochs; refused before training starts."""
+    if isinstance(validation_freq, (int, np.integer)) and not isinstance(validation_freq, bool):
+        if validation_freq >= 1:
+            return int(validation_freq)
+    elif isinstance(validation_freq, (list, tuple, set, range)) and all(
+            isinstance(e, (int, np.integer)) and not isinstance(e, bool) and e >= 1 for e in validation_freq):
+        return sorted(int(e) for e in validation_freq)
+    raise ValueError(f"validation_freq must be a positive integer (validate every N epochs) or a list of 1-based "
+                     f"epoch numbers such as [1, 5, 10]. Received: validation_freq={validation_freq!r}")
+
+
 def _should_validate(epoch, validation_freq):
     if isinstance(validation_freq, int):
-        if validation_freq < 1:
-            raise ValueError(f"validation_freq must be a positive integer. Received: {validation_freq!r}")
         return (epoch + 1) % validation_freq == 0
     return (epoch + 1) in validation_freq
 
