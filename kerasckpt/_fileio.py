@@ -340,6 +340,21 @@ def atomic_write(path):
     commit(tmp, path)
 
 
+@contextlib.contextmanager
+def atomic_fd(path):
+    """A read-write descriptor of a temp file beside `path`, renamed over `path` once durable.
+
+    An exception (or a crash) before the rename leaves any previous `path` untouched.
+    """
+    with open_temp(path) as (f, tmp):
+        fd = os.open(tmp, os.O_RDWR | getattr(os, "O_BINARY", 0))
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+    commit(tmp, path)
+
+
 def atomic_write_bytes(path, data):
     """`atomic_write` of a bytes-like object."""
     with atomic_write(path) as f:

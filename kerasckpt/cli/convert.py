@@ -74,7 +74,8 @@ def _convert_raw(src, dst, kind):
                                metadata=src.reader.metadata)
     else:
         import h5py
-        from kerasckpt.saving import _files, h5file
+        from kerasckpt import _fileio
+        from kerasckpt.saving import h5file
         entries, by_key = [], dict(zip(keys, values))
 
         def visit(name, obj):
@@ -84,7 +85,8 @@ def _convert_raw(src, dst, kind):
                 attrs = {k: v for k, v in obj.attrs.items() if k != h5file.CHECKSUM_ATTR}
                 entries.append(("dataset", name, by_key[name], attrs))
         src.src.file.visititems(visit)
-        with _files.atomic_fd(_files.check_writable(dst, overwrite=True)) as fd:
+        _fileio.makedirs_for(dst)  # cmd_convert has refused directories and, without --overwrite, existing files
+        with _fileio.atomic_fd(dst) as fd:
             h5file.write_h5(fd, entries, root_attrs=dict(src.src.file.attrs))
     with open_source(dst) as out:
         _check_equal(dict(zip(keys, values)), {k: out.read(k) for k, _, _ in out.variables()}, src.path, dst)

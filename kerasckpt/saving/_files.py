@@ -47,18 +47,3 @@ def check_writable(path, overwrite):
         raise FileExistsError(f"{path!r} exists and overwrite=False. Pass overwrite=True or choose another name.")
     _fileio.makedirs_for(path)
     return path
-
-
-@contextlib.contextmanager
-def atomic_fd(path):
-    """A read-write descriptor of a temp file beside `path`, renamed over `path` once durable.
-
-    An exception (or a crash) before the rename leaves any previous `path` untouched.
-    """
-    with _fileio.open_temp(path) as (f, tmp):
-        fd = os.open(tmp, os.O_RDWR | getattr(os, "O_BINARY", 0))
-        try:
-            yield fd
-        finally:
-            os.close(fd)
-    _fileio.commit(tmp, path)

@@ -10,6 +10,7 @@ and the weight restoring shared by every HDF5 format (check everything, read, th
 # Dropout random streams (`SeedGenerator` seed and counter), so training resumes bit-identically.
 import warnings
 
+from kerasckpt import _fileio
 from kerasckpt._background import PreparedSave
 from kerasckpt.errors import CheckpointFormatError, CheckpointMismatchError
 from kerasckpt.random import SeedGenerator
@@ -159,7 +160,7 @@ def prepare_h5(path, entries, root_attrs=None):
     Only the dataset arrays are read at write time; attributes and JSON state are fixed now.
     """
     def write(arrays):
-        with _files.atomic_fd(path) as fd:
+        with _fileio.atomic_fd(path) as fd:
             h5file.write_h5(fd, fill(entries, arrays), root_attrs=root_attrs)
         return path
     return PreparedSave([e[2] for e in entries if e[0] == "dataset"], write, [path])

@@ -103,7 +103,7 @@ def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True):
 
     def write(arrays):
         hint = sum(a.nbytes for a in arrays) + (1 << 20) + 4096 * len(entries)
-        with _files.atomic_fd(path) as fd:
+        with _fileio.atomic_fd(path) as fd:
             writer = _ZipWriter(fd)
             writer.add_bytes(METADATA, metadata)
             writer.add_bytes(CONFIG, config)
