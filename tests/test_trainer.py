@@ -679,3 +679,63 @@ def test_invalid_validation_freq_is_refused_before_anything_trains(freq):
         model.fit(x, y, epochs=2, verbose=0, validation_data=tiny_data(10, seed=3), validation_freq=freq,
                   callbacks=[recorder])
     assert recorder.calls == [] and all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+
+
+@pytest.mark.parametrize("size,batch_size,batches,shuffle", [
+    (10, 3, 0, True), (10, 3, 2, True), (10, 3, 4, True), (10, 3, 9, False), (64, 64, 5, True), (7, 10, 3, True)])
+def test_batch_stream_skip_equals_drawing_the_batches(size, batch_size, batches, shuffle):
+    from kerasckpt.models.data import BatchStream
+    drawn, skipped = BatchStream(size, batch_size, shuffle, seed=5), BatchStream(size, batch_size, shuffle, seed=5)
+    drawn.next()
+    skipped.next()
+    for _ in range(batches):
+        drawn.next()
+    skipped.skip(batches)
+    assert skipped.get_state() == drawn.get_state()
+    for _ in range(7):
+        assert np.array_equal(skipped.next(), drawn.next())
+
+
+@pytest.mark.parametrize("kind", ["sequential", "subclass"])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_load_model_of_a_model_checkpoint_file_continues_training_exactly(tmp_path, kind, shuffle):
+    """fit(initial_epoch=k) on the model saved after epoch k sees the batches the straight run saw."""
+    x, y = tiny_data(80)
+
+    def model():
+        m = make_model(kind, dropout=0.3)
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return m
+    utils.set_random_seed(3)
+    straight = model()
+    straight.fit(x, y, batch_size=16, epochs=4, shuffle=shuffle, verbose=0, callbacks=[
+        kerasckpt.callbacks.ModelCheckpoint(str(tmp_path / "m{epoch}.keras"))])
+    utils.set_random_seed(3)  # load_model draws from the global generator as building the model did
+    resumed = kerasckpt.models.load_model(str(tmp_path / "m2.keras"))
+    resumed.fit(x, y, batch_size=16, epochs=4, initial_epoch=2, shuffle=shuffle, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.get_weights(), straight.get_weights()))
+
+
+class _CrashAt(Callback):
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.batch:
+            raise KeyboardInterrupt("simulated crash")
+
+
+@pytest.mark.parametrize("changed,first,second", [
+    ("class_weight", {"class_weight": {0: 1.0, 1: 1.0, 2: 1.0}}, {"class_weight": {0: 5.0, 1: 1.0, 2: 1.0}}),
+    ("sample_weight", {"sample_weight": np.ones(64)}, {"sample_weight": np.linspace(0.5, 1.5, 64)}),
+    ("validation_batch_size", {"validation_batch_size": 8}, {"validation_batch_size": 16}),
+])
+def test_resuming_with_other_weighting_arguments_is_refused_naming_them(tmp_path, changed, first, second):
+    x, y = tiny_data()
+    backup = kerasckpt.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=1)
+    with pytest.raises(KeyboardInterrupt):
+        _compiled().fit(x, y, epochs=2, verbose=0, validation_split=0.25, callbacks=[backup, _CrashAt(1)], **first)
+    backup = kerasckpt.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=1)
+    with pytest.raises(kerasckpt.errors.CheckpointMismatchError, match=f"fit argument {changed}"):
+        _compiled().fit(x, y, epochs=2, verbose=0, validation_split=0.25, callbacks=[backup], **second)

@@ -123,6 +123,14 @@ class BatchStream:
             self.seeds.counter += 1
         return idx
 
+    def skip(self, batches):
+        """Move past `batches` batches without drawing them, as if `next()` had been called that often."""
+        passes, rest = divmod(self.offset // self.batch_size + batches, self.batches_per_pass())
+        if passes:
+            self.seeds.counter += passes
+            self._order = None
+        self.offset = rest * self.batch_size
+
     def get_state(self):
         return {"seed": self.seeds.seed, "pass": self.seeds.counter, "offset": self.offset}
 

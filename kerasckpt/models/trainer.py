@@ -1,5 +1,6 @@
 """The training loop: compile, fit, evaluate, predict and the *_on_batch methods."""
 import math
+import zlib
 
 import numpy as np
 
@@ -307,14 +308,15 @@ class Trainer:
             data.sample_weight = _class_weights_to_sample_weights(class_weight, data.y, data.sample_weight)
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer. Received: epochs={epochs!r}")
+        self._build_from_data(data)  # before the shuffle seed is drawn, as in a model built beforehand or loaded
         stream = BatchStream(len(data), batch_size, shuffle=bool(shuffle), seed=draw_seed())
         steps = steps_per_epoch or stream.batches_per_pass()
+        stream.skip(initial_epoch * steps)  # epoch k sees the same batches whether or not fit() started at 0
         verbose = 1 if verbose == "auto" else verbose
         cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
             steps=steps)
         history = next((c for c in cbs.callbacks if isinstance(c, History)), None)
-        self._build_from_data(data)
         self._train_vars = None
         if not self.optimizer.built:
             self.optimizer.build(self.trainable_weights)
@@ -322,8 +324,10 @@ class Trainer:
         loop = FitLoop(self, cbs, stream, initial_epoch, fingerprint={
             "epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "shuffle": bool(shuffle),
             "samples": len(data), "validation_samples": None if val is None else len(val),
-            "validation_freq": validation_freq,
-            "initial_epoch": initial_epoch})
+            "validation_freq": validation_freq, "validation_steps": validation_steps,
+            "validation_batch_size": validation_batch_size, "initial_epoch": initial_epoch,
+            "class_weight": None if class_weight is None else sorted([int(k), float(v)] for k, v in class_weight.items()),
+            "sample_weight": _digest(sample_weight)})
         self._fit_loop = loop
         training_logs = None
         try:
@@ -493,6 +497,16 @@ def _logs_result(logs, return_dict):
         return logs
     values = list(logs.values())
     return values[0] if len(values) == 1 else values
+
+
+def _digest(value):
+    """A short text that changes when the numbers of an array argument (or a structure of them) do."""
+    if value is None:
+        return None
+    crc = 0
+    for leaf in flatten(value):
+        crc = zlib.crc32(memoryview(np.ascontiguousarray(leaf, dtype=np.float64)).cast("B"), crc)
+    return f"crc32:{crc:08x}"
 
 
 def _check_validation_freq(validation_freq):
