@@ -17,6 +17,10 @@ class CheckpointIsADirectoryError(CheckpointError, IsADirectoryError):
     """A directory was given where a file was expected."""
 
 
+class CheckpointNotADirectoryError(CheckpointError, NotADirectoryError):
+    """A file stands where a directory of checkpoints has to be."""
+
+
 class CheckpointDamagedError(CheckpointError, ValueError):
     """The file exists but is truncated, corrupted or fails a checksum."""
 

@@ -38,3 +38,26 @@ def snake_case(name):
             out.append("_")
         out.append(ch.lower())
     return "".join(out)
+
+
+def pack_x_y_sample_weight(x, y=None, sample_weight=None):
+    """A step's `data` as Keras packs it: `(x,)`, `(x, y)` or `(x, y, sample_weight)`."""
+    if y is None:
+        return (x,)
+    return (x, y) if sample_weight is None else (x, y, sample_weight)
+
+
+def unpack_x_y_sample_weight(data):
+    """`(x, y, sample_weight)` from a step's `data`, with None for the parts it lacks (Keras's helper)."""
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if len(data) == 1:
+        return data[0], None, None
+    if len(data) == 2:
+        return data[0], data[1], None
+    if len(data) == 3:
+        return data
+    raise ValueError(f"A step's data must be x, (x,), (x, y) or (x, y, sample_weight); received a tuple of "
+                     f"{len(data)} items. Pack it with kerasckpt.utils.pack_x_y_sample_weight.")

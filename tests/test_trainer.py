@@ -739,3 +739,115 @@ def test_resuming_with_other_weighting_arguments_is_refused_naming_them(tmp_path
     backup = kerasckpt.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=1)
     with pytest.raises(kerasckpt.errors.CheckpointMismatchError, match=f"fit argument {changed}"):
         _compiled().fit(x, y, epochs=2, verbose=0, validation_split=0.25, callbacks=[backup], **second)
+
+
+def test_train_on_batch_honours_a_layer_frozen_after_the_first_call():
+    x, y = tiny_data()
+    model = _compiled()
+    model.train_on_batch(x, y)
+    frozen = model.layers[0]
+    frozen.trainable = False
+    before = [w.copy() for w in frozen.get_weights()]
+    model.train_on_batch(x, y)
+    assert all(np.array_equal(a, b) for a, b in zip(frozen.get_weights(), before))
+    frozen.trainable = True
+    model.train_on_batch(x, y)
+    assert not all(np.array_equal(a, b) for a, b in zip(frozen.get_weights(), before))
+
+
+class _KerasStyleSteps(kerasckpt.Model):
+    """train_step/test_step overridden with Keras 3's signature `(self, data)`."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = layers.Dense(1)
+
+    def call(self, inputs, training=False):
+        return self.dense(inputs)
+
+    def train_step(self, data):
+        x, y, sample_weight = kerasckpt.utils.unpack_x_y_sample_weight(data)
+        self.seen.append(len(data))
+        with kerasckpt.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(y=y, y_pred=y_pred, sample_weight=sample_weight)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        for metric in self.metrics:
+            metric.update_state(loss) if metric.name == "loss" else metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = data
+        return {"custom_val": np.float32(np.mean(np.abs(np.asarray(self(x)) - y)))}
+
+
+def test_train_step_and_test_step_overrides_take_keras_data_tuples():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((32, 3)).astype("float32"), rng.random((32, 1)).astype("float32")
+    model = _KerasStyleSteps()
+    model.seen = []
+    model.compile("sgd", "mse", metrics=["mae"])
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0, validation_data=(x, y))
+    assert set(history.history) == {"loss", "mae", "val_custom_val"}
+    assert history.history["loss"][1] < history.history["loss"][0]
+    assert all(isinstance(v, float) for v in history.history["val_custom_val"])
+    assert set(model.seen) == {2}  # (x, y): no sample weights given
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, sample_weight=np.ones(32))
+    assert model.seen[-1] == 3
+    assert isinstance(model.evaluate(x, y, verbose=0), float)
+
+
+def test_a_step_returning_something_else_than_a_dict_is_refused():
+    class Bad(_KerasStyleSteps):
+        def train_step(self, data):
+            return 1.0
+    model = Bad()
+    model.compile("sgd", "mse")
+    with pytest.raises(TypeError, match=r"train_step\(\) must return a dict of logs"):
+        model.fit(np.ones((4, 3), "float32"), np.ones((4, 1), "float32"), verbose=0)
+
+
+def test_unpack_and_pack_x_y_sample_weight_match_keras():
+    x, y, w = np.ones(2), np.zeros(2), np.full(2, 0.5)
+    assert kerasckpt.utils.pack_x_y_sample_weight(x) == (x,)
+    assert kerasckpt.utils.pack_x_y_sample_weight(x, y) == (x, y)
+    assert kerasckpt.utils.pack_x_y_sample_weight(x, y, w) == (x, y, w)
+    assert kerasckpt.utils.unpack_x_y_sample_weight((x,)) == (x, None, None)
+    assert kerasckpt.utils.unpack_x_y_sample_weight(x) == (x, None, None)
+    assert kerasckpt.utils.unpack_x_y_sample_weight([x, y]) == (x, y, None)
+    with pytest.raises(ValueError, match="a tuple of 4 items"):
+        kerasckpt.utils.unpack_x_y_sample_weight((x, y, w, w))
+
+
+def _dict_output_model():
+    inputs = layers.Input(shape=(4,), name="inp")
+    hidden = layers.Dense(8, activation="relu")(inputs)
+    return kerasckpt.Model(inputs, {"cls": layers.Dense(3, activation="softmax", name="c")(hidden),
+                                    "reg": layers.Dense(1, name="r")(hidden)})
+
+
+def test_a_model_with_dict_outputs_trains_evaluates_and_predicts_by_key():
+    rng = np.random.default_rng(0)
+    x, yc, yr = rng.random((20, 4)).astype("float32"), rng.integers(0, 3, 20), rng.random((20, 1)).astype("float32")
+    model = _dict_output_model()
+    model.compile("adam", loss={"cls": "sparse_categorical_crossentropy", "reg": "mse"},
+                  loss_weights={"cls": 1.0, "reg": 0.5}, metrics={"cls": ["accuracy"], "reg": ["mae"]})
+    history = model.fit(x, {"cls": yc, "reg": yr}, epochs=2, verbose=0, validation_split=0.25)
+    assert {"loss", "cls_loss", "reg_loss", "cls_accuracy", "reg_mae", "val_loss"} <= set(history.history)
+    logs = model.evaluate(x, {"cls": yc, "reg": yr}, verbose=0, return_dict=True)
+    pred = model.predict(x, verbose=0)
+    assert set(pred) == {"cls", "reg"} and pred["cls"].shape == (20, 3) and pred["reg"].shape == (20, 1)
+    mse = float(np.mean((pred["reg"] - yr) ** 2))
+    assert logs["reg_loss"] == pytest.approx(mse, rel=1e-5)
+    with pytest.raises(ValueError, match=r"without the outputs \['reg'\]"):
+        model.fit(x, {"cls": yc}, verbose=0)
+
+
+def test_evaluate_refuses_non_finite_inputs_naming_the_index():
+    x, y = tiny_data()
+    x[5, 2] = np.nan
+    with pytest.raises(ValueError, match=r"`x` contains a non-finite value \(nan\) at index \(5, 2\)"):
+        _compiled().evaluate(x, y, verbose=0)
+    with pytest.raises(ValueError, match=r"`validation x` contains a non-finite value"):
+        _compiled().fit(*tiny_data(), validation_data=(x, y), verbose=0)

@@ -10,6 +10,7 @@ import warnings
 from kerasckpt import _background
 from kerasckpt.callbacks.monitor import MonitorCallback, is_nan
 from kerasckpt.checkpoint import files as checkpoint_files
+from kerasckpt.errors import CheckpointIsADirectoryError, CheckpointNotADirectoryError
 from kerasckpt.saving import api as saving_api
 
 
@@ -80,6 +81,24 @@ def file_identity(path):
     return None
 
 
+def blocking_file(directory):
+    """The outermost existing non-directory among `directory` and its parents (what stops makedirs), or None."""
+    chain = []
+    while directory and directory not in chain:
+        chain.append(directory)
+        directory = os.path.dirname(directory)
+    for candidate in reversed(chain):
+        if os.path.lexists(candidate) and not os.path.isdir(candidate):
+            return candidate
+    return None
+
+
+def blocked_directory_error(filepath, blocker):
+    return CheckpointNotADirectoryError(
+        f"ModelCheckpoint cannot save to '{filepath}': '{blocker}' is an existing file, not a directory, so the "
+        f"checkpoint directory cannot be created. Move or rename '{blocker}', or pass a filepath in another directory.")
+
+
 def remove_checkpoint_file(path):
     """Delete a file this callback wrote, or every file of a native checkpoint prefix."""
     if os.path.isfile(path):
@@ -105,7 +124,9 @@ class ModelCheckpoint(MonitorCallback):
         mode: `"auto"`, `"min"` or `"max"`.
         save_freq: `"epoch"`, a number of batches, or a `datetime.timedelta` of wall-clock time.
         initial_value_threshold: the value the first monitored value has to beat.
-        save_top_k: keep only the k files with the best monitored values (newest wins ties).
+        save_top_k: keep only the k files with the best monitored values. Among equal values the file at
+            `best_filepath` ranks first (`best` moves only on strict improvement, as in Keras, so it is the
+            first file to reach that value), then newer files before older ones.
         max_to_keep: keep only the n newest files. With `save_top_k` too, a file is kept if either keeps it.
         save_in_background: copy the values in memory (training waits only for that copy) and write the
             file on a writer thread. One save in flight: the next one waits for it. `best`,
@@ -114,8 +135,9 @@ class ModelCheckpoint(MonitorCallback):
             as `BackupAndRestore` and `CheckpointOptions(save_in_background=True)`.
 
     Note: every write is atomic, so a crash mid-save never loses the previous file; a NaN monitored
-    value is never "best" and does not block later improvements; with `save_best_only` a missing
-    `monitor` warns once and saves nothing (Keras warns and saves); `best`, `best_filepath` and the
+    value is never "best" and does not block later improvements; with `save_best_only` or `save_top_k`
+    a missing `monitor` warns once and saves nothing (Keras warns and saves), and `save_top_k` skips a
+    NaN value, so a file that cannot be ranked never replaces ranked ones; `best`, `best_filepath` and the
     files written survive a resume through `get_state()`/`set_state()`; the file at `best_filepath`
     is never deleted by `save_top_k`/`max_to_keep`, and only files this callback wrote are deleted.
     Keras has no background saving; here the file holds the values of the moment of the save even if
@@ -158,6 +180,7 @@ class ModelCheckpoint(MonitorCallback):
 
     def on_train_begin(self, logs=None):
         self._finish_pending()  # a save left in flight by an interrupted fit() with this callback
+        self._check_fixed_directory()
         self._last_save_time = time.monotonic()
 
     def on_train_end(self, logs=None):
@@ -207,19 +230,27 @@ class ModelCheckpoint(MonitorCallback):
             if self.save_best_only or self.save_top_k:
                 raise  # the direction matters; the error says to pass mode=
 
-    def _should_save(self, epoch, current, filepath):
+    def _should_save(self, epoch, current, filepath, logs):
+        if current is None and (self.save_best_only or self.save_top_k):
+            # An unscored file is neither an improvement nor rankable: top-k would delete it right after
+            # writing it (or after it overwrote a ranked file), so save nothing, like save_best_only.
+            if not self._warned_missing:
+                option, kept = (("save_best_only=True", "the previous best file") if self.save_best_only else
+                                (f"save_top_k={self.save_top_k}", "the files it ranked"))
+                warnings.warn(
+                    f"ModelCheckpoint({option}) found no '{self.monitor}' in the logs at epoch {epoch + 1}, so it "
+                    f"saved nothing and kept {kept}. Available keys: {', '.join(logs) or '(none)'}. Set monitor= "
+                    "to one of them ('val_' keys need validation data and exist only at epoch ends).", stacklevel=3)
+                self._warned_missing = True
+            return False
         if not self.save_best_only:
+            if self.save_top_k and is_nan(current):
+                if self.verbose > 0:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} is nan, which save_top_k cannot rank; not saving")
+                return False
             if self.verbose > 0:
                 print(f"\nEpoch {epoch + 1}: saving model to {filepath}")
             return True
-        if current is None:
-            if not self._warned_missing:
-                warnings.warn(
-                    f"ModelCheckpoint(save_best_only=True) found no '{self.monitor}' in the logs, so it saved "
-                    f"nothing and kept the previous best file. Available keys come from compile(metrics=...) "
-                    "and validation data; set monitor= to one of them.", stacklevel=3)
-                self._warned_missing = True
-            return False
         best_text = "None" if self.best is None else f"{self.best:.5f}"
         if self._is_improvement(current, self.best):
             if self.verbose > 0:
@@ -238,14 +269,17 @@ class ModelCheckpoint(MonitorCallback):
         self._finish_pending()  # `best` must count the previous save before this one is decided
         current = logs.get(self.monitor)
         current = None if current is None else float(current)
-        if not self._should_save(epoch, current, filepath):
+        if not self._should_save(epoch, current, filepath, logs):
             return
         if os.path.isdir(filepath):
-            raise IsADirectoryError(
+            raise CheckpointIsADirectoryError(
                 f"ModelCheckpoint cannot save to '{filepath}': it is an existing directory. "
                 "Give a file path (e.g. 'ckpt/model.keras').")
         dirname = os.path.dirname(filepath)
         if dirname:
+            blocker = blocking_file(dirname)  # checked first: makedirs would fail with a bare errno message
+            if blocker is not None:
+                raise blocked_directory_error(filepath, blocker)
             os.makedirs(dirname, exist_ok=True)
         if self._writer is not None:
             self._queue(filepath, epoch, batch, current)
@@ -255,6 +289,17 @@ class ModelCheckpoint(MonitorCallback):
         self._record(filepath, epoch, batch, current)
         if self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
+
+    def _check_fixed_directory(self):
+        """Fail before training when the directory part that no field can change is blocked by a file."""
+        prefix = ""
+        for literal, field, _, _ in self.template.parse(self.template.pattern):
+            prefix += literal
+            if field is not None:
+                break
+        blocker = blocking_file(os.path.dirname(prefix))
+        if blocker is not None:
+            raise blocked_directory_error(self.filepath, blocker)
 
     def _write(self, filepath):
         kind = file_kind(filepath, self.save_weights_only)
@@ -337,8 +382,10 @@ class ModelCheckpoint(MonitorCallback):
         if self.save_top_k is not None:
             scored = [(i, f) for i, f in enumerate(self.files) if f["value"] is not None and not is_nan(f["value"])]
             better_first = self.monitor_op is not None and self.monitor_op(1, 0)  # True when higher is better
-            scored.sort(key=lambda item: ((item[1]["value"] if better_first else -item[1]["value"]), item[0]),
-                        reverse=True)
+            # Best value first; among equals best_filepath first (it is protected anyway, so ranking it
+            # elsewhere would keep k + 1 files), then the newest.
+            scored.sort(key=lambda item: ((item[1]["value"] if better_first else -item[1]["value"]),
+                                          item[1]["path"] == self.best_filepath, item[0]), reverse=True)
             keep.update(f["path"] for _, f in scored[:self.save_top_k])
         for entry in [f for f in self.files if f["path"] not in keep]:
             remove_checkpoint_file(entry["path"])

@@ -28,5 +28,5 @@ class TerminateOnNaN(Callback):
                 raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}. "
                                    "Terminating training immediately. Lower the learning rate or check the "
                                    "inputs for NaN or infinite values.")
-            print(f"Batch {batch}: Invalid loss, terminating training")
+            print(f"Batch {batch}: Invalid loss, terminating training (loss={loss})")
             self.model.stop_training = True

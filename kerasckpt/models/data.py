@@ -66,9 +66,11 @@ class ArrayData:
             part.size = len(flatten(part.x)[0])
         return train, val
 
-    def check_finite(self):
-        """Refuse NaN or infinite values in floating inputs and targets, naming the first one."""
-        for name, part in (("x", self.x), ("y", self.y), ("sample_weight", self.sample_weight)):
+    def check_finite(self, what=""):
+        """Refuse NaN or infinite values in floating inputs and targets, naming the first one.
+
+        `what` names the data in the message ("validation " gives "`validation x`")."""
+        for name, part in ((what + "x", self.x), (what + "y", self.y), (what + "sample_weight", self.sample_weight)):
             for arr in flatten(part) if part is not None else []:
                 if arr.dtype.kind == "f" and not np.isfinite(arr).all():
                     where = np.argwhere(~np.isfinite(arr))[0]

@@ -12,6 +12,7 @@ from kerasckpt.callbacks import CallbackList, History
 from kerasckpt.layers.base import flatten, map_structure
 from kerasckpt.models.data import ArrayData, BatchStream, unpack_validation
 from kerasckpt.random import draw_seed
+from kerasckpt.utils import pack_x_y_sample_weight, unpack_x_y_sample_weight
 
 
 def _resolve_metric(identifier, y_true, y_pred):
@@ -155,7 +156,7 @@ class Trainer:
         if not isinstance(fns, (list, dict)):
             loss = fns(y, y_pred, sample_weight=sample_weight)
             return loss if weights is None else loss * flatten(weights)[0]
-        preds = y_pred if isinstance(y_pred, (list, tuple)) else [y_pred]
+        preds = self._per_output(y_pred)
         pairs = self._loss_pairs(len(preds))
         ys = self._targets_per_output(y)
         total = None
@@ -173,7 +174,7 @@ class Trainer:
         trackers (Keras logs each output's unweighted loss when there are several)."""
         fns = self._loss_fns
         if isinstance(fns, dict):
-            names = self.output_names
+            names = self._output_keys()
             missing = [k for k in fns if k not in names]
             if missing:
                 raise ValueError(f"compile(loss=...) names outputs {missing} that the model does not have. "
@@ -186,7 +187,7 @@ class Trainer:
             pairs = [(fn, i, i) for i, fn in enumerate(fns)]
         pairs = [pair for pair in pairs if pair[0] is not None]
         if self._output_loss_trackers is None:
-            self._output_loss_trackers = [metrics_module.Mean(name=f"{self.output_names[i]}_loss")
+            self._output_loss_trackers = [metrics_module.Mean(name=f"{self._output_keys()[i]}_loss")
                                           for _, i, _ in pairs] if len(pairs) > 1 else []
         return pairs
 
@@ -194,21 +195,37 @@ class Trainer:
     def output_names(self):
         return [getattr(t, "name", None) or f"output_{i}" for i, t in enumerate(getattr(self, "outputs", []) or [])]
 
+    def _output_keys(self):
+        """The name of each output as targets, losses and metrics are keyed: the keys of a dict of
+        outputs (`Model(inputs, {"cls": ..., "reg": ...})`), else `output_names`."""
+        struct = getattr(self, "_outputs_struct", None)
+        return list(struct) if isinstance(struct, dict) else self.output_names
+
+    def _per_output(self, y_pred):
+        """Predictions as a list with one entry per output (a dict of outputs in the model's order)."""
+        if isinstance(y_pred, dict):
+            return [y_pred[k] for k in self._output_keys()]
+        return list(y_pred) if isinstance(y_pred, (list, tuple)) else [y_pred]
+
     # ------------------------------------------------------------------ steps
 
     def _targets_per_output(self, y):
         """`y` as a list with one target per output (a dict is read by output name)."""
         if isinstance(y, dict):
-            return [y[n] for n in self.output_names]
+            missing = [n for n in self._output_keys() if n not in y]
+            if missing:
+                raise ValueError(f"The targets are a dict without the outputs {missing}. Its keys are {list(y)}; "
+                                 f"give one target per output: {self._output_keys()}.")
+            return [y[n] for n in self._output_keys()]
         return list(y) if isinstance(y, (list, tuple)) else [y]
 
     def _ensure_metrics(self, y, y_pred):
         """Resolve the compiled metrics from a batch's shapes, named as Keras names them."""
         if self._compiled_metrics is not None:
             return
-        preds = list(y_pred) if isinstance(y_pred, (list, tuple)) else [y_pred]
+        preds = self._per_output(y_pred)
         ys = self._targets_per_output(y)
-        names = self.output_names if len(preds) > 1 else [None]
+        names = self._output_keys() if len(preds) > 1 else [None]
         compiled, routes, taken = [], [], {"loss"}
         for spec, argument, weighted in zip(self._metric_args, ("metrics", "weighted_metrics"), (False, True)):
             for i, identifiers in enumerate(_metrics_per_output(spec, names, argument)):
@@ -230,9 +247,8 @@ class Trainer:
     def _update_metrics(self, loss_value, y, y_pred, sample_weight, batch_size):
         self._loss_tracker.update_state(loss_value, sample_weight=batch_size)
         if self._metric_ids:
-            y_pred_v = value_of(y_pred) if not isinstance(y_pred, (list, tuple)) else [value_of(p) for p in y_pred]
-            self._ensure_metrics(y, y_pred_v)
-            preds = y_pred_v if isinstance(y_pred_v, list) else [y_pred_v]
+            preds = [value_of(p) for p in self._per_output(y_pred)]
+            self._ensure_metrics(y, preds)
             ys = self._targets_per_output(y)
             for metric, (i, weighted) in zip(self._compiled_metrics, self._metric_routes):
                 metric.update_state(ys[i], preds[i], sample_weight=sample_weight if weighted else None)
@@ -242,8 +258,13 @@ class Trainer:
             self._train_vars = self.trainable_weights
         return self._train_vars
 
-    def train_step(self, x, y, sample_weight=None):
-        """One optimizer step on a batch; returns the running logs (`loss` and metrics)."""
+    def train_step(self, data):
+        """One optimizer step on a batch; returns the running logs (`loss` and metrics).
+
+        `data` is `(x, y)`, or `(x, y, sample_weight)` when there are sample weights, as in Keras 3:
+        override it with the same signature (unpack with `kerasckpt.utils.unpack_x_y_sample_weight`).
+        """
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
         with GradientTape():
             y_pred = self(x, training=True)
             loss = self.compute_loss(x, y, y_pred, sample_weight)
@@ -253,8 +274,9 @@ class Trainer:
         self._update_metrics(loss.value, y, y_pred, sample_weight, len(flatten(x)[0]))
         return _float_logs(self.metrics)
 
-    def test_step(self, x, y, sample_weight=None):
-        """Loss and metrics of a batch in inference mode; returns the running logs."""
+    def test_step(self, data):
+        """Loss and metrics of a batch in inference mode; returns the running logs. `data` as in `train_step`."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
         y_pred = self(x, training=False)
         loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
         self._update_metrics(value_of(loss), y, y_pred, sample_weight, len(flatten(x)[0]))
@@ -273,8 +295,8 @@ class Trainer:
             if loss_trackers_due:
                 self._loss_pairs(len(flatten(y_pred)))
             if self._metric_ids and data.y is not None:
-                y_pred = value_of(y_pred) if not isinstance(y_pred, (list, tuple)) else [value_of(p) for p in y_pred]
-                self._ensure_metrics(map_structure(lambda a: a[:1], data.y), y_pred)
+                self._ensure_metrics(map_structure(lambda a: a[:1], data.y),
+                                     [value_of(p) for p in self._per_output(y_pred)])
 
     # ------------------------------------------------------------------ fit
 
@@ -304,6 +326,8 @@ class Trainer:
         elif validation_split:
             data, val = data.split(validation_split)
         data.check_finite()
+        if val is not None:
+            val.check_finite("validation ")
         if class_weight is not None:
             data.sample_weight = _class_weights_to_sample_weights(class_weight, data.y, data.sample_weight)
         if not isinstance(epochs, int) or epochs < 0:
@@ -337,17 +361,19 @@ class Trainer:
                 if loop.step == 0:  # a run resumed mid-epoch already had its on_epoch_begin
                     self.reset_metrics()
                     cbs.on_epoch_begin(epoch)
+                self._train_vars = None  # layers frozen or unfrozen before this epoch count from here on
                 logs = {}
                 while loop.step < steps:
                     step = loop.step
                     cbs.on_train_batch_begin(step)
-                    logs = self.train_step(*data.take(stream.next()))
+                    logs = _float_step_logs(self.train_step(pack_x_y_sample_weight(*data.take(stream.next()))),
+                                            "train_step")
                     loop.step += 1
                     cbs.on_train_batch_end(step, logs)
                     loop.consistent_point("batch", epoch, step)
                     if self.stop_training:
                         break
-                epoch_logs = _float_logs(self.metrics) if loop.step else {}
+                epoch_logs = (dict(logs) if logs else _float_logs(self.metrics)) if loop.step else {}
                 if val is not None and _should_validate(epoch, validation_freq):
                     val_logs = self.evaluate(val.x, val.y, sample_weight=val.sample_weight,
                                              batch_size=validation_batch_size or batch_size, steps=validation_steps,
@@ -387,6 +413,8 @@ class Trainer:
         data = _data if _data is not None else ArrayData(x, y, sample_weight)
         if data.y is None:
             raise ValueError("evaluate() needs targets `y` for the compiled loss. Received: y=None.")
+        if _data is None:  # fit() checks its validation data once
+            data.check_finite()
         self._build_from_data(data)
         n_batches = math.ceil(len(data) / batch_size) if steps is None else min(steps, math.ceil(len(data) / batch_size))
         verbose = 1 if verbose == "auto" else verbose
@@ -397,9 +425,10 @@ class Trainer:
         logs = {}
         for step in range(n_batches):
             cbs.on_test_batch_begin(step)
-            logs = self.test_step(*data.take(slice(step * batch_size, (step + 1) * batch_size)))
+            logs = _float_step_logs(self.test_step(pack_x_y_sample_weight(
+                *data.take(slice(step * batch_size, (step + 1) * batch_size)))), "test_step")
             cbs.on_test_batch_end(step, logs)
-        logs = _float_logs(self.metrics)
+        logs = dict(logs) if logs else _float_logs(self.metrics)  # an overridden test_step's own logs too
         cbs.on_test_end(logs)
         if return_dict:
             return logs
@@ -438,8 +467,10 @@ class Trainer:
         if class_weight is not None:
             data.sample_weight = _class_weights_to_sample_weights(class_weight, data.y, data.sample_weight)
         self._build_from_data(data)
+        self._train_vars = None  # layers frozen or unfrozen since the last call count from this step on
         self.reset_metrics()  # the logs are this batch's alone, not a running mean over earlier calls
-        logs = self.train_step(data.x, data.y, data.sample_weight)
+        logs = _float_step_logs(self.train_step(pack_x_y_sample_weight(data.x, data.y, data.sample_weight)),
+                                "train_step")
         return _logs_result(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -447,7 +478,8 @@ class Trainer:
         self._assert_compiled("test_on_batch")
         self.reset_metrics()
         data = ArrayData(x, y, sample_weight)
-        logs = self.test_step(data.x, data.y, data.sample_weight)
+        logs = _float_step_logs(self.test_step(pack_x_y_sample_weight(data.x, data.y, data.sample_weight)),
+                                "test_step")
         return _logs_result(logs, return_dict)
 
     def predict_on_batch(self, x):
@@ -490,6 +522,23 @@ class FitLoop:
         self.stream.set_state(state["stream"])
         self.model.stop_training = bool(state["stop_training"])
         self.callbacks.set_state(state["callbacks"])
+
+
+def _float_step_logs(logs, step):
+    """A step's logs as `{name: float}`; an overridden step may return tensors, arrays or NumPy scalars."""
+    if not isinstance(logs, dict):
+        raise TypeError(f"{step}() must return a dict of logs such as {{'loss': value}}; it returned "
+                        f"{type(logs).__name__}. Return e.g. {{m.name: m.result() for m in self.metrics}}.")
+    out = {}
+    for name, value in logs.items():
+        if type(value) is float:  # the built-in steps' logs
+            out[name] = value
+            continue
+        try:
+            out[name] = float(np.asarray(value_of(value)))
+        except (TypeError, ValueError):
+            out[name] = value  # non-scalar logs pass through, as Keras passes them to callbacks
+    return out
 
 
 def _logs_result(logs, return_dict):

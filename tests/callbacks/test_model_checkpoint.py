@@ -157,6 +157,37 @@ def test_a_directory_as_filepath_is_an_oserror(tmp_path):
         _run(kerasckpt, tmp_path, "taken.weights.h5", epochs=1)
 
 
+@pytest.mark.parametrize("filepath", ["a_file/w.keras", "a_file/sub/w.{epoch}.weights.h5", "a_file/{epoch}/w.keras"])
+def test_a_file_where_the_directory_should_be_is_named_before_training(tmp_path, filepath):
+    (tmp_path / "a_file").write_bytes(b"someone's data")
+    model, (x, y) = _model(), _data()
+    weights = model.get_weights()
+    full = str(tmp_path / filepath)
+    with pytest.raises(NotADirectoryError) as err:
+        model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[ModelCheckpoint(full)])
+    text = str(err.value)
+    assert f"'{full}'" in text and f"'{tmp_path / 'a_file'}' is an existing file" in text
+    assert text.endswith("Move or rename '" + str(tmp_path / "a_file") + "', or pass a filepath in another directory.")
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))  # raised before any epoch
+    assert (tmp_path / "a_file").read_bytes() == b"someone's data" and os.listdir(tmp_path) == ["a_file"]
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_file_blocking_a_later_directory_keeps_what_was_saved(tmp_path, background):
+    class Block(Callback):  # listed before ModelCheckpoint: the file appears just before the save of epoch 2
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                (tmp_path / "ck" / "e2").write_bytes(b"in the way")
+
+    model, (x, y) = _model(), _data()
+    cb = ModelCheckpoint(str(tmp_path / "ck" / "e{epoch}" / "w.weights.h5"), save_in_background=background)
+    with pytest.raises(NotADirectoryError, match=r"ck/e2' is an existing file.*Move or rename"):
+        model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, callbacks=[Block(), cb])
+    saved = tmp_path / "ck" / "e1" / "w.weights.h5"
+    assert [f["path"] for f in cb.files] == [str(saved)] and (tmp_path / "ck" / "e2").read_bytes() == b"in the way"
+    _model().load_weights(str(saved))
+
+
 def test_directories_are_created_on_demand(tmp_path):
     _run(kerasckpt, tmp_path, "deep/er/w.{epoch}.weights.h5", epochs=1)
     assert os.listdir(tmp_path / "deep" / "er") == ["w.1.weights.h5"]

@@ -11,7 +11,7 @@ def test_stops_on_invalid_loss(model, capsys, loss):
     assert not model.stop_training
     cbs.on_train_batch_end(1, {"loss": loss})
     assert model.stop_training
-    assert capsys.readouterr().out == "Batch 1: Invalid loss, terminating training\n"
+    assert capsys.readouterr().out == f"Batch 1: Invalid loss, terminating training (loss={loss})\n"
 
 
 def test_raise_error(model):
