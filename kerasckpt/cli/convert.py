@@ -51,6 +51,7 @@ def cmd_convert(args):
             how = "copied value by value"
         else:
             count, how = _convert_model(src, dst, kind, arch)
+    args.outcome = EXIT_OK  # DST is written and checked, whatever happens to this line
     _out(f"{src_path} ({SHORT_NAMES[src.kind]}) -> {dst} ({SHORT_NAMES[kind]}): {count} values, {how}; "
          "reloaded and checked equal.")
     return EXIT_OK

@@ -26,11 +26,12 @@ def cmd_diff(args):
     exceeding = [r for r in report["common"] if r["max_abs_diff"] is not None and not r["max_abs_diff"] <= args.atol]
     structural = report["only_in_a"] or report["only_in_b"] or report["changed"]
     report["same"] = not structural and not exceeding
+    args.outcome = EXIT_OK if report["same"] else EXIT_NO  # the answer stands even if `| head` cuts the output
     if args.json:
         _print_json(report)
     else:
         _print_diff(report, args)
-    return EXIT_OK if report["same"] else EXIT_NO
+    return args.outcome
 
 
 def _diff_files(a, b):

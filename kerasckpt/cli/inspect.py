@@ -1,9 +1,10 @@
 """`kerasckpt inspect`: format, metadata, model summary and a table of variables of one checkpoint."""
 import os
+import sys
 
 import numpy as np
 
-from kerasckpt.errors import CheckpointError
+from kerasckpt.errors import CheckpointDamagedError, CheckpointError
 from kerasckpt.cli.errors import EXIT_NO, EXIT_OK
 from kerasckpt.cli.output import _fmt_bytes, _fmt_num, _fmt_shape, _num, _out, _print_json, _progress, _table
 from kerasckpt.cli.sources import FORMAT_NAMES, _size, open_source
@@ -11,26 +12,34 @@ from kerasckpt.cli.models import _load_for_names, _variable_names
 
 
 def cmd_inspect(args):
-    """`kerasckpt inspect`: exit status 1 when `--stats` met a damaged value."""
+    """`kerasckpt inspect`: exit status 1 when the file is damaged, as `verify` would (`--stats` reads everything)."""
     path = args.path
     directory_note = None
     if os.path.isdir(path) and not os.path.isfile(path + ".index"):
         directory_note = f"latest checkpoint of directory '{path}'"
-    with open_source(path) as src:
-        report = _inspect(src, args.stats)
+    try:
+        with open_source(path) as src:
+            report = _inspect(src, args.stats)
+    except CheckpointDamagedError as err:  # damage found, not bad input: the status `verify` gives it
+        if getattr(args, "traceback", False):
+            raise
+        args.outcome = EXIT_NO
+        print(f"kerasckpt inspect: {err}", file=sys.stderr)
+        return EXIT_NO
     if directory_note:
         report["note"] = directory_note
+    args.outcome = EXIT_NO if report["damaged"] or report["problems"] else EXIT_OK
     if args.json:
         _print_json(report)
     else:
         _print_inspect(report)
-    return EXIT_NO if report["damaged"] else EXIT_OK
+    return args.outcome
 
 
 def _inspect(src, stats):
     report = {"path": src.path, "format": src.kind, "description": FORMAT_NAMES[src.kind],
               "checksums": _checksum_text(src), "size_bytes": sum(_size(p) for p in src.files()),
-              "metadata": dict(src.info()), "model": None, "variables": [], "damaged": []}
+              "metadata": dict(src.info()), "model": None, "variables": [], "damaged": [], "problems": []}
     names = {}
     if src.has_architecture():
         try:
@@ -65,8 +74,22 @@ def _inspect(src, stats):
         report["variables"].append(row)
     if bar is not None:
         bar.close()
+    if stats and not report["damaged"]:
+        report["problems"] = _structure_problems(src)
     report["total_size"] = sum(r["size"] for r in report["variables"])
     return report
+
+
+def _structure_problems(src):
+    """What `verify` finds beyond the values: zip members of a .keras, data file sizes and padding of a prefix."""
+    problems = []
+    for check in (getattr(src, "check_members", None), src.check_structure):
+        try:
+            if check is not None:
+                check()
+        except CheckpointError as err:
+            problems.append(str(err))
+    return problems
 
 
 def _checksum_text(src):
@@ -115,3 +138,5 @@ def _print_inspect(report):
             _out(f"\n{r['error']}")
     if report["damaged"]:
         _out(f"\n{len(report['damaged'])} damaged value(s). `kerasckpt verify {report['path']}` checks the rest.")
+    for problem in report.get("problems", ()):
+        _out(f"\nDAMAGED: {problem}")

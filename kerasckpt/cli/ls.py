@@ -13,6 +13,7 @@ from kerasckpt.cli.sources import _DATA_FILE, _NUMBERED, MODEL_ENDINGS, SHORT_NA
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf|NaN|Inf)"
 _INT = r"[-+]?\d+"
+_COUNTER_WORDS = ("e", "ep", "epoch", "epochs", "b", "batch", "step")
 _UP_WORDS = ("acc", "auc", "precision", "recall", "f1", "fmeasure", "iou")
 
 
@@ -52,7 +53,11 @@ def template_regex(template):
 
 
 def _parse_name(name, template):
-    """Values encoded in a file name: `{field: value}`, from the template or by the usual conventions."""
+    """Values encoded in a file name: `{field: value}`, from the template or by the usual conventions.
+
+    Without a template no epoch or batch is read: a number in a name ("w2", "m2.keras", "ckpt_step3") is
+    as often a version or a run as an epoch, so only a template the user gives can say which it is.
+    """
     stem = _strip_ending(name)
     if template is not None:
         regex, fields = template
@@ -72,20 +77,14 @@ def _parse_name(name, template):
                          stem):
         word, text = re.sub(r"^(?:model|weights|ckpt|checkpoint)(?:_|$)", "", (m.group(1) or "").lower()), m.group(2)
         value = float(text) if ("." in text or "e" in text.lower()) else int(text)
-        if word in ("e", "ep", "epoch", "epochs"):
-            out["epoch"] = int(value)
-        elif word in ("b", "batch", "step"):
-            out["batch"] = int(value)
-        elif len(word) > 1:
+        if word in _COUNTER_WORDS:
+            continue  # an epoch or batch only through --template
+        if len(word) > 1:
             out[m.group(1)[len(m.group(1)) - len(word):]] = value  # the name as written
         else:
             unnamed.append(value)
-    for value in unnamed:  # a bare integer is the epoch (then the batch), a bare decimal the monitored value
-        if isinstance(value, int) and "epoch" not in out:
-            out["epoch"] = value
-        elif isinstance(value, int) and "batch" not in out:
-            out["batch"] = value
-        elif isinstance(value, float):
+    for value in unnamed:  # a bare decimal is the monitored value; a bare integer says nothing certain
+        if isinstance(value, float):
             out["value" if "value" not in out else f"value{sum(k.startswith('value') for k in out) + 1}"] = value
     return out
 
@@ -121,8 +120,10 @@ def cmd_ls(args):
                       "or --monitor" if which == "best" else "no checkpoints")
             print(f"kerasckpt ls: no {which} checkpoint in '{directory}': {reason}.", file=sys.stderr)
             return EXIT_NO
+        args.outcome = EXIT_OK
         _out(listing[which])
         return EXIT_OK
+    args.outcome = EXIT_OK
     if args.json:
         _print_json(listing)
     else:
@@ -199,8 +200,9 @@ def _list_directory(directory, template, monitor, mode):
         e["modified"] = datetime.datetime.fromtimestamp(e["time"]).strftime("%Y-%m-%d %H:%M:%S")
     notes = []
     if template is None and fields:
-        notes.append("values read from the file names by convention (a bare integer is the epoch, a bare decimal the "
-                     "monitored 'value'); pass --template with the ModelCheckpoint filepath to name them exactly.")
+        notes.append("values read from the file names by convention (a named number such as val_loss0.41, a bare "
+                     "decimal as the monitored 'value'); pass --template with the ModelCheckpoint filepath to name "
+                     "them exactly and to show epochs.")
     if state_problem:
         notes.append(f"{state_problem}; `kerasckpt verify {directory}` checks every checkpoint.")
     if temps:

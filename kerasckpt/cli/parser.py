@@ -6,7 +6,7 @@ import sys
 import warnings
 
 from kerasckpt.errors import CheckpointError
-from kerasckpt.cli.errors import EXIT_BAD_INPUT, EXIT_OK, CLIError
+from kerasckpt.cli.errors import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, CLIError
 from kerasckpt.cli.inspect import cmd_inspect
 from kerasckpt.cli.verify import cmd_verify
 from kerasckpt.cli.diff import cmd_diff
@@ -21,8 +21,9 @@ def build_parser():
         prog="kerasckpt",
         description="Inspect, verify, compare, convert and list checkpoints: .keras, .weights.h5, legacy .h5/.hdf5 "
                     "and native checkpoint prefixes (PREFIX.index + PREFIX.data-*).",
-        epilog="Exit status: 0 success; 1 damage found (verify), files differ (diff) or nothing found (ls --best); "
-               "2 bad input (missing file, unknown format, wrong arguments).")
+        epilog="Exit status: 0 success; 1 damage found (verify, inspect), files differ (diff) or nothing found "
+               "(ls --best); 2 bad input (missing file, unknown format, wrong arguments). Output cut short by a reader "
+               "such as `head` keeps the answer's status, or 141 when none was known yet.")
     parser.add_argument("--version", action="version", version=f"kerasckpt {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the Python traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -30,7 +31,9 @@ def build_parser():
 
     p = commands.add_parser("inspect", help="format, metadata, model summary and variables of one checkpoint",
                             description="Show the format, metadata (versions, date, step and epoch where known), the "
-                                        "model summary when the file holds an architecture, and a table of variables.")
+                                        "model summary when the file holds an architecture, and a table of variables. "
+                                        "Exit status 1 when the file is found damaged (--stats checks everything "
+                                        "verify checks but the architecture).")
     p.add_argument("path", help="a .keras/.weights.h5/.h5 file, a checkpoint prefix, or a CheckpointManager "
                                 "directory (its latest checkpoint)")
     p.add_argument("--stats", action="store_true", help="also read every value (checksums verified): min, max, mean")
@@ -39,8 +42,10 @@ def build_parser():
 
     p = commands.add_parser("verify", help="check every checksum and structural invariant",
                             description="Check every checksum and structural invariant. A directory means every "
-                                        "checkpoint in it, plus the CheckpointManager state file. Exit status 0 only "
-                                        "when everything is intact.")
+                                        "checkpoint in it and in its subdirectories, plus each CheckpointManager state "
+                                        "file. Exit status 0 only when everything is intact; 1 when something is "
+                                        "damaged; 2 when a PATH is missing, of unknown format or a directory without "
+                                        "checkpoints (the other PATHs are still verified).")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, checkpoint prefixes or directories")
     p.add_argument("--strict", action="store_true", help="also fail files without checksums (written by Keras)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -76,10 +81,15 @@ def build_parser():
     p = commands.add_parser("ls", help="list the checkpoints in a directory, newest first, and the best one",
                             description="List the checkpoints a CheckpointManager, ModelCheckpoint or BackupAndRestore "
                                         "left in a directory, newest first, with the values encoded in file names and "
-                                        "which one is best.")
+                                        "which one is best. The epoch (and batch) column is filled only from "
+                                        "--template or from the file itself (a BackupAndRestore backup records its "
+                                        "epoch), never guessed from a number in a name; without --template a named "
+                                        "number (val_loss0.41, acc=0.9) and a bare decimal (the monitored 'value') "
+                                        "are read by convention.")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--template", help="the ModelCheckpoint filepath that named the files, e.g. "
-                                      "'model.{epoch:02d}-{val_loss:.3f}.keras' (default: guess from the names)")
+                                      "'model.{epoch:02d}-{val_loss:.3f}.keras'; files it does not match show no "
+                                      "values (default: values by convention, no epochs)")
     p.add_argument("--monitor", help="the value that decides the best (default: the first one in the names)")
     p.add_argument("--mode", choices=("auto", "min", "max"), default="auto",
                    help="whether the best is the lowest or highest value (auto: highest for accuracy-like names)")
@@ -89,6 +99,17 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=cmd_ls)
     return parser
+
+
+def _silence_stdout():
+    """Point stdout at devnull, so that flushing it again at exit cannot fail (Python's docs on SIGPIPE)."""
+    with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor has nothing to flush at exit
+        fd = sys.stdout.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -102,17 +123,19 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exit:  # --help, --version, or a usage error already printed by argparse
         return exit.code if isinstance(exit.code, int) else EXIT_BAD_INPUT
+    args.outcome = None  # a command sets its exit status here before it prints the answer
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            return args.func(args)
+            code = args.func(args)
+        sys.stdout.flush()  # inside the try: a reader that has gone shows up here at the latest
+        return code
     except KeyboardInterrupt:
         print("kerasckpt: interrupted.", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `kerasckpt ... | head`: the reader has gone, nothing left to say
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+    except BrokenPipeError:  # `kerasckpt ... | head`: the reader has gone before the output ended
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE if args.outcome is None else args.outcome
     except (CLIError, CheckpointError, OSError, ValueError, KeyError) as err:
         if args.traceback:
             raise

@@ -198,8 +198,9 @@ class NativeSource(Source):
         return any(k.startswith("optimizer/") for k in self.reader.keys())
 
     def info(self):
-        meta = self.reader.metadata or {}
-        out = [("data files", ", ".join(name for name, _ in self.reader.shards) or "(none)")]
+        meta = self.reader.metadata if isinstance(self.reader.metadata, dict) else {}
+        out = self._written_by(meta)
+        out.append(("data files", ", ".join(name for name, _ in self.reader.shards) or "(none)"))
         if meta.get("format") == "kerasckpt.backup/1":
             loop = meta.get("loop") or {}
             out.append(("written by", f"BackupAndRestore (backup #{meta.get('sequence')})"))
@@ -217,6 +218,54 @@ class NativeSource(Source):
                 except CheckpointError:
                     out.append((key, "(damaged)"))
         return out
+
+    def _written_by(self, meta):
+        """Format version, kerasckpt version and save time, each only where the index records it."""
+        version = _index_field(self.reader, meta, "format_version")
+        if version is None:  # a reader without `file_metadata`
+            version = self._header_version()
+        out = [("format version", str(version))] if version is not None else []
+        writer = _index_field(self.reader, meta, "kerasckpt_version")
+        if writer is not None:
+            out.append(("kerasckpt version", str(writer)))
+        saved = _index_field(self.reader, meta, "saved_at")
+        if saved is not None:
+            out.append(("saved at", _fmt_time(saved)))
+        return out
+
+    def _header_version(self):
+        """The format version in the index header (magic, then a little-endian uint32), checked on opening."""
+        from kerasckpt.checkpoint import files
+        try:
+            with open(self.reader.index_path, "rb") as f:
+                head = f.read(len(files.MAGIC) + 4)
+        except OSError:
+            return None
+        if len(head) < len(files.MAGIC) + 4 or head[:len(files.MAGIC)] != files.MAGIC:
+            return None
+        return int.from_bytes(head[len(files.MAGIC):], "little")
+
+
+def _index_field(reader, meta, name):
+    """`name` from the reader's `file_metadata` (who wrote the index, and when) or else the saver's metadata;
+    None when absent or not a plain value, as in indexes written before kerasckpt recorded it."""
+    recorded = getattr(reader, "file_metadata", None)  # read defensively: older readers lack it
+    recorded = recorded if isinstance(recorded, dict) else {}
+    for value in (recorded.get(name), meta.get(name)):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+            return value
+    return None
+
+
+def _fmt_time(value):
+    """A save time as written (text), or seconds since the epoch shown as local time."""
+    if isinstance(value, str):
+        return value
+    import datetime
+    try:
+        return datetime.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return str(value)
 
 
 class H5FileSource(Source):

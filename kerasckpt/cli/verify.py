@@ -1,54 +1,96 @@
 """`kerasckpt verify`: every checksum and structural invariant of files, prefixes and directories."""
 import os
+import sys
 import warnings
 
 import numpy as np
 
 from kerasckpt.errors import CheckpointError
-from kerasckpt.cli.errors import EXIT_NO, EXIT_OK, CLIError
+from kerasckpt.cli.errors import EXIT_BAD_INPUT, EXIT_NO, EXIT_OK, CLIError
 from kerasckpt.cli.output import _natural, _out, _print_json, _progress
 from kerasckpt.cli.sources import _NUMBERED, MODEL_ENDINGS, SHORT_NAMES, KerasSource, open_source
 from kerasckpt.cli.models import _load_model
 
 
 def cmd_verify(args):
-    """`kerasckpt verify`: exit status 0 only when every path (every checkpoint of a directory) is intact."""
-    results = []
+    """`kerasckpt verify`: exit status 0 when every checkpoint is intact, 1 on damage, 2 when a path is bad input.
+
+    Bad input (a missing path, an unknown format, a directory tree without checkpoints) is reported on
+    stderr; the other paths are still verified.
+    """
+    results, errors = [], []
     for path in args.paths:
-        results.extend(_verify_target(path))
+        try:
+            results.extend(_verify_target(path))
+        except CLIError as err:
+            errors.append({"path": path, "error": str(err)})
     failed = [r for r in results if not r["ok"] or (args.strict and r.get("checksums") is False)]
+    args.outcome = EXIT_BAD_INPUT if errors else EXIT_NO if failed else EXIT_OK
     if args.json:
-        _print_json({"intact": not failed, "results": results})
-    else:
-        for r in results:
-            status = "OK" if r["ok"] else "DAMAGED" if r.get("exists", True) else "MISSING"
-            if r["ok"] and args.strict and r.get("checksums") is False:
-                status = "UNCHECKED"
-            _out(f"{status:9} {r['path']}  ({r['what']})")
-            for problem in r["problems"]:
-                _out(f"          - {problem}")
-            for note in r["notes"]:
-                _out(f"          note: {note}")
-        total, damaged = len(results), sum(1 for r in results if not r["ok"])
-        unchecked = len(failed) - damaged
-        summary = f"{total - damaged} of {total} intact" if damaged else f"all {total} intact"
-        if unchecked:
-            summary += f"; {unchecked} without checksums (refused by --strict)"
-        _out(f"\n{summary[0].upper()}{summary[1:]}.")
-    return EXIT_NO if failed else EXIT_OK
+        _print_json({"intact": not failed and not errors, "results": results, "errors": errors})
+    elif results:
+        _print_results(results, failed, args.strict, len(errors))
+    if errors:
+        sys.stdout.flush()  # the errors come last, after what could be verified
+        for e in errors:
+            print(f"kerasckpt verify: error: {e['error']}", file=sys.stderr)
+    return args.outcome
+
+
+def _print_results(results, failed, strict, errors):
+    for r in results:
+        status = "OK" if r["ok"] else "DAMAGED" if r.get("exists", True) else "MISSING"
+        if r["ok"] and strict and r.get("checksums") is False:
+            status = "UNCHECKED"
+        _out(f"{status:9} {r['path']}  ({r['what']})")
+        for problem in r["problems"]:
+            _out(f"          - {problem}")
+        for note in r["notes"]:
+            _out(f"          note: {note}")
+    total, damaged = len(results), sum(1 for r in results if not r["ok"])
+    unchecked = len(failed) - damaged
+    summary = f"{total - damaged} of {total} intact" if damaged else f"all {total} intact"
+    if unchecked:
+        summary += f"; {unchecked} without checksums (refused by --strict)"
+    if errors:
+        summary += f"; {errors} path(s) not verified (errors below)"
+    _out(f"\n{summary[0].upper()}{summary[1:]}.")
 
 
 def _verify_target(path):
+    """The results for one PATH argument; raises CLIError when it is bad input rather than a checkpoint."""
     if os.path.isdir(path) and not os.path.isfile(path + ".index"):
-        return _verify_directory(path)
-    return [_verify_one(path)]
+        return _verify_tree(path)
+    return [_verify_one(path, explicit=True)]
 
 
-def _verify_one(path, note=None):
+def _verify_tree(top):
+    """Every checkpoint in `top` and its subdirectories (symbolic links to directories are not followed)."""
+    from kerasckpt._fileio import TEMP_MARK
+    results, unlisted, done = [], [], set()
+    for directory, subdirs, _ in os.walk(top, onerror=unlisted.append):
+        subdirs[:] = sorted((d for d in subdirs if TEMP_MARK not in d), key=_natural)
+        results += _verify_directory(directory, done)
+    for err in unlisted:
+        if os.path.normpath(err.filename or "") == os.path.normpath(top):
+            raise CLIError(f"cannot list directory '{top}': {err.strerror}. Check its permissions.")
+        results.append({"path": err.filename, "what": "directory", "ok": False, "notes": [], "problems": [
+            f"cannot list it ({err.strerror}), so its checkpoints were not verified. Check its permissions."]})
+    if not results:
+        raise CLIError(f"nothing to verify in '{top}': neither it nor its subdirectories hold checkpoints (.keras, "
+                       ".weights.h5, .h5, .hdf5 files or PREFIX.index checkpoints). Pass a checkpoint or a directory "
+                       "that holds some.")
+    return results
+
+
+def _verify_one(path, note=None, explicit=False):
+    """The result of one checkpoint; an `explicit` PATH argument that is no checkpoint raises CLIError instead."""
     result = {"path": path, "what": "?", "ok": False, "problems": [], "notes": [note] if note else [], "exists": True}
     try:
         src = open_source(path)
     except CLIError as err:
+        if explicit:
+            raise
         result["exists"] = os.path.exists(path) or os.path.exists(path + ".index")
         result["what"] = "not found" if not result["exists"] else "unreadable"
         result["problems"].append(str(err))
@@ -109,9 +151,10 @@ def _check_architecture(src):
     return "notes", None
 
 
-def _verify_directory(directory):
+def _verify_directory(directory, done):
+    """The state file and checkpoints of one directory, skipping (and adding to) the normalized paths in `done`."""
     from kerasckpt.checkpoint import manager
-    results, done = [], set()
+    results = []
     state, problem = manager.read_state(directory)
     state_path = os.path.join(directory, manager.STATE_FILE)
     if problem is not None:
@@ -127,7 +170,7 @@ def _verify_directory(directory):
                  "problems": [f"it lists '{p}', whose index '{p}.index' is missing" for p in missing]}
         results.append(entry)
         for prefix in prefixes:
-            if prefix not in missing:
+            if prefix not in missing and os.path.normpath(prefix) not in done:
                 results.append(_verify_one(prefix))
                 done.add(os.path.normpath(prefix))
     found = _checkpoints_in(directory)
@@ -137,10 +180,7 @@ def _verify_directory(directory):
         numbered = kind == "native" and _NUMBERED.match(os.path.basename(path))
         note = "not listed in the state file" if state is not None and numbered else None
         results.append(_verify_one(path, note))
-    if not results:
-        results.append({"path": directory, "what": "directory", "ok": False, "exists": True, "notes": [],
-                        "problems": [f"'{directory}' holds no checkpoints (.keras, .weights.h5, .h5, .hdf5 files or "
-                                     "PREFIX.index checkpoints)."]})
+        done.add(os.path.normpath(path))
     return results
 
 
