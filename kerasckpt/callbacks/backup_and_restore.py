@@ -1,5 +1,6 @@
 """BackupAndRestore: an interrupted fit() started again finishes bit-identical to an uninterrupted one."""
 import glob
+import json
 import os
 import warnings
 
@@ -11,11 +12,13 @@ from kerasckpt.callbacks.base import Callback
 from kerasckpt.checkpoint import files
 from kerasckpt.checkpoint.checkpoint import prepare_checkpoint_write
 from kerasckpt.checkpoint.graph import ObjectGraph
-from kerasckpt.errors import CheckpointError, CheckpointMismatchError
+from kerasckpt.errors import (CheckpointDamagedError, CheckpointError, CheckpointMismatchError,
+                              CheckpointNotADirectoryError)
 from kerasckpt.random import SeedGenerator
 from kerasckpt.variables import Variable
 
 FORMAT = "kerasckpt.backup/1"
+CALLBACK_ARRAYS = "callback_states"  # root of the NumPy values of callback states: callback_states/<key>/<path>
 
 
 class BackupAndRestore(Callback):
@@ -27,7 +30,8 @@ class BackupAndRestore(Callback):
 
     Args:
         backup_dir: directory for the backup files (created on demand).
-        save_freq: `"epoch"`, or back up every N batches.
+        save_freq: `"epoch"`, back up every N batches, or `False`: never back up, only restore a
+            backup that is already there (as Keras documents it for preemption checkpointing).
         delete_checkpoint: remove the backup when `fit()` finishes.
         double_checkpoint: keep the previous backup too, and fall back to it (with a warning) when
             the newest is damaged.
@@ -42,6 +46,8 @@ class BackupAndRestore(Callback):
     Backups are taken after every callback has finished the batch or epoch. A backup made with other
     `fit()` arguments or another model is refused with an error listing the differences. In the
     background the backup still holds one consistent point (values, loop state, callback states).
+    NumPy arrays and scalars in a callback's `get_state()` (EarlyStopping's best weights) are stored as
+    checkpoint values, exactly. Keras 3 accepts `save_freq=False` but then backs up after every batch.
     """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, double_checkpoint=False,
@@ -49,10 +55,13 @@ class BackupAndRestore(Callback):
         super().__init__()
         if not backup_dir:
             raise ValueError("BackupAndRestore needs a backup_dir. Received an empty value.")
-        valid = save_freq == "epoch" or (isinstance(save_freq, int) and not isinstance(save_freq, bool) and save_freq > 0)
+        valid = save_freq == "epoch" or save_freq is False or (
+            isinstance(save_freq, int) and not isinstance(save_freq, bool) and save_freq > 0)
         if not valid:
-            raise ValueError(f"Unrecognized save_freq: {save_freq!r}. Expected 'epoch' or a positive number of batches.")
+            raise ValueError(f"Unrecognized save_freq: {save_freq!r}. Expected 'epoch', a positive number of "
+                             "batches, or False (restore only, never back up).")
         self.backup_dir = os.fspath(backup_dir)
+        _check_backup_dir(self.backup_dir)
         self.save_freq = save_freq
         self.delete_checkpoint = bool(delete_checkpoint)
         self.double_checkpoint = bool(double_checkpoint)
@@ -74,6 +83,7 @@ class BackupAndRestore(Callback):
         if loop is None:
             raise RuntimeError("BackupAndRestore works inside model.fit() only. For a custom loop, save a "
                                "Checkpoint with a CheckpointManager instead.")
+        _check_backup_dir(self.backup_dir)  # a file may have taken its place since the constructor
         self._batches_since_save = 0
         loop.add_saver(self._at_consistent_point)
         self.wait_until_finished()  # a backup left in flight by an interrupted fit() with this callback
@@ -87,8 +97,12 @@ class BackupAndRestore(Callback):
                 raise
             except CheckpointError as e:
                 if i + 1 < len(candidates):
-                    warnings.warn(f"BackupAndRestore: the newest backup is unusable ({e}). Falling back to the "
-                                  f"previous backup '{candidates[i + 1][0]}'.", stacklevel=2)
+                    other = ("the previous backup" if "error" not in metadata else  # its index is unreadable,
+                             "the other backup, which may be older,")  # so which is newer is unknown
+                    warnings.warn(f"BackupAndRestore cannot resume from the backup '{prefix}': {e} Falling back "
+                                  f"to {other} '{candidates[i + 1][0]}' (sequence {candidates[i + 1][1]['sequence']}); "
+                                  "the steps since it run again and the next backup replaces the unusable one.",
+                                  stacklevel=2)
                     continue
                 raise
 
@@ -102,6 +116,8 @@ class BackupAndRestore(Callback):
                     os.remove(path)
 
     def _at_consistent_point(self, kind, epoch, batch):
+        if self.save_freq is False:
+            return
         if self.save_freq == "epoch":
             if kind == "epoch":
                 self._save()
@@ -113,9 +129,12 @@ class BackupAndRestore(Callback):
 
     # ------------------------------------------------------------------ saving and restoring
 
-    def _graph(self):
+    def _graph(self, callback_arrays=None):
         model = self.model
-        return ObjectGraph({"model": model, "optimizer": model.optimizer, "metrics": list(model.metrics)})
+        roots = {"model": model, "optimizer": model.optimizer, "metrics": list(model.metrics)}
+        if callback_arrays:
+            roots[CALLBACK_ARRAYS] = callback_arrays
+        return ObjectGraph(roots)
 
     def wait_until_finished(self):
         """Wait for a background backup in flight; raise its error if it failed."""
@@ -125,11 +144,21 @@ class BackupAndRestore(Callback):
     def _save(self):
         loop = self.model._fit_loop
         self.wait_until_finished()  # one backup in flight; double_checkpoint must not overtake it
-        graph = self._graph()
+        loop_state = loop.get_state()
+        loop_state["callbacks"], arrays = _split_arrays(loop_state["callbacks"], loop.callbacks)
+        nested, leaves = {}, []  # dicts of Variables: their graph paths are the keys callback_states/<key>/<path>
+        for path, (value, _) in arrays:
+            level = nested
+            for part in path[:-1]:
+                level = level.setdefault(str(part), {})
+            leaves.append(Variable(value, dtype=value.dtype, trainable=False))
+            level[str(path[-1])] = leaves[-1]
+        graph = self._graph(nested)
+        stored = [[graph.node_of(leaf).key, list(path), kind] for leaf, (path, (_, kind)) in zip(leaves, arrays)]
         self._sequence += 1
-        metadata = {"format": FORMAT, "sequence": self._sequence, "loop": loop.get_state(),
+        metadata = {"format": FORMAT, "sequence": self._sequence, "loop": loop_state,
                     "global_random_state": _random.get_global_state(),
-                    "callback": {"batches_since_save": self._batches_since_save}}
+                    "callback": {"batches_since_save": self._batches_since_save}, "callback_arrays": stored}
         prefixes = self._prefixes()
         target = prefixes[self._sequence % len(prefixes)]  # double_checkpoint alternates, keeping the other
         prepared = prepare_checkpoint_write(target, graph, metadata)  # the loop state is fixed (copied) here
@@ -146,8 +175,8 @@ class BackupAndRestore(Callback):
             try:
                 with files.CheckpointReader(prefix) as reader:
                     metadata = reader.metadata
-            except CheckpointError as e:
-                found.append((prefix, {"sequence": -1, "error": e}))
+            except CheckpointError as e:  # its sequence is unknown: try it first, so that using the
+                found.append((prefix, {"sequence": float("inf"), "error": e}))  # other one warns
                 continue
             if metadata.get("format") != FORMAT:
                 raise CheckpointMismatchError(
@@ -161,17 +190,21 @@ class BackupAndRestore(Callback):
         if "error" in metadata:
             raise metadata["error"]
         graph = self._graph()
+        stored = metadata.get("callback_arrays", [])
         with files.CheckpointReader(prefix) as reader:
             self._check_same_run(prefix, metadata, loop, graph, reader)
             keys = [node.key for node in graph.value_nodes()]
-            reader.verify(keys)  # every checksum first: a damaged backup changes nothing
-            values = {key: np.array(reader.read(key)) for key in keys}
+            reader.verify(keys + [key for key, _, _ in stored])  # every checksum first: a damaged backup
+            values = {key: np.array(reader.read(key)) for key in keys}  # changes nothing
+            arrays = [(path, reader.read(key) if kind == "array" else reader.read(key)[()])
+                      for key, path, kind in stored]
+        loop_state = dict(metadata["loop"], callbacks=_join_arrays(prefix, metadata["loop"]["callbacks"], arrays))
         for node in graph.value_nodes():
             if isinstance(node.obj, SeedGenerator):
                 setattr(node.obj, node.field, int(values[node.key]))
             elif isinstance(node.obj, Variable):
                 node.obj.assign(values[node.key])
-        loop.set_state(metadata["loop"])
+        loop.set_state(loop_state)
         _random.set_global_state(metadata["global_random_state"])
         self._batches_since_save = metadata["callback"]["batches_since_save"]
         self._sequence = metadata["sequence"]
@@ -182,7 +215,8 @@ class BackupAndRestore(Callback):
         for name in sorted(set(saved_args) | set(args)):
             if saved_args.get(name) != args.get(name):
                 differences.append(f"fit argument {name}: {saved_args.get(name)!r} in the backup, {args.get(name)!r} now")
-        saved_keys, keys = set(reader.keys()), {n.key for n in graph.value_nodes()}
+        saved_keys = set(reader.keys()) - {key for key, _, _ in metadata.get("callback_arrays", [])}
+        keys = {n.key for n in graph.value_nodes()}
         for key in sorted(keys - saved_keys)[:5]:
             differences.append(f"variable '{key}' is not in the backup")
         for key in sorted(saved_keys - keys)[:5]:
@@ -200,3 +234,87 @@ class BackupAndRestore(Callback):
 
     def get_state(self):
         return None  # its state is the backup on disk
+
+
+def _check_backup_dir(backup_dir):
+    """Raise when `backup_dir`, or a directory above it, is a file: no backup could be written there."""
+    path = os.path.abspath(backup_dir)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+    if os.path.isdir(path):
+        return
+    if path == os.path.abspath(backup_dir):
+        raise CheckpointNotADirectoryError(
+            f"BackupAndRestore cannot use backup_dir={backup_dir!r}: it is a file, not a directory. Pass a directory "
+            "of its own for the backups (it is created on demand), or move that file away.")
+    raise CheckpointNotADirectoryError(
+        f"BackupAndRestore cannot use backup_dir={backup_dir!r}: '{path}' is a file, so no directory can be created "
+        "below it. Pass a backup_dir under a directory, or move that file away.")
+
+
+def _json_key(key):
+    """A dict key as JSON writes it (it turns 1, True and None into "1", "true" and "null")."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    return None
+
+
+def _split_arrays(states, callbacks):
+    """`states` ({state_key: state}) as JSON data, with each NumPy array or scalar replaced by None and
+    listed apart as `((state_key, *path), (array, "array" | "scalar"))`; anything else that JSON cannot
+    hold raises a TypeError naming the callback, the place in its state and the type."""
+    arrays = []
+
+    def fail(path, what):
+        key = path[0]
+        owner = callbacks.callbacks_by_state_key().get(key)
+        where = "get_state()" + "".join(f"[{p!r}]" for p in path[1:])
+        raise TypeError(f"BackupAndRestore cannot back up the state of callback {type(owner).__name__} (state key "
+                        f"{key!r}): {where} {what}. Make get_state() return only None, bool, int, float, str, "
+                        "lists, dicts with string keys, and NumPy arrays or scalars of numbers.")
+
+    def split(value, path):
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, (np.ndarray, np.generic)):
+            if value.dtype.kind not in "biufc":
+                fail(path, f"is a NumPy {'array' if isinstance(value, np.ndarray) else 'scalar'} of dtype "
+                           f"{value.dtype}, which a backup cannot hold (numbers and bools only)")
+            arrays.append((path, (np.asarray(value), "array" if isinstance(value, np.ndarray) else "scalar")))
+            return None
+        if isinstance(value, (list, tuple)):
+            return [split(v, path + (i,)) for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                name = _json_key(k)
+                if name is None:
+                    fail(path, f"has the dict key {k!r} of type {type(k).__name__}")
+                out[name] = split(v, path + (name,))
+            return out
+        fail(path, f"is {value!r} of type {type(value).__module__}.{type(value).__qualname__}, which is neither "
+                   "JSON data nor a NumPy array")
+
+    return {key: split(state, (key,)) for key, state in states.items()}, arrays
+
+
+def _join_arrays(prefix, states, arrays):
+    """Put the arrays of `_split_arrays` back at their places in `states` (fresh JSON data, changed in place)."""
+    for path, value in arrays:
+        try:
+            level = states
+            for part in path[:-1]:
+                level = level[part]
+            if level[path[-1]] is not None:
+                raise KeyError(path[-1])
+            level[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            raise CheckpointDamagedError(
+                f"'{prefix}' is damaged: it holds callback state values for {path!r}, a place that the saved "
+                f"callback states do not have. Delete the backup files '{prefix}.*' to start over.") from None
+    return states

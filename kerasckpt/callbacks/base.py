@@ -42,7 +42,8 @@ class Callback:
 
     Note:
         Callbacks whose state matters for resuming a run exactly implement `get_state()` /
-        `set_state(state)` with plain numbers, strings, lists and dicts. A state restored before
+        `set_state(state)` with plain numbers, strings, lists and dicts, and NumPy arrays and scalars
+        anywhere inside (BackupAndRestore stores those as checkpoint values). A state restored before
         `on_train_begin` survives it: that hook resets only a callback that was not just restored.
     """
 

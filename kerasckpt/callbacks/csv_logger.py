@@ -34,6 +34,10 @@ class CSVLogger(Callback):
         When appending to a file that already has a header, rows follow that header's columns
         (a warning names log keys it has no column for), so a resumed run never writes rows that
         are misaligned with the header. Keras computes new columns and may misalign them.
+        `get_state()` records how many bytes of the file are written; with `BackupAndRestore`, a
+        resumed run cuts the file back to that length and goes on without a second header, so the
+        file equals that of an uninterrupted run byte for byte (Keras loses or repeats rows). Hence
+        `append=False` empties the file at the first epoch's start, not when training starts.
     """
 
     def __init__(self, filename, separator=",", append=False):
@@ -45,29 +49,43 @@ class CSVLogger(Callback):
         self.keys = None
         self.append_header = True
         self.csv_file = None
+        self._checked_keys = True
+        self._size = 0  # bytes of the file that belong to this run's log so far (what get_state() saves)
+        self._cut_to = None  # bytes to truncate the file to before the next row; None: keep it as it is
+        self._existed = False
+        self._resume = None  # a state from set_state(), applied when the file is next written
 
     def on_train_begin(self, logs=None):
+        if not self._take_restored():
+            self._resume = None
         existing_keys = None
-        if self.append:
-            if os.path.exists(self.filename):
-                with open(self.filename, "r", newline="") as f:
-                    header = f.readline()
-                self.append_header = not bool(len(header))
-                if header:
-                    columns = next(csv.reader([header], delimiter=self.sep))
-                    if columns and columns[0] == "epoch":
-                        existing_keys = columns[1:]
-            mode = "a"
-        else:
-            mode = "w"
+        header = ""
+        self._existed = os.path.exists(self.filename)
+        if self.append and self._existed:
+            with open(self.filename, "r", newline="") as f:
+                header = f.readline()
+            if header:
+                columns = next(csv.reader([header], delimiter=self.sep))
+                if columns and columns[0] == "epoch":
+                    existing_keys = columns[1:]
         if self.csv_file and not self.csv_file.closed:
             self.csv_file.close()
-        self.csv_file = open(self.filename, mode)
+        # Opened without truncating: BackupAndRestore may restore this callback's state later in this same
+        # hook, and then the rows of the interrupted run must survive. append=False truncates the file in
+        # the next hook (on_epoch_begin), once that is known.
+        self.csv_file = open(self.filename, "a")
+        self._size = os.fstat(self.csv_file.fileno()).st_size if self.append else 0
+        self._cut_to = None if self.append else 0
+        self.append_header = not header
         self.writer = None
         self.keys = existing_keys
         self._checked_keys = existing_keys is None
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._prepare_file()
+
     def on_epoch_end(self, epoch, logs=None):
+        self._prepare_file()
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs.keys())
@@ -88,12 +106,55 @@ class CSVLogger(Callback):
                                          dialect=CustomDialect)
             if self.append_header:
                 self.writer.writeheader()
+                self.append_header = False
         row = {"epoch": epoch}
         row.update((key, _handle_value(logs.get(key, "NA"))) for key in self.keys)
         self.writer.writerow(row)
         self.csv_file.flush()
+        self._size = os.fstat(self.csv_file.fileno()).st_size
 
     def on_train_end(self, logs=None):
+        self._take_restored()
         if self.csv_file and not self.csv_file.closed:
+            self._prepare_file()
             self.csv_file.close()
         self.writer = None
+
+    def get_state(self):
+        """`{"size", "header_written", "keys", "checked_keys"}`: how far the file is written."""
+        if self._resume is not None:  # restored, and no row written since (resumed in mid-epoch)
+            return dict(self._resume)
+        return {"size": self._size, "header_written": not self.append_header, "keys": self.keys,
+                "checked_keys": self._checked_keys}
+
+    def set_state(self, state):
+        self._resume = {"size": int(state["size"]), "header_written": bool(state["header_written"]),
+                        "keys": None if state["keys"] is None else list(state["keys"]),
+                        "checked_keys": bool(state["checked_keys"])}
+        self._state_restored = True
+
+    def _prepare_file(self):
+        """Truncate the file as this run requires, once, before anything more is written to it."""
+        if self.csv_file is None or self.csv_file.closed:
+            return
+        resume, self._resume = self._resume, None
+        if resume is not None:
+            size = os.fstat(self.csv_file.fileno()).st_size
+            if size < resume["size"]:
+                what = "is missing, so it starts anew" if not self._existed else f"has only {size} bytes"
+                warnings.warn(f"CSVLogger is resuming {self.filename!r}, which {what}, but {resume['size']} bytes "
+                              "had been written to it when the training state was backed up: the rows of earlier "
+                              "epochs are lost, later rows are appended. Keep the log file in place between an "
+                              "interrupted run and its resumption.", stacklevel=3)
+                self._cut_to = None
+                resume["header_written"] = resume["header_written"] and size > 0
+            else:
+                self._cut_to = resume["size"]  # drops rows written after the backup; they are written again
+            self.append_header = not resume["header_written"]
+            self.keys, self._checked_keys = resume["keys"], resume["checked_keys"]
+        if self._cut_to is not None:
+            self.csv_file.flush()
+            os.ftruncate(self.csv_file.fileno(), self._cut_to)
+            self._size, self._cut_to = self._cut_to, None
+        elif resume is not None:
+            self._size = os.fstat(self.csv_file.fileno()).st_size
