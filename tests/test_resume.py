@@ -128,6 +128,7 @@ def _check_resume(tmp_path, kind, save_freq, crash, optimizer, dropout, shuffle,
     assert resumed_mc.best == straight_mc.best
     assert _checkpoints(resumed_dir / "mc") == _checkpoints(straight_dir / "mc")
     assert [f["epoch"] for f in resumed_mc.files] == [f["epoch"] for f in straight_mc.files]
+    assert (resumed_dir / "log.csv").read_bytes() == (straight_dir / "log.csv").read_bytes()
     assert not os.path.exists(resumed_dir / "backup") or not os.listdir(resumed_dir / "backup")
 
 
