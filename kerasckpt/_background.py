@@ -9,6 +9,8 @@ the file from the copies. One writer per saver, one save in flight; errors wait 
 # thread is the in-flight save; nothing idles between saves and nothing needs shutting down.
 # The exit hook runs before `concurrent.futures` stops accepting work (its pools are what the
 # writers checksum and fsync on), so a save still running at exit completes; see `_finish_at_exit`.
+# A failure nobody collected also fails the process (exit status 1): schedulers and CI must not see
+# success when the last checkpoint was never written.
 import atexit
 import concurrent.futures.thread  # noqa: F401  registered before our hook, so it shuts down after it
 import os
@@ -201,7 +203,7 @@ def wait_all():
 
 
 def _finish_at_exit():
-    """Let every save in flight finish; report failures nobody collected (they are never lost)."""
+    """Let every save in flight finish; report failures nobody collected, and fail the exit status for them."""
     with _lock:
         writers = list(_inflight)
     if writers:
@@ -211,12 +213,57 @@ def _finish_at_exit():
     with _lock:
         failed = list(_unclaimed)
         _unclaimed.clear()
+    reported = 0
     for writer in failed:
         err = writer._error
         if err is not None:
+            reported += 1
             print(f"kerasckpt: the background save of {writer._job.label!r} ({writer.owner}) failed and was never "
                   f"reported: {type(err).__name__}: {err}. That file was not written; the files saved before it "
                   "are unchanged.", file=sys.stderr)
+    if reported and not _exits_with_error():
+        print(f"kerasckpt: exiting with status 1: {reported} background save(s) failed.", file=sys.stderr)
+        if _register is not None:  # exit once the other exit hooks and non-daemon threads are done
+            atexit.register(_exit_failed)
+        else:  # pragma: no cover  (this hook is itself an atexit hook: a new one would not run)
+            _exit_failed()
+
+
+def _exits_with_error():
+    """Whether the interpreter is exiting because of an uncaught exception (its status is 1 already)."""
+    return getattr(sys, "last_exc", None) is not None or getattr(sys, "last_value", None) is not None
+
+
+def _exit_failed():
+    """Exit with status 1 as the last exit step: run the remaining atexit hooks, flush files, `os._exit(1)`."""
+    # Python offers no way to set the exit status once the program has ended, and the code of a
+    # SystemExit is gone by then: a program ending with sys.exit(n) exits with 1 (non-zero either way).
+    # os._exit skips the finalization that flushes files left open, so they are flushed here.
+    atexit.unregister(_exit_failed)
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if run_exitfuncs is not None:
+        run_exitfuncs()  # the handlers registered before this one (atexit runs the newest first)
+    for stream in _open_files():
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001  a stream that cannot flush loses what it would lose anyway
+            pass
+    os._exit(1)
+
+
+def _open_files():
+    """Every open Python file object (what finalization would flush), the standard streams last."""
+    import gc
+    import io
+    std = [s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__) if s is not None]
+    found = []
+    for obj in gc.get_objects():
+        try:  # some objects fail even isinstance (a proxy to a dead object)
+            if isinstance(obj, io.IOBase) and all(obj is not s for s in std) and not obj.closed:
+                found.append(obj)
+        except Exception:  # noqa: BLE001
+            continue
+    return found + [s for s in std if not getattr(s, "closed", True)]
 
 
 def _after_fork_in_child():

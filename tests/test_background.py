@@ -438,9 +438,70 @@ def test_the_process_does_not_exit_with_a_save_half_done(tmp_path, mode, code):
     assert kerasckpt.models.load_model(str(tmp_path / "model.keras")).count_params() == 8
 
 
-def test_a_save_failing_at_exit_is_reported(tmp_path):
+def test_a_save_failing_at_exit_is_reported_and_fails_the_process(tmp_path):
     out = _run_exit_script(tmp_path, "fail")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # schedulers and CI must not see success
     assert "failed and was never reported" in out.stderr and "No space left" in out.stderr
     assert "ckpt-1" in out.stderr and "model.keras" in out.stderr
+    assert out.stderr.count("exiting with status 1: 2 background save(s) failed") == 1
     assert not [n for n in os.listdir(tmp_path) if n.startswith(("ckpt", "model"))]
+
+
+LOOP_EXIT_SCRIPT = textwrap.dedent("""
+    import atexit, sys, threading, time
+    import numpy as np
+    from kerasckpt.checkpoint import Checkpoint, CheckpointManager, CheckpointOptions, files
+
+    directory, mode = sys.argv[1], sys.argv[2]
+    real = files.write_checkpoint
+    def full_disk(prefix, *args, **kwargs):
+        if prefix.endswith("ckpt-2"):
+            raise OSError(28, "No space left on device (injected)")
+        return real(prefix, *args, **kwargs)
+    files.write_checkpoint = full_disk
+
+    log = open(directory + "/log.txt", "w")
+    log.write("unflushed line")   # never closed: finalization would flush it, so exiting must too
+    atexit.register(lambda: print("user atexit hook ran", file=sys.stderr))
+    def worker():
+        time.sleep(0.3)
+        print("non-daemon thread finished", file=sys.stderr)
+    threading.Thread(target=worker).start()
+
+    from kerasckpt.variables import Variable
+    v = Variable(np.arange(10, dtype=np.float32))
+    manager = CheckpointManager(Checkpoint(v=v), directory, max_to_keep=3,
+                                options=CheckpointOptions(save_in_background=True))
+    manager.save()
+    manager.wait_until_finished()
+    manager.save()                # the last save of the loop: queued, then its write fails
+    if mode == "collected":
+        try:
+            manager.wait_until_finished()
+        except OSError as e:
+            print("caught:", e, file=sys.stderr)
+    elif mode == "exit0":
+        sys.exit(0)
+    elif mode == "exit3":
+        sys.exit(3)
+    elif mode == "uncaught":
+        raise RuntimeError("the loop broke")
+""")
+
+
+@pytest.mark.parametrize("mode,code", [("end", 1), ("exit0", 1), ("exit3", 1), ("uncaught", 1), ("collected", 0)])
+def test_a_failed_last_save_of_a_custom_loop_fails_the_process(tmp_path, mode, code):
+    script = tmp_path / "loop.py"
+    script.write_text(LOOP_EXIT_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, str(script), str(tmp_path), mode], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == code, out.stderr  # never 0 while a save failed unseen; sys.exit(3) gives 1
+    reported = "'" + str(tmp_path / "ckpt-2") + "' (Checkpoint) failed and was never reported"
+    assert (reported in out.stderr) == (mode != "collected")
+    assert ("exiting with status 1" in out.stderr) == (mode in ("end", "exit0", "exit3"))  # else 1 already
+    assert "RuntimeError: the loop broke" in out.stderr if mode == "uncaught" else "Traceback" not in out.stderr
+    # the rest of the shutdown still happened: threads joined, atexit hooks run, open files flushed
+    assert "non-daemon thread finished" in out.stderr and "user atexit hook ran" in out.stderr
+    assert (tmp_path / "log.txt").read_text() == "unflushed line"
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-1")

@@ -12,8 +12,15 @@ Overwriting: data files never replace data files. When `prefix.data-*` files exi
 ones get a generation suffix (`prefix.data-00000-of-00001.g1`); the index names its data files, so an
 old index can never point into new data. The index is renamed last (that makes the checkpoint
 visible), then data files the new index does not name are deleted.
+
+Renaming: the index stores each data file's suffix (`data_suffixes`: `.data-00000-of-00001[.gN]`) and
+the reader joins it to the prefix it was opened with, as TensorFlow derives data names from the prefix,
+so renaming every file of a checkpoint together keeps it readable. Indexes written before suffixes were
+stored name their data files only in `shards`; those names are used, or the prefix's own if renamed.
+The index also records who wrote it and when (`written_by`: see `CheckpointReader.file_metadata`).
 """
 import concurrent.futures
+import datetime
 import json
 import mmap
 import os
@@ -69,6 +76,14 @@ def strip_suffix(path):
     if m and os.path.isfile(path):
         return path[:m.start()]
     return path
+
+
+def _written_by():
+    """Who wrote an index and when: kerasckpt's version, the format version, the UTC time (ISO-8601)."""
+    import kerasckpt  # at call time: kerasckpt imports this module while it is itself being imported
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    return {"kerasckpt_version": getattr(kerasckpt, "__version__", None), "format_version": FORMAT_VERSION,
+            "saved_at": now.replace("+00:00", "Z")}
 
 
 def _le_bytes(key, value):
@@ -167,7 +182,8 @@ def write_checkpoint(prefix, values, graph, max_shard_size=None, metadata=None):
             "format": "kerasckpt.checkpoint", "version": FORMAT_VERSION, "generation": generation,
             "alignment": ALIGNMENT, "checksum": "crc32",
             "shards": [{"file": n, "size": s} for n, s in zip(names, shard_sizes)],
-            "values": entries, "graph": graph, "metadata": metadata or {}},
+            "data_suffixes": [n[len(base):] for n in names],  # what a renamed prefix resolves against
+            "values": entries, "graph": graph, "metadata": metadata or {}, "written_by": _written_by()},
             separators=(",", ":")).encode("utf-8")
         header = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(payload), _fileio.checksum(payload), 0)
         header = header[:-4] + struct.pack("<I", _fileio.checksum(header[:-4]))
@@ -279,6 +295,7 @@ class CheckpointReader:
             raise self._damaged(f"it is {len(blob)} bytes long, shorter than the {_HEADER.size}-byte header "
                                 "(truncated, e.g. by a crash while it was copied)")
         magic, version, _flags, length, payload_crc, header_crc = _HEADER.unpack_from(blob)
+        self._format_version = version
         if magic != MAGIC:
             if _hamming(magic, MAGIC) > 2:
                 raise CheckpointFormatError(
@@ -311,6 +328,7 @@ class CheckpointReader:
             raise bad("the format name is missing")
         try:
             shards = [(str(s["file"]), int(s["size"])) for s in index["shards"]]
+            suffixes = index.get("data_suffixes")
             values = index["values"]
             graph = index.get("graph") or {"nodes": [{"kind": "Checkpoint"}]}
             nodes = graph["nodes"]
@@ -319,7 +337,13 @@ class CheckpointReader:
         for name, _ in shards:
             if os.path.basename(name) != name or name in ("", ".", ".."):
                 raise bad(f"data file name {name!r} is not a plain file name")
-        self.shards = shards
+        if suffixes is None:  # written before the suffixes were stored
+            suffixes = [None] * len(shards)
+        elif not (isinstance(suffixes, list) and len(suffixes) == len(shards)
+                  and all(isinstance(x, str) and _DATA_RE.fullmatch(x) for x in suffixes)):
+            raise bad("the data file suffixes are malformed")
+        self.written_shards = shards  # the data file names at the time of writing, for messages
+        self.shards = [(self._data_name(name, suffix), size) for (name, size), suffix in zip(shards, suffixes)]
         self.entries = {}
         for key, e in values.items():
             try:
@@ -358,6 +382,54 @@ class CheckpointReader:
         self.nodes = nodes
         self.metadata = index.get("metadata") or {}
         self.generation = index.get("generation", 0)
+        written_by = index.get("written_by")
+        written_by = written_by if isinstance(written_by, dict) else {}
+        self._file_metadata = {"format_version": self._format_version,
+                               "kerasckpt_version": written_by.get("kerasckpt_version"),
+                               "saved_at": written_by.get("saved_at")}
+
+    @property
+    def file_metadata(self):
+        """How the files were written: `{"format_version", "kerasckpt_version", "saved_at"}`.
+
+        `saved_at` is the UTC time the index was written (ISO-8601, e.g. `2025-01-31T12:00:00.000Z`).
+        Indexes written before these were recorded give None for `kerasckpt_version` and `saved_at`.
+        What the saver itself attached (`save_counter`, a backup's loop state) is `metadata`.
+        """
+        return dict(self._file_metadata)
+
+    def _data_name(self, written, suffix):
+        """The data file's name: the suffix joined to the prefix this reader was opened with."""
+        base = os.path.basename(self.prefix)
+        if suffix is not None:
+            return base + suffix
+        m = _DATA_RE.search(written)  # an older index: its stored name, or the prefix's own when renamed
+        if m is None or os.path.exists(os.path.join(self.directory, written)):
+            return written
+        derived = base + m.group(0)
+        return derived if os.path.exists(os.path.join(self.directory, derived)) else written
+
+    def _missing(self, shard):
+        """The error for a data file that is not there; says so when the checkpoint looks renamed or moved."""
+        path = self._shard_path(shard)
+        holds = f"it holds {_some(self._keys_in(shard))} of checkpoint '{self.prefix}'"
+        expected = ", ".join(f"'{n}'" for n, _ in self.shards)
+        pairs = [(w, n) for (w, _), (n, _) in zip(self.written_shards, self.shards) if w != n]
+        if not pairs:
+            return CheckpointNotFoundError(f"'{path}' is missing: {holds} (its data files: {expected}). {ADVICE}")
+        m = _DATA_RE.search(pairs[0][0])
+        old_prefix = os.path.join(self.directory, pairs[0][0][:m.start()] if m else pairs[0][0])
+        renames = ", ".join(f"'{w}' -> '{n}'" for w, n in pairs[:3]) + (", ..." if len(pairs) > 3 else "")
+        old = os.path.join(self.directory, self.written_shards[shard][0])
+        if os.path.exists(old):
+            return CheckpointNotFoundError(
+                f"'{path}' is missing: {holds}. The checkpoint seems renamed or moved without its data files: "
+                f"it was written as '{old_prefix}', and '{old}' is still there. A checkpoint is its .index "
+                f"file plus data files named after the same prefix ({expected}); rename them together "
+                f"({renames}), or rename '{self.index_path}' back to '{old_prefix}.index'.")
+        return CheckpointNotFoundError(
+            f"'{path}' is missing: {holds} (its data files: {expected}). It was written as '{old_prefix}': if "
+            f"you renamed or moved it, rename or move its data files with it ({renames}). Otherwise: {ADVICE}")
 
     # ------------------------------------------------------------------ values
     def keys(self):
@@ -386,9 +458,7 @@ class CheckpointReader:
         try:
             f = open(path, "rb")
         except FileNotFoundError:
-            keys = self._keys_in(shard)
-            raise CheckpointNotFoundError(
-                f"'{path}' is missing: it holds {_some(keys)} of checkpoint '{self.prefix}'. {ADVICE}") from None
+            raise self._missing(shard) from None
         with f:
             size = os.fstat(f.fileno()).st_size
             if size != expected:
@@ -464,9 +534,12 @@ class CheckpointReader:
             path = self._shard_path(shard)
             try:
                 size = os.path.getsize(path)
-            except OSError:
-                raise CheckpointNotFoundError(f"'{path}' is missing: it holds {_some(self._keys_in(shard))} of "
-                                              f"checkpoint '{self.prefix}'. {ADVICE}") from None
+            except FileNotFoundError:
+                raise self._missing(shard) from None
+            except OSError as e:
+                raise CheckpointNotFoundError(f"'{path}' cannot be read ({e}): it holds "
+                                              f"{_some(self._keys_in(shard))} of checkpoint '{self.prefix}'. "
+                                              f"{ADVICE}") from None
             if size != self.shards[shard][1]:
                 raise CheckpointDamagedError(f"'{path}' is damaged: {size} bytes, the index says "
                                              f"{self.shards[shard][1]}. {ADVICE}")
@@ -488,6 +561,15 @@ def _some(keys, n=3):
         return "no values"
     shown = ", ".join(f"'{k}'" for k in keys[:n])
     return shown + (f" and {len(keys) - n} more values" if len(keys) > n else "")
+
+
+def written_data_names(index_path):
+    """The data file names an index was written with (empty when it cannot be read)."""
+    try:
+        prefix = index_path[:-len(".index")] if index_path.endswith(".index") else index_path
+        return [name for name, _ in CheckpointReader(prefix).written_shards]
+    except (OSError, ValueError):
+        return []
 
 
 def is_complete(prefix):

@@ -15,8 +15,9 @@ def _resolve(ckpt_dir_or_file):
         latest = latest_checkpoint(path)
         if latest is None:
             raise CheckpointNotFoundError(
-                f"'{path}' is a directory without a recorded checkpoint (no usable 'checkpoint' state file). Pass "
-                "a checkpoint prefix such as 'dir/ckpt-1' (the path save() returned).")
+                f"'{path}' is a directory without a recorded checkpoint (no usable 'checkpoint' state file, and no "
+                "complete checkpoint named like 'ckpt-1'). Pass a checkpoint prefix such as 'dir/ckpt-1' (the path "
+                "save() returned).")
         return latest
     return path
 

@@ -1,7 +1,11 @@
 """CheckpointManager, `latest_checkpoint`, and the plain-text `checkpoint` state file (TensorFlow's format).
 
 The state file is the manager's commit record: it is replaced atomically, only after the checkpoint it
-names is complete, and it stops listing a checkpoint before that checkpoint's files are deleted.
+names is complete, and it stops listing a checkpoint before that checkpoint's files are deleted. The
+state that stops listing them names them in comment lines (`# kerasckpt deleting: "ckpt-1"`, which
+TensorFlow's parser skips), so a save killed before the files are gone leaves a record: the next save
+deletes them. A checkpoint complete on disk whose save was killed before the state named it is taken
+into retention by the next save, as if that save had recorded it.
 """
 import codecs
 import collections
@@ -19,17 +23,22 @@ STATE_FILE = "checkpoint"
 _FIELDS = {"model_checkpoint_path": str, "all_model_checkpoint_paths": str,
            "all_model_checkpoint_timestamps": float, "last_preserved_timestamp": float}
 _LINE = re.compile(r'^([a-z_]+)\s*:\s*(?:"((?:[^"\\]|\\.)*)"|([-+0-9.eEinfaINFA]+))\s*$')
+_DELETING = re.compile(r'^#\s*kerasckpt deleting:\s*"((?:[^"\\]|\\.)*)"\s*$')
 
 
 class CheckpointState:
-    """The contents of a `checkpoint` state file (paths as written: relative to its directory)."""
+    """The contents of a `checkpoint` state file (paths as written: relative to its directory).
+
+    `deleting`: checkpoints a manager dropped from the list and is deleting (kept in comment lines).
+    """
 
     def __init__(self, model_checkpoint_path, all_model_checkpoint_paths=(), all_model_checkpoint_timestamps=(),
-                 last_preserved_timestamp=None):
+                 last_preserved_timestamp=None, deleting=()):
         self.model_checkpoint_path = model_checkpoint_path
         self.all_model_checkpoint_paths = list(all_model_checkpoint_paths)
         self.all_model_checkpoint_timestamps = list(all_model_checkpoint_timestamps)
         self.last_preserved_timestamp = last_preserved_timestamp
+        self.deleting = list(deleting)
 
 
 def _quote(text):
@@ -47,6 +56,8 @@ def _unquote(text):
 def parse_state(text):
     """A `CheckpointState` from the text format; raises ValueError on anything else."""
     fields = collections.defaultdict(list)
+    comments = [line.strip() for line in text.splitlines() if line.strip().startswith("#")]
+    deleting = [_unquote(m.group(1)) for m in map(_DELETING.match, comments) if m]
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     if not lines:
         raise ValueError("the file is empty")
@@ -64,7 +75,7 @@ def parse_state(text):
     if stamps and len(stamps) != len(paths):
         raise ValueError(f"it has {len(paths)} paths but {len(stamps)} timestamps")
     last = fields["last_preserved_timestamp"]
-    return CheckpointState(fields["model_checkpoint_path"][0], paths, stamps, last[0] if last else None)
+    return CheckpointState(fields["model_checkpoint_path"][0], paths, stamps, last[0] if last else None, deleting)
 
 
 def format_state(state):
@@ -74,6 +85,7 @@ def format_state(state):
     lines += [f"all_model_checkpoint_timestamps: {t!r}" for t in state.all_model_checkpoint_timestamps]
     if state.last_preserved_timestamp is not None:
         lines.append(f"last_preserved_timestamp: {state.last_preserved_timestamp!r}")
+    lines += [f"# kerasckpt deleting: {_quote(p)}" for p in getattr(state, "deleting", ())]
     return "\n".join(lines) + "\n"
 
 
@@ -117,8 +129,8 @@ def write_plain_state(path):
 _NUMBERED = re.compile(r"^(.*)-(\d+)\.index$")
 
 
-def _scan(directory, name=None):
-    """Complete checkpoints `name-N` (any name when None) in `directory`, oldest first."""
+def _candidates(directory, name=None):
+    """`(index mtime_ns, number, prefix)` of every `name-N.index` (any name when None), oldest first."""
     try:
         entries = os.listdir(directory)
     except OSError:
@@ -134,7 +146,25 @@ def _scan(directory, name=None):
         except OSError:
             continue
         found.append((mtime, int(m.group(2)), prefix))
-    return [p for _, _, p in sorted(found) if files.is_complete(p)]
+    return sorted(found)
+
+
+def _scan(directory, name=None):
+    """Complete checkpoints `name-N` (any name when None) in `directory`, oldest first."""
+    return [p for _, _, p in _candidates(directory, name) if files.is_complete(p)]
+
+
+def _newest_complete(directory, name=None):
+    """The newest complete checkpoint `name-N` (any name when None) in `directory`, or None."""
+    for _, _, prefix in reversed(_candidates(directory, name)):
+        if files.is_complete(prefix):
+            return prefix
+    return None
+
+
+def _number(path):
+    m = _NUMBERED.match(os.path.basename(path) + ".index")
+    return int(m.group(2)) if m else None
 
 
 def _warn(message):
@@ -151,7 +181,10 @@ def latest_checkpoint(checkpoint_dir, latest_filename=None):
     Note: TensorFlow returns a checkpoint whose data file is missing, and treats a damaged state file
     as "no checkpoint" (training silently starts over). Here a state file naming missing or damaged
     files falls back to the newest complete checkpoint it lists, and a damaged state file to the
-    newest complete checkpoint in the directory, each with a warning.
+    newest complete checkpoint in the directory, each with a warning. Without a state file (e.g. a
+    save killed before its first state file was written) this is the newest complete numbered
+    checkpoint (`name-N`) in the directory, which is what `CheckpointManager` continues from; None
+    when there is none (TensorFlow: always None).
     """
     directory = os.fspath(checkpoint_dir)
     if latest_filename not in (None, STATE_FILE):
@@ -166,10 +199,9 @@ def latest_checkpoint(checkpoint_dir, latest_filename=None):
     else:
         state, problem = read_state(directory)
     if state is None and problem is None:
-        return None
+        return _newest_complete(directory)  # CheckpointManager adopts the same one
     if state is None:
-        found = _scan(directory)
-        chosen = found[-1] if found else None
+        chosen = _newest_complete(directory)
         _warn(f"{problem}. Falling back to the newest complete checkpoint in '{directory}': "
               f"{chosen or 'none found'}. The next CheckpointManager.save() rewrites the state file.")
         return chosen
@@ -210,6 +242,8 @@ class CheckpointManager:
     deleted, and only once the new one is complete; a state file naming missing files, or a damaged
     one, falls back to the newest complete checkpoint with a warning; each manager only adopts and
     deletes checkpoints with its own `checkpoint_name`, and keeps other names' entries in the state.
+    A killed save leaks no checkpoint: the next save deletes what it was deleting and applies retention
+    to what it had written; checkpoints kept by the hours rule or never managed are never deleted.
     A failed background save is raised by the next `save()`, `restore_or_initialize()` or
     `wait_until_finished()`, never dropped (TensorFlow's async checkpoints only log it).
     """
@@ -241,6 +275,7 @@ class CheckpointManager:
         self._last_checkpoint_step = None
         self._options = options
         self._maybe_delete = collections.OrderedDict()
+        self._uncommitted = []  # complete, but the save was killed before the state file named them
         self._latest_checkpoint = None
         self._lock = threading.RLock()  # the bookkeeping moves on the writer thread after a background save
         _background.wait_under(self._directory)  # another manager's save into it may still be in flight
@@ -262,9 +297,10 @@ class CheckpointManager:
                   "deleted by the manager; the next save() rewrites the state file.")
             return
         if state is None:
-            found = _scan(self._directory, self._checkpoint_name)
-            if found:  # complete, but the state file was never written (a crash just before it)
-                self._latest_checkpoint = found[-1]
+            newest = _newest_complete(self._directory, self._checkpoint_name)
+            if newest is not None:  # complete, but the state file was never written (a crash just before it)
+                self._latest_checkpoint = newest
+                self._maybe_delete[newest] = self._mtime(newest, now)  # adopted, as if its save had recorded it
             return
         if state.last_preserved_timestamp is not None:
             self._last_preserved_timestamp = min(state.last_preserved_timestamp, now)
@@ -280,6 +316,7 @@ class CheckpointManager:
             else:
                 lost.append(path)
         latest = _absolute(self._directory, state.model_checkpoint_path)
+        self._uncommitted = self._find_uncommitted(state, now)
         if self._mine(latest) and files.is_complete(latest):
             self._latest_checkpoint = latest
         else:
@@ -290,6 +327,28 @@ class CheckpointManager:
         if lost:
             _warn(f"The state file in '{self._directory}' names checkpoints whose files are missing or damaged: "
                   f"{sorted(set(lost))}. Continuing from the newest complete one: {self._latest_checkpoint}.")
+
+    def _mtime(self, prefix, now):
+        try:
+            return min(os.stat(prefix + ".index").st_mtime, now)
+        except OSError:
+            return now
+
+    def _find_uncommitted(self, state, now):
+        """`[(prefix, timestamp)]` of checkpoints whose save was killed between its last rename and the state."""
+        # Complete, of this name, newer than the state file and numbered above all it names. A checkpoint kept
+        # by keep_checkpoint_every_n_hours fails both: it was written before the state that stopped listing
+        # it, and it left the list from the old end.
+        named = [_absolute(self._directory, p) for p in state.all_model_checkpoint_paths]
+        named.append(_absolute(self._directory, state.model_checkpoint_path))
+        above = max((_number(p) for p in named if self._mine(p)), default=0)
+        try:
+            state_mtime = os.stat(os.path.join(self._directory, STATE_FILE)).st_mtime_ns
+        except OSError:
+            return []
+        return [(prefix, self._mtime(prefix, now)) for mtime, number, prefix in
+                _candidates(self._directory, self._checkpoint_name)
+                if number > above and mtime >= state_mtime and prefix not in named and files.is_complete(prefix)]
 
     # ------------------------------------------------------------------ properties
     @property
@@ -388,16 +447,20 @@ class CheckpointManager:
 
     def _record(self, prefix, fresh, current_step):
         before = (collections.OrderedDict(self._maybe_delete), self._latest_checkpoint,
-                  self._last_preserved_timestamp)
+                  self._last_preserved_timestamp, self._uncommitted)
+        for path, stamp in self._uncommitted:  # as if their saves had recorded them: retention decides
+            if path != prefix and path not in self._maybe_delete and files.is_complete(path):
+                self._maybe_delete[path] = stamp
+        self._uncommitted = []
         self._maybe_delete.pop(prefix, None)
         self._maybe_delete[prefix] = self._clock()
         self._latest_checkpoint = prefix
         doomed = self._sweep()
         try:
-            self._write_state()  # first forget the doomed checkpoints, then delete them
+            doomed = self._write_state(doomed)  # first forget the doomed checkpoints, then delete them
         except BaseException:
             # Not recorded: the previous state stands. Remove the new files unless they replaced an old one.
-            self._maybe_delete, self._latest_checkpoint, self._last_preserved_timestamp = before
+            self._maybe_delete, self._latest_checkpoint, self._last_preserved_timestamp, self._uncommitted = before
             if fresh:
                 self._delete(prefix)
             raise
@@ -424,9 +487,15 @@ class CheckpointManager:
             doomed.append(path)
         return doomed
 
-    def _write_state(self):
+    def _write_state(self, doomed=()):
+        """Write the state; returns what to delete now: `doomed` and what the previous state's record left."""
+        # The new state names them all in its record, so a kill before they are gone leaves it for the next save.
         state, _ = read_state(self._directory)
-        paths, stamps = [], []
+        paths, stamps, recorded = [], [], []
+        try:
+            recorded_at = os.stat(os.path.join(self._directory, STATE_FILE)).st_mtime_ns
+        except OSError:
+            recorded_at = None
         if state is not None:  # keep other managers' entries: they must not be orphaned
             old_stamps = state.all_model_checkpoint_timestamps or [0.0] * len(state.all_model_checkpoint_paths)
             for rel, stamp in zip(state.all_model_checkpoint_paths, old_stamps):
@@ -435,11 +504,32 @@ class CheckpointManager:
                 if name_match and name_match.group(1) != self._checkpoint_name and os.path.exists(path + ".index"):
                     paths.append(rel)
                     stamps.append(stamp)
+            recorded = [_absolute(self._directory, rel) for rel in state.deleting]
         for path, stamp in self._maybe_delete.items():
             paths.append(_relative(self._directory, path))
             stamps.append(stamp)
+        kept = {_absolute(self._directory, p) for p in paths} | {self._latest_checkpoint}
+        deleting = []
+        for path in list(doomed) + recorded:
+            if path not in kept and path not in deleting and (path in doomed or self._left_over(path, recorded_at)):
+                deleting.append(path)
         write_state(self._directory, CheckpointState(
-            _relative(self._directory, self._latest_checkpoint), paths, stamps, self._last_preserved_timestamp))
+            _relative(self._directory, self._latest_checkpoint), paths, stamps, self._last_preserved_timestamp,
+            [_relative(self._directory, p) for p in deleting]))
+        return deleting
+
+    @staticmethod
+    def _left_over(prefix, recorded_at):
+        """Whether files of `prefix` remain, all older than the record naming it (not written again since)."""
+        directory = os.path.dirname(prefix)
+        paths = [prefix + ".index"] + [os.path.join(directory, n) for n in files.data_files_on_disk(prefix)]
+        times = []
+        for path in paths:
+            try:
+                times.append(os.stat(path).st_mtime_ns)
+            except OSError:
+                pass
+        return bool(times) and recorded_at is not None and max(times) <= recorded_at
 
     def _delete_orphans(self, keep):
         """Delete data files of this manager's name that no index names (left by an interrupted save)."""
@@ -448,14 +538,22 @@ class CheckpointManager:
             names = os.listdir(self._directory)
         except OSError:
             return
+        orphans = []
         for name in names:
             m = pattern.match(name)
             prefix = os.path.join(self._directory, f"{self._checkpoint_name}-{m.group(1)}") if m else None
             if prefix and prefix != keep and not os.path.exists(prefix + ".index"):
-                try:
-                    os.remove(os.path.join(self._directory, name))
-                except OSError:
-                    pass
+                orphans.append(name)
+        if orphans:  # spare data files an index under another name still names (its user renamed only that)
+            named = set()
+            for index in (n for n in names if n.endswith(".index")):
+                named.update(files.written_data_names(os.path.join(self._directory, index)))
+            orphans = [n for n in orphans if n not in named]
+        for name in orphans:
+            try:
+                os.remove(os.path.join(self._directory, name))
+            except OSError:
+                pass
 
     def _delete(self, prefix):
         directory, base = os.path.split(prefix)

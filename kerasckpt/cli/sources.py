@@ -89,7 +89,8 @@ def _latest_in(directory):
     from kerasckpt.checkpoint import latest_checkpoint
     latest = latest_checkpoint(directory)
     if latest is None:
-        raise CLIError(f"'{directory}' is a directory without a CheckpointManager state file naming a checkpoint. "
+        raise CLIError(f"'{directory}' is a directory without a complete CheckpointManager checkpoint (no state file "
+                       "naming one, and no complete numbered checkpoint). "
                        f"Pass a checkpoint file or prefix; `kerasckpt ls {directory}` lists what is in it.")
     return latest
 

@@ -1,6 +1,7 @@
 """Crash safety: a saver SIGKILLed at every file event of save() (fresh number, and overwriting the
 checkpoint the state file names), a saver killed at random moments, and a failing os.replace. Afterwards
-latest_checkpoint names a complete checkpoint that restores exactly, and the next save cleans up."""
+latest_checkpoint names a complete checkpoint that restores exactly, and the next save cleans up: temp
+files, orphaned data, and whole checkpoints the killed save had written or was deleting."""
 import json
 import os
 import signal
@@ -111,6 +112,8 @@ def _check_directory(directory, allowed):
     assert not [n for n in os.listdir(directory) if _fileio.TEMP_MARK in n]  # leftovers cleaned
     prefixes = {n.split(".")[0] for n in os.listdir(directory) if n != "checkpoint"}
     assert all(os.path.exists(os.path.join(directory, p + ".index")) for p in prefixes)  # no orphaned data
+    # nor whole checkpoints the killed save had written or was deleting: max_to_keep=1 keeps only the new one
+    assert prefixes == {os.path.basename(new)}, sorted(os.listdir(directory))
     assert latest_checkpoint(directory) == new
     return gen
 
