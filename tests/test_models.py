@@ -330,6 +330,78 @@ def test_summary_prints_to_stdout_by_default(capsys):
     assert "Total params: 227" in capsys.readouterr().out
 
 
+def _nested_for_summary(mod):
+    """The same nested Sequential in Keras or kerasckpt: its first Dense frozen, a Sequential inside."""
+    inner = mod.Sequential([mod.layers.Dense(3, name="dense")], name="inner")
+    model = mod.Sequential([mod.Input((4,)), mod.layers.Dense(5, name="dense_1"),
+                            mod.layers.BatchNormalization(name="batch_normalization"),
+                            mod.layers.Dropout(0.1, name="dropout"), inner], name="outer")
+    model.layers[0].trainable = False
+    return model
+
+
+def _summary_lines(model, **kwargs):
+    lines = []
+    model.summary(print_fn=lambda text, line_break=False: lines.extend(text.rstrip("\n").splitlines()), **kwargs)
+    return lines
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"line_length": 70}, {"line_length": 40}, {"line_length": 120, "show_trainable": True},
+    {"line_length": 60, "show_trainable": True, "expand_nested": True}, {"positions": [0.5, 0.75, 1.0]},
+    {"line_length": 40, "show_trainable": True, "expand_nested": True}, {"line_length": 30},
+    {"line_length": 100, "positions": [30, 60, 100], "expand_nested": True}])
+def test_summary_layout_matches_keras(kwargs, monkeypatch):
+    """line_length/positions give Keras's column widths; long cells wrap between words as in Keras."""
+    keras = _keras()
+    monkeypatch.setenv("COLUMNS", "250")  # Keras's table must not be narrowed to the test's terminal
+    if all(p <= 1 for p in kwargs.get("positions", [1])):
+        theirs = _summary_lines(_nested_for_summary(keras), **kwargs)
+    else:  # Keras 3 takes only fractions; the same columns as fractions of the line
+        theirs = _summary_lines(_nested_for_summary(keras), **{**kwargs, "positions": [0.3, 0.6, 1.0]})
+    ours = _summary_lines(_nested_for_summary(kerasckpt), **kwargs)
+    assert ours == theirs
+    width = kwargs.get("line_length", 88)
+    assert all(len(line) == width for line in ours[1:] if line[0] in "┏┃┡│├└")
+
+
+def test_summary_show_trainable_column():
+    lines = _summary_lines(_nested_for_summary(kerasckpt), show_trainable=True, expand_nested=True)
+    assert lines[2].split("┃")[-2].strip() == "Trainable"
+    marks = {line.split("│")[1].split("(")[0].strip(): line.split("│")[-2].strip() for line in lines
+             if line.startswith("│")}
+    assert marks == {"dense_1": "N", "batch_normalization": "Y", "dropout": "-", "inner": "Y", "└ dense": "Y"}
+
+
+def test_summary_expand_nested_lists_inner_layers_indented():
+    plain = _summary_lines(_nested_for_summary(kerasckpt))
+    nested = _summary_lines(_nested_for_summary(kerasckpt), expand_nested=True)
+    assert not any("└ dense (Dense)" in line for line in plain)
+    assert any(line.startswith("│    └ dense (Dense) ") and line.rstrip("│ ").endswith("18") for line in nested)
+    assert plain[-3:] == nested[-3:]  # the totals count each weight once
+
+
+def test_summary_optimizer_params_once_built():
+    model = make_model("sequential")
+    model.compile(kerasckpt.optimizers.Adam(), "sparse_categorical_crossentropy")
+    assert not any("Optimizer params" in line for line in _summary_lines(model))
+    model.fit(*tiny_data(8), verbose=0)
+    lines = _summary_lines(model)
+    slots = 2 * 195  # Adam: momentum and velocity per trainable parameter
+    size = ((slots + 1) * 4 + 8) / 1024  # slots and learning rate in float32, iteration in int64
+    assert lines[-1] == f" Optimizer params: {slots + 2} ({size:.2f} KB)"
+    assert lines[-4].startswith(f" Total params: {227 + slots + 2} ")
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"line_length": 10}, "Insufficient console width.*line_length=10.*larger `line_length`"),
+    ({"line_length": 80, "positions": [0.5, 1.0]}, "prints 3 columns, so `positions` needs 3 entries"),
+])
+def test_summary_layout_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_model("sequential").summary(print_fn=lambda text: None, **kwargs)
+
+
 @pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_build_creates_every_weight(kind):
     model = make_model(kind)

@@ -461,3 +461,90 @@ def test_argument_errors():
         optimizers.SGD().apply_gradients([(None, v) for v in make_vars()])
     with pytest.raises(ValueError, match="build"):
         optimizers.SGD().apply(grad_sequence(1)[0])
+
+
+# ------------------------------------------------------------------------------------ learning_rate is the Variable
+def test_learning_rate_is_the_variable_with_assign_numpy_and_float():
+    opt = optimizers.Adam(0.01)
+    lr = opt.learning_rate
+    assert isinstance(lr, Variable) and lr is opt.variables[1] and lr.path == f"{opt.name}/learning_rate"
+    lr.assign(0.5)
+    assert opt.learning_rate is lr and float(opt.learning_rate) == 0.5
+    assert lr.numpy() == np.float32(0.5) and lr.numpy().dtype == np.float32
+    assert opt.learning_rate == 0.5 and opt.learning_rate != 0.25 and not (opt.learning_rate == 0.25)
+    assert float(opt.learning_rate * 2) == 1.0 and float(1 - opt.learning_rate) == 0.5
+    assert f"{opt.learning_rate:.2f}" == "0.50" and np.isclose(opt.learning_rate, 0.5)
+    assert opt.get_config()["learning_rate"] == 0.5
+
+
+def test_learning_rate_compares_by_identity_with_variables():
+    opt = optimizers.SGD(0.1)
+    assert opt.learning_rate in opt.variables and opt.variables.index(opt.learning_rate) == 1
+    assert (opt.learning_rate == opt.iterations) is False and (opt.learning_rate != opt.iterations) is True
+    assert len({opt.learning_rate, opt.learning_rate}) == 1
+
+
+def test_assigned_learning_rate_drives_the_next_step():
+    variables = make_vars()
+    before = variables[0].numpy()
+    opt = optimizers.SGD(0.01)
+    opt.learning_rate.assign(0.5)
+    grads = grad_sequence(1)[0]
+    opt.apply_gradients(zip(grads, variables))
+    np.testing.assert_allclose(variables[0].numpy(), before - 0.5 * grads[0], rtol=1e-6)
+
+
+def test_learning_rate_setter_keeps_the_same_variable():
+    opt = optimizers.RMSprop(0.1)
+    lr = opt.learning_rate
+    opt.learning_rate = 0.2
+    opt.learning_rate = opt.learning_rate * 0.5  # a Tensor from arithmetic on the Variable
+    assert opt.learning_rate is lr and float(lr) == float(np.float32(0.1))
+
+
+def test_scheduled_learning_rate_is_the_current_value_and_read_only():
+    opt = optimizers.SGD(learning_rate=schedules.ExponentialDecay(0.1, 1, 0.5))
+    variables = make_vars()
+    first = opt.learning_rate
+    assert isinstance(first, Tensor) and first.numpy() == np.float32(0.1) and first.numpy().dtype == np.float32
+    opt.apply_gradients(zip(grad_sequence(1)[0], variables))
+    assert float(opt.learning_rate) == float(np.float32(0.05)) and opt.learning_rate == np.float32(0.05)
+    assert float(first) == float(np.float32(0.1))  # a snapshot, not a live view
+    with pytest.raises(TypeError, match="not settable.*instantiate the optimizer with a float"):
+        opt.learning_rate.assign(0.5)
+    with pytest.raises(TypeError, match="not settable"):
+        opt.learning_rate = 0.5
+    assert "learning_rate" not in [v.name for v in opt.variables]
+
+
+def test_callable_learning_rate_reports_its_value():
+    opt = optimizers.Adam(learning_rate=lambda: 0.125)
+    assert float(opt.learning_rate) == 0.125 and opt.learning_rate.numpy() == np.float32(0.125)
+
+
+def test_learning_rate_behaves_like_keras():
+    keras = _keras()
+    ours, theirs = optimizers.Adam(0.01), keras.optimizers.Adam(0.01)
+    for opt in (ours, theirs):
+        opt.learning_rate.assign(0.5)
+        opt.learning_rate = 0.25
+    assert float(ours.learning_rate) == float(theirs.learning_rate.numpy())
+    assert float(ours.learning_rate.numpy()) == float(theirs.learning_rate.numpy())
+    sched_ours = optimizers.SGD(schedules.ExponentialDecay(0.1, 3, 0.5))
+    sched_theirs = keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(0.1, 3, 0.5))
+    assert float(sched_ours.learning_rate) == float(np.asarray(sched_theirs.learning_rate))
+
+
+def test_lr_callbacks_drive_the_real_variable():
+    import kerasckpt
+    from kerasckpt.callbacks import LearningRateScheduler, ReduceLROnPlateau
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    model = kerasckpt.Sequential([kerasckpt.Input((3,)), kerasckpt.layers.Dense(1)])
+    model.compile(optimizers.SGD(0.1), "mse")
+    lr_var = model.optimizer.learning_rate
+    history = model.fit(x, x[:, :1], epochs=3, verbose=0, callbacks=[
+        LearningRateScheduler(lambda epoch, lr: lr * 0.5),
+        ReduceLROnPlateau(monitor="loss", patience=0, min_delta=1e9, factor=0.5)])
+    assert model.optimizer.learning_rate is lr_var
+    assert float(lr_var) == float(np.float32(0.1 * 0.5 ** 5))  # 3 scheduler halvings, 2 plateau cuts (epoch 0 sets best)
+    assert all(type(r) is float for r in history.history["learning_rate"])

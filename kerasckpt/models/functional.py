@@ -2,7 +2,7 @@
 from kerasckpt._registry import builtin
 from kerasckpt.layers.base import KerasTensor, flatten, map_structure
 from kerasckpt.layers.input_layer import InputLayer
-from kerasckpt.models.model import Model, layers_by_class_name
+from kerasckpt.models.model import Model, layers_by_class_name, model_config
 
 
 @builtin()
@@ -53,6 +53,11 @@ class Functional(Model):
             for tensor, value in zip(node.outputs, flatten(out)):
                 values[id(tensor)] = value
         return map_structure(lambda t: values[id(t)], self._outputs_struct)
+
+    def get_config(self):
+        """Keras's functional config: `name`, `trainable`, `layers` (each with its `inbound_nodes`),
+        `input_layers` and `output_layers`; `Model.from_config` rebuilds the same graph from it."""
+        return model_config(self)
 
     def _trackable_children(self):
         return layers_by_class_name(self._layers)

@@ -2,7 +2,7 @@
 from kerasckpt._registry import builtin
 from kerasckpt.layers.base import KerasTensor, Layer
 from kerasckpt.layers.input_layer import InputLayer
-from kerasckpt.models.model import Model, layers_by_class_name
+from kerasckpt.models.model import Model, layers_by_class_name, model_config, rebuild_from_config
 
 
 @builtin()
@@ -76,6 +76,28 @@ class Sequential(Model):
         for layer in self._layers:
             x = layer(x, training=training) if training is not None else layer(x)
         return x
+
+    def get_config(self):
+        """Keras's Sequential config: `name`, `trainable`, `dtype`, `layers` (the first an `InputLayer`
+        when the input shape is known) and `build_input_shape` once built."""
+        return model_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """A new, built (when the config has an input shape) Sequential model from `get_config()`'s output.
+
+        Args:
+            config: the dict from `get_config()` (kerasckpt's or Keras's), or a list of layer configs.
+            custom_objects: `{name: class}` for layers that are neither built in nor registered.
+        """
+        config = {"layers": config} if isinstance(config, list) else config  # Keras 2's form
+        model = rebuild_from_config("Sequential", config, custom_objects, f"{cls.__name__}.from_config()")
+        if cls is Sequential:
+            return model
+        twin = cls(name=model.name, trainable=model.trainable)  # a subclass: same layers, the caller's class
+        for layer in ([model._input_layer] if model._input_layer is not None else []) + model.layers:
+            twin.add(layer)
+        return twin
 
     def _trackable_children(self):
         return layers_by_class_name(self._layers)

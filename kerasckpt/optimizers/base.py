@@ -30,6 +30,47 @@ def _is_number(x):
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
 
 
+class _LearningRate(Variable):
+    """The `learning_rate` Variable. Like a Keras variable it compares by value with numbers and arrays
+    (`optimizer.learning_rate == 0.5`); with Variables and non-numbers it compares by identity."""
+
+    def __eq__(self, other):
+        return self._compare(other, "equal")
+
+    def __ne__(self, other):
+        return self._compare(other, "not_equal")
+
+    def _compare(self, other, op):
+        if not isinstance(other, Variable):
+            from kerasckpt import ops
+            try:
+                return getattr(ops, op)(self, other)
+            except TypeError:  # a string or other non-number: never equal
+                pass
+        return (self is other) == (op == "equal")
+
+    __hash__ = Variable.__hash__
+
+
+def _not_settable(value):
+    return TypeError(
+        "This optimizer was created with a `LearningRateSchedule` object (or a callable) as its `learning_rate` "
+        f"constructor argument, hence its learning rate is not settable. Received: learning_rate={value!r}. "
+        "If you need the learning rate to be settable, instantiate the optimizer with a float `learning_rate` "
+        "argument.")
+
+
+class _ScheduledRate(Tensor):
+    """`optimizer.learning_rate` under a schedule: the current value, which cannot be assigned."""
+
+    __slots__ = ()
+
+    def assign(self, value):
+        raise _not_settable(value)
+
+    assign_add = assign_sub = assign
+
+
 class Optimizer(Trackable):
     """Base class of optimizers, with Keras 3's arguments, variables and order of operations.
 
@@ -116,7 +157,8 @@ class Optimizer(Trackable):
                     "Argument `learning_rate` should be a float, a LearningRateSchedule or a callable that takes "
                     f"no argument. Received instead: learning_rate={learning_rate!r}")
             with name_scope(self.name):
-                self._learning_rate = Variable(float(value), dtype="float32", trainable=False, name="learning_rate")
+                self._learning_rate = _LearningRate(float(value), dtype="float32", trainable=False,
+                                                    name="learning_rate")
             self._variables.append(self._learning_rate)
 
     # ----------------------------------------------------------------------------------- state
@@ -137,12 +179,18 @@ class Optimizer(Trackable):
 
     @property
     def learning_rate(self):
-        """The current learning rate as a float (float32 precision).
+        """The learning rate, as Keras gives it.
 
-        Setting a number assigns the `learning_rate` Variable; setting a schedule replaces it.
-        An optimizer created with a schedule raises `TypeError` when given a number.
+        With a constant rate this is the `learning_rate` Variable itself: `assign(0.5)`, `numpy()`,
+        `float()`, arithmetic and comparison with numbers (`optimizer.learning_rate == 0.5`) work.
+        With a schedule (or a callable) it is the current scheduled value, a read-only float32 Tensor.
+        Setting a number assigns the Variable; setting a schedule replaces it. An optimizer created
+        with a schedule raises `TypeError` when given a number (or when its value is assigned).
         """
-        return self._current_lr()
+        lr = self._learning_rate
+        if isinstance(lr, Variable):
+            return lr
+        return _ScheduledRate(np.asarray(self._current_lr(), dtype=np.float32))
 
     @learning_rate.setter
     def learning_rate(self, value):
@@ -154,11 +202,7 @@ class Optimizer(Trackable):
                 self._variables.remove(previous)
             return
         if not isinstance(previous, Variable):
-            raise TypeError(
-                "This optimizer was created with a `LearningRateSchedule` object (or a callable) as its "
-                f"`learning_rate` constructor argument, hence its learning rate is not settable. Received: "
-                f"learning_rate={value!r}. If you need the learning rate to be settable, instantiate the "
-                "optimizer with a float `learning_rate` argument.")
+            raise _not_settable(value)
         previous.assign(np.asarray(value_of(value), dtype=np.float32))
 
     def _current_lr(self):
