@@ -5,6 +5,8 @@ Layers, models, optimizers and metrics are Trackables. `checkpoint/` walks any T
 `_trackable_children()` to give every Variable a path made of attribute names
 (`model/dense_1/kernel`), and `saving/` does the same walk in Keras's order.
 """
+import contextlib
+import threading
 import weakref
 
 from kerasckpt.variables import Variable
@@ -46,7 +48,10 @@ _held_slots = weakref.WeakKeyDictionary()     # optimizer -> [entry, ...], newes
 
 def hold_child(parent, name, entry):
     """Hold `entry` until `parent` gains the child `name`; a later entry for the same child wins."""
-    _held_children.setdefault(parent, {})[name] = entry
+    children = _held_children.setdefault(parent, {})
+    previous = children.get(name, _NOTHING)
+    children[name] = entry
+    on_rollback(lambda: _put_child(parent, name, previous))
 
 
 def hold_slots(optimizer, entry):
@@ -54,15 +59,18 @@ def hold_slots(optimizer, entry):
     entries = _held_slots.setdefault(optimizer, [])
     if entry not in entries:
         entries.append(entry)
+        on_rollback(lambda: release_slots(optimizer, entry))
 
 
 def release_slots(optimizer, entry):
     """Forget a slot entry (it has nothing left to apply)."""
     entries = _held_slots.get(optimizer)
     if entries and entry in entries:
+        position = entries.index(entry)
         entries.remove(entry)
         if not entries:
             del _held_slots[optimizer]
+        on_rollback(lambda: _held_slots.setdefault(optimizer, []).insert(position, entry))
 
 
 def held_children(parent):
@@ -74,7 +82,11 @@ def held_children(parent):
 
 
 def child_created(parent, name, value):
-    """Called when `parent` gains the child `name` (a new weight or a sub-layer); applies held values."""
+    """Called when `parent` gains the child `name` (a new weight or a sub-layer); applies held values.
+
+    The application is part of the enclosing build transaction (one of its own when there is none):
+    if the build fails, the entry is held again and whatever it assigned is undone.
+    """
     if not _held_children:
         return
     try:
@@ -83,10 +95,12 @@ def child_created(parent, name, value):
         return
     if not children or name not in children:
         return
-    entry = children.pop(name)
-    if not children:
-        del _held_children[parent]
-    entry.apply(parent, name, value)
+    with transaction():
+        entry = children.pop(name)
+        if not children:
+            del _held_children[parent]
+        on_rollback(lambda: _put_child(parent, name, entry))
+        entry.apply(parent, name, value)
 
 
 def slot_created(optimizer, slot_name, reference_variable, slot_variable):
@@ -96,3 +110,120 @@ def slot_created(optimizer, slot_name, reference_variable, slot_variable):
     for entry in reversed(list(_held_slots.get(optimizer, ()))):
         if entry.apply_slot(optimizer, slot_name, reference_variable, slot_variable):
             return
+
+
+_NOTHING = object()
+
+
+def _put_child(parent, name, entry):
+    children = _held_children.setdefault(parent, {})
+    if entry is _NOTHING:
+        children.pop(name, None)
+        if not children:
+            del _held_children[parent]
+    else:
+        children[name] = entry
+
+
+# ------------------------------------------------------------------------------------------------
+# Build transactions. A layer's first build (with the builds of its sub-layers nested in it) is one
+# step: values held for the variables it creates are applied as they are created, so the first
+# forward pass already uses them, but a value that does not fit is only reported, and at the end of
+# the outermost build every reported problem is raised at once. Raising (that or anything else)
+# rolls the whole step back: the layers are unbuilt again, their new variables untracked, the
+# assigned values undone and the held values held again, so the same call fails the same way.
+
+_local = threading.local()
+
+
+class _Transaction:
+    def __init__(self):
+        self.undo = []       # callables, run newest first on rollback
+        self.problems = {}   # make_error(lines) -> [line, ...]: values that did not fit, raised at the end
+        self.touched = set()  # ids of objects that recorded their snapshot (kept alive by their undo)
+        self.created = {}     # id -> variable created in this transaction (a rollback drops it)
+
+    def rollback(self):
+        for undo in reversed(self.undo):
+            try:
+                undo()
+            except Exception:  # noqa: BLE001  undo the rest: the error that caused the rollback is the one to show
+                pass
+        self.undo.clear()
+
+
+def active_transaction():
+    """The build transaction in progress in this thread, or None."""
+    return getattr(_local, "transaction", None)
+
+
+def on_rollback(undo):
+    """Record `undo()` to run if the transaction in progress fails; nothing happens outside one."""
+    t = active_transaction()
+    if t is not None:
+        t.undo.append(undo)
+
+
+def snapshot_once(obj, take):
+    """Run `take()` (which records undos) once per transaction for `obj`; False outside one."""
+    t = active_transaction()
+    if t is None:
+        return False
+    if id(obj) not in t.touched:
+        t.touched.add(id(obj))
+        take()
+    return True
+
+
+def note_created(variable):
+    """Record that `variable` was created by the build in progress (a rollback drops it)."""
+    t = active_transaction()
+    if t is not None:
+        t.created[id(variable)] = variable  # held for the transaction's life, so the id stays its own
+
+
+def created_in_transaction(variable):
+    """Whether `variable` was created by the build in progress."""
+    t = active_transaction()
+    return t is not None and id(variable) in t.created
+
+
+def report_problems(make_error, lines):
+    """Report values that do not fit; raised (as `make_error(lines)`) at the end of the build.
+
+    Outside a transaction the error is raised at once.
+    """
+    t = active_transaction()
+    if t is None:
+        raise make_error(list(lines))
+    t.problems.setdefault(make_error, []).extend(lines)
+
+
+def raise_problems():
+    """Raise the first reported problem of the transaction in progress (called at the end of a build)."""
+    t = active_transaction()
+    if t is not None and t.problems:
+        make_error, lines = next(iter(t.problems.items()))
+        t.problems.clear()
+        raise make_error(lines)
+
+
+@contextlib.contextmanager
+def transaction():
+    """Run the block as one step: on an exception every change recorded with `on_rollback` is undone.
+
+    Nested uses join the outermost one; problems reported inside it are raised when it ends.
+    """
+    if active_transaction() is not None:
+        yield active_transaction()
+        return
+    t = _local.transaction = _Transaction()
+    try:
+        yield t
+        raise_problems()
+    except BaseException:
+        _local.transaction = None
+        t.rollback()
+        raise
+    finally:
+        _local.transaction = None

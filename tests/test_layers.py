@@ -526,3 +526,98 @@ def test_seed_generator_replays_from_its_state():
     np.testing.assert_array_equal([gen.next().random(4) for _ in range(2)], after)
     gen.set_state({"seed": 42, "counter": 0})
     np.testing.assert_array_equal(gen.next().random(4), first)
+
+
+# ---------------------------------------------------------------- input dtypes: Keras's casts
+
+class Lookup(layers.Layer):
+    """A custom layer taking integer indices, as an embedding does: its inputs must stay integers."""
+
+    def build(self, input_shape):
+        self.table = self.add_weight((5, 2), name="table")
+
+    def call(self, inputs):
+        return ops.take(self.table, inputs, axis=0)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional", "subclass"])
+def test_integer_and_bool_inputs_give_float32_outputs(kind):
+    model = make_model(kind, features=3)
+    x = np.array([[1, 2, 3], [0, -1, 4]])
+    out = model.predict(x, verbose=0)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, model.predict(x.astype("float32"), verbose=0))
+    assert model(x).numpy().dtype == np.float32 and model(x > 0).numpy().dtype == np.float32
+    assert model.predict_on_batch(x).dtype == np.float32
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional", "subclass"])
+def test_fit_on_integer_inputs_matches_fit_on_the_same_values_as_float32(kind):
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(-3, 4, size=(24, 6)), rng.integers(0, 3, size=24)
+    runs = []
+    for data in (x, x.astype("float32")):
+        utils.clear_session()
+        utils.set_random_seed(7)
+        model = make_model(kind, dropout=0.25)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        history = model.fit(data, y, batch_size=8, epochs=2, verbose=0)
+        runs.append((history.history["loss"], model.get_weights()))
+    assert runs[0][0] == runs[1][0]
+    assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+def test_dense_casts_integers_to_its_dtype_and_symbolic_outputs_agree():
+    x = np.array([[1, 2, 3]])
+    dense = layers.Dense(2)
+    assert dense(x).numpy().dtype == np.float32
+    np.testing.assert_array_equal(dense(x).numpy(), dense(x.astype("float32")).numpy())
+    assert layers.Dense(2)(layers.Input(shape=(3,), dtype="int32")).dtype == "float32"
+    assert layers.Dense(2, dtype="float64")(x).numpy().dtype == np.float64
+    assert layers.Dense(2)(ops.cast(np.array([[1, 0, 1]]), "int32")).numpy().dtype == np.float32  # a tensor too
+
+
+def test_integer_inputs_stay_integers_where_keras_keeps_them():
+    x = np.array([[1, 2, 3]])
+    assert layers.Flatten()(x).numpy().dtype == x.dtype
+    assert layers.Activation("relu")(x).numpy().dtype == x.dtype
+    assert layers.Dropout(0.5)(x).numpy().dtype == x.dtype  # inference passes the inputs on
+    inp = layers.Input(shape=(3,), dtype="int32")
+    model = kerasckpt.Model(inp, layers.Flatten()(Lookup()(inp)))
+    table = model.layers[1].table.numpy()
+    np.testing.assert_array_equal(model.predict(x, verbose=0), table[x[0]].reshape(1, -1))
+
+
+def test_dropout_in_training_scales_integer_inputs_in_floating_point():
+    out = layers.Dropout(0.3, seed=1)(np.ones((20, 50), dtype="int64"), training=True).numpy()
+    assert out.dtype == np.float32
+    assert set(np.unique(out)) == {0.0, np.float32(1 / 0.7)}
+
+
+# ---------------------------------------------------------------- add_weight arguments kerasckpt does not apply
+
+@pytest.mark.parametrize("arg, value", [("regularizer", "l2"), ("constraint", "non_neg"),
+                                        ("overwrite_with_gradient", True)])
+def test_add_weight_refuses_what_it_would_not_apply(arg, value):
+    layer = layers.Layer(name="plain")
+    with pytest.raises(ValueError, match=rf"layer 'plain' does not support `{arg}`.*{value!r}.*Remove the argument"):
+        layer.add_weight((2,), name="w", **{arg: value})
+    assert layer.weights == []
+
+
+def test_add_weight_accepts_keras_keywords_that_change_nothing_and_refuses_unknown_ones():
+    layer = layers.Layer(name="plain")
+    w = layer.add_weight((2,), "ones", name="w", regularizer=None, constraint=None, autocast=False,
+                         aggregation="mean", overwrite_with_gradient=False)
+    np.testing.assert_array_equal(w.numpy(), np.ones(2, "float32"))
+    with pytest.raises(TypeError, match="bogus"):
+        layer.add_weight((2,), name="v", bogus=1)
+
+
+def test_batch_normalization_of_integer_inputs_is_float32_and_finite():
+    """Keras casts integer inputs to float32 here; an integer epsilon would be 0 and divide by zero."""
+    bn = kerasckpt.layers.BatchNormalization()
+    x = np.array([[1, 2], [1, 4], [1, 6]])
+    out = np.asarray(bn(x, training=True))
+    assert out.dtype == np.float32 and np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, np.asarray(bn(x.astype("float32"), training=True)), rtol=1e-6)

@@ -40,21 +40,30 @@ def save_weights_native(model, path, options=None):
 def load_weights_native(model, path, skip_mismatch=False):
     """Load weights written by `save_weights_native` (or any checkpoint with a `model` root).
 
-    Every weight the model has now must be in the file with the same shape and dtype, else a
-    `CheckpointMismatchError` (a ValueError) is raised and nothing is changed. Weights of layers not
-    built yet are held and assigned when they are built. Optimizer state is restored when both the
-    file and the model have it.
+    The model must be built. Every weight it has must be in the file with the same shape and dtype,
+    and every model value in the file must find a built layer, else a `CheckpointMismatchError` (a
+    ValueError) is raised and nothing is changed. Optimizer state is restored when the file has it
+    and the model is compiled; slots the optimizer has not created yet are assigned when it does.
 
     Args:
-        model: a Layer or Model.
+        model: a built Layer or Model.
         path: the checkpoint prefix, or a directory (its latest checkpoint).
         skip_mismatch: skip (with a warning) weights that are missing or do not fit, instead of raising.
 
     Returns:
         The restore status (already `expect_partial()`).
+
+    Note: like `.weights.h5` (and unlike TensorFlow's `load_weights`, which holds the values of an
+    unbuilt model and never checks them), an unbuilt model is refused: build it first.
     """
     from kerasckpt.checkpoint.inspect import _resolve
+    path = _resolve(path)
+
+    def must_be_built():
+        if getattr(model, "built", True) is False:
+            raise ValueError(f"Model '{model.name}' is not built yet, so it has no weights to load {path!r} into. "
+                             "Call the model on a batch of data or call model.build(input_shape) first.")
     ckpt = Checkpoint(**_roots(model))
     weights = {id(w) for w in getattr(model, "weights", [])}
     required = [(f"model/{p}", obj) for p, obj in ObjectGraph(model).state_objects() if id(obj) in weights]
-    return ckpt._restore(_resolve(path), skip_mismatch=skip_mismatch, required=required).expect_partial()
+    return ckpt._restore(path, skip_mismatch=skip_mismatch, required=required, check=must_be_built).expect_partial()

@@ -13,7 +13,7 @@ import numpy as np
 from kerasckpt import _background, tracking
 from kerasckpt._background import BackgroundWriter, PreparedSave
 from kerasckpt.checkpoint import files
-from kerasckpt.checkpoint.graph import SEED_FIELDS, ObjectGraph, children_of, is_checkpointable, slots_of
+from kerasckpt.checkpoint.graph import SEED_FIELDS, SLOT_MARK, ObjectGraph, children_of, is_checkpointable, slots_of
 from kerasckpt.errors import CheckpointIsADirectoryError, CheckpointMismatchError
 from kerasckpt.random import SeedGenerator
 from kerasckpt.tracking import Trackable
@@ -243,7 +243,10 @@ class Checkpoint(Trackable):
             options: unused; accepted for TensorFlow compatibility.
 
         Note: the whole restore is verified first (checksums, shapes, dtypes) and only then
-        assigned: a failing restore changes no variable.
+        assigned: a failing restore changes no variable. A held value that does not fit fails the
+        build that creates its variable as a whole, listing every such value: the layers stay
+        unbuilt, no variable changes and the values stay held (TensorFlow assigns half, keeps the
+        half-built layer and duplicates its variables on the next call).
         """
         if save_path is None:
             return InitializationOnlyStatus()
@@ -265,9 +268,11 @@ class Checkpoint(Trackable):
             return InitializationOnlyStatus()
         return self._restore(save_path)
 
-    def _restore(self, save_path, skip_mismatch=False, required=None):
+    def _restore(self, save_path, skip_mismatch=False, required=None, check=None):
         self._wait_for(os.fspath(save_path))  # a background save of it may be in flight
         with files.CheckpointReader(save_path) as reader:
+            if check is not None:  # after the file opened: a missing or damaged file is reported first
+                check()
             session = _Restoration(reader)
             try:
                 session.restore_root(self, reader, skip_mismatch=skip_mismatch, required=required)
@@ -455,7 +460,8 @@ class _Restoration:
             stack.extend(s[3] for s in node.get("slots", []))
         return out
 
-    def _check(self, plan, skip_mismatch, source):
+    def _problems(self, plan):
+        """`(problems, fitting)`: a line per assignment of `plan` whose shape or dtype differs, and the rest."""
         problems, keep = [], []
         for target, key, index in plan.assign:
             dtype, shape = self.meta[key]
@@ -467,17 +473,29 @@ class _Restoration:
                                 f"but {name} has shape {tuple(have_shape)} {have_dtype}")
             else:
                 keep.append((target, key, index))
+        return problems, keep
+
+    def _mismatch_error(self, problems, source="", action=None):
+        listed = "\n  ".join(problems[:_MAX_LISTED])
+        more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
+        action = action or ("No variable was changed. Restore into objects built like the saved ones (same layer "
+                            "sizes and dtypes), or restore the matching part only: "
+                            "Checkpoint(model=Checkpoint(dense_1=layer)).")
+        return CheckpointMismatchError(
+            f"Cannot restore {len(problems)} value(s) of checkpoint '{self.path}'{source}:\n  {listed}{more}\n"
+            + action)
+
+    def _held_mismatch_error(self, problems):
+        return self._mismatch_error(
+            problems, " (values held since restore(), applied now that the objects exist)",
+            "Nothing was built and no variable was changed: the layers are unbuilt again and the values stay "
+            "held, so the same call fails the same way. Build the layers with the input shapes and sizes they were "
+            "saved with.")
+
+    def _check(self, plan, skip_mismatch):
+        problems, keep = self._problems(plan)
         if problems and not skip_mismatch:
-            listed = "\n  ".join(problems[:_MAX_LISTED])
-            more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
-            action = ("No variable was changed. Restore into objects built like the saved ones (same layer sizes "
-                      "and dtypes), or restore the matching part only: Checkpoint(model=Checkpoint(dense_1=layer)).")
-            if source:
-                action = ("The new variables keep their initial values. Build the layers with the input shapes and "
-                          "sizes they were saved with.")
-            raise CheckpointMismatchError(
-                f"Cannot restore {len(problems)} value(s) of checkpoint '{self.path}'{source}:\n  {listed}{more}\n"
-                + action)
+            raise self._mismatch_error(problems)
         if problems:
             warnings.warn(f"Skipped {len(problems)} value(s) of checkpoint '{self.path}' whose shape or dtype does "
                           "not match (skip_mismatch=True):\n  " + "\n  ".join(problems), stacklevel=4)
@@ -490,9 +508,12 @@ class _Restoration:
             value = value_of(key)
             if isinstance(target, tuple):
                 generator, field = target
+                tracking.on_rollback(lambda g=generator, f=field, old=getattr(generator, field): setattr(g, f, old))
                 setattr(generator, field, int(value))
                 self.matched.add(generator)
             else:
+                if not tracking.created_in_transaction(target):  # a new variable is dropped by a rollback
+                    tracking.on_rollback(lambda v=target, old=target.numpy(): v.assign(old))
                 target.assign(value)
                 self.matched.add(target)
                 self.obj_node[target] = index
@@ -533,20 +554,39 @@ class _Restoration:
                     del self.held[key]
                     self.state.held.discard(key)
 
+    def _journal(self):
+        """Inside a build transaction, record this restoration's bookkeeping to put back on rollback."""
+        def take():
+            held = {k: list(v) for k, v in self.held.items()}
+            consumed, waiting = set(self.state.consumed), set(self.state.held)
+            matched, obj_node = list(self.matched), dict(self.obj_node.items())
+            pending = {k: set(v) for k, v in self.slot_pending.items()}
+            entries = dict(self._slot_entries)
+
+            def undo():
+                self.held.clear()
+                self.held.update(held)
+                self.state.consumed.clear()
+                self.state.consumed.update(consumed)
+                self.state.held.clear()
+                self.state.held.update(waiting)
+                self.matched.clear()
+                self.matched.update(matched)
+                self.obj_node.clear()
+                self.obj_node.update(obj_node)
+                self.slot_pending.clear()
+                self.slot_pending.update(pending)
+                self._slot_entries.clear()
+                self._slot_entries.update(entries)
+            tracking.on_rollback(undo)
+        tracking.snapshot_once(self, take)
+
     def restore_root(self, root, reader, skip_mismatch=False, required=None):
+        self._journal()  # a restore run inside a build is undone with it
         plan = self._plan(root, 0)
-        self._check(plan, skip_mismatch, "")
+        self._check(plan, skip_mismatch)
         if required is not None:
-            assigned = {id(t[0] if isinstance(t, tuple) else t) for t, _, _ in plan.assign + plan.skipped}
-            missing = [p for p, obj in required if id(obj) not in assigned]
-            if missing:
-                close = lambda p: _did_you_mean(p, [k for k in self.state.keys])  # noqa: E731
-                msg = (f"Checkpoint '{self.path}' has no value for {len(missing)} weight(s) of the model:\n  "
-                       + "\n  ".join(f"{p}{close(p)}" for p in missing[:_MAX_LISTED]))
-                if not skip_mismatch:
-                    raise CheckpointMismatchError(msg + "\nNo variable was changed. Load a file saved from the same "
-                                                  "architecture, or pass skip_mismatch=True to load what matches.")
-                warnings.warn(msg + "\nThese weights keep their values (skip_mismatch=True).", stacklevel=4)
+            self._check_required(plan, required, skip_mismatch)
         needed = {key for _, key, _ in plan.assign}
         for _, _, index in plan.holds:
             self._subtree_keys(index, needed)
@@ -557,10 +597,51 @@ class _Restoration:
         self._hold(plan, reader)  # copies first: after this nothing can fail but the assignments
         self._commit(plan, reader.view)
 
+    def _check_required(self, plan, required, skip_mismatch):
+        """`load_weights`: every weight in `required` ([(path, Variable)]) gets a value, and no value waits
+        for a layer that is not built (it would be applied later, or never, unchecked)."""
+        assigned = {id(t[0] if isinstance(t, tuple) else t) for t, _, _ in plan.assign + plan.skipped}
+        missing = [p for p, obj in required if id(obj) not in assigned]
+        unbuilt = [(parent, name, index) for parent, name, index in plan.holds
+                   if not isinstance(parent, Checkpoint) and getattr(parent, "built", None) is False]
+        if not missing and not unbuilt:
+            return
+        taken = {key for _, key, _ in plan.assign + plan.skipped}
+        for _, _, index in plan.holds:
+            self._subtree_keys(index, taken)
+        unused = [k for k in self.state.keys if k not in taken]  # a key another weight took is no suggestion
+        lines = [f"{p}{_did_you_mean(p, unused, self.state.keys)}" for p in missing]
+        by_layer = {}
+        for parent, _, index in unbuilt:
+            by_layer.setdefault(id(parent), (parent, set()))[1].update(self._subtree_keys(index))
+        for parent, keys in by_layer.values():
+            keys = sorted(keys)
+            name = getattr(parent, "name", type(parent).__name__)
+            lines.append(f"{', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}: layer '{name}' is not "
+                         f"built yet, so it has no variables for these {len(keys)} value(s)")
+        what = ([f"has no value for {len(missing)} weight(s) of the model"] if missing else []) + (
+            [f"holds values for {len(by_layer)} layer(s) that are not built"] if by_layer else [])
+        msg = (f"Checkpoint '{self.path}' {' and '.join(what)}:\n  " + "\n  ".join(lines[:_MAX_LISTED])
+               + (f"\n  ... and {len(lines) - _MAX_LISTED} more" if len(lines) > _MAX_LISTED else ""))
+        if not skip_mismatch:
+            raise CheckpointMismatchError(msg + "\nNo variable was changed. Build the whole model (call it on a "
+                                          "batch of data) and load a file saved from the same architecture, or pass "
+                                          "skip_mismatch=True to load what matches.")
+        warnings.warn(msg + "\nThese weights keep their values (skip_mismatch=True).", stacklevel=5)
+        plan.holds = [h for h in plan.holds if h not in unbuilt]
+
     def apply_child(self, obj, index):
-        """Apply the held subtree `index` to `obj`, an object that was just created."""
+        """Apply the held subtree `index` to `obj`, an object that was just created.
+
+        Runs inside a build transaction (see `tracking.transaction`): values that fit are assigned now,
+        before any forward pass uses them; those that do not are reported and raised when the outermost
+        build ends, which rolls the build back and holds every value again.
+        """
+        self._journal()
         plan = self._plan(obj, index)
-        self._check(plan, False, " (values held since restore(), applied now that the objects exist)")
+        problems, plan.assign = self._problems(plan)
+        if problems:
+            tracking.report_problems(self._held_mismatch_error, problems)
         self._hold(plan)
         self._commit(plan, lambda key: self.held[key][0])
         self._release(self._subtree_keys(index))
@@ -575,7 +656,13 @@ class _Restoration:
         plan = _Plan()
         plan.assign.append((slot, key, slot_index))
         plan.slots_done.append((index, slot_index))
-        self._check(plan, False, " (optimizer slot held since restore(), applied now that it exists)")
+        problems, _ = self._problems(plan)
+        if problems:
+            raise self._mismatch_error(
+                problems, " (optimizer slot held since restore(), applied now that it exists)",
+                "The new slot keeps its initial value. Restore into an optimizer of the saved kind, over variables "
+                "of the saved shapes.")
+        self._journal()
         self._commit(plan, lambda k: self.held[k][0])
         self._release([key])
         if not pending:
@@ -584,8 +671,15 @@ class _Restoration:
 
 
 # ---------------------------------------------------------------------------------------------- statuses
-def _did_you_mean(name, candidates):
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+def _did_you_mean(name, candidates, fallback=()):
+    """`  (did you mean ...)` for the closest of `candidates`, or of `fallback` only when there are none.
+
+    Candidates of the same kind come first: the same root, and a slot only for a slot.
+    """
+    pool = list(candidates) or list(fallback)
+    root, slot = name.split("/", 1)[0], SLOT_MARK in name
+    pool = [c for c in pool if c.split("/", 1)[0] == root and (SLOT_MARK in c) == slot] or pool
+    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
     return f"  (did you mean `{close[0]}`?)" if close else ""
 
 
@@ -609,18 +703,18 @@ class CheckpointLoadStatus:
 
     def _message(self, title, unmatched, unused, action):
         state = self._session.state
-        program_paths = [p for p, _ in self._program()]
         lines = [f"{title} (checkpoint '{state.path}')."]
+        # Suggest only what is still free: a key no object used (values held for objects to come last),
+        # for an unused key an object that got no value (one that got its value is no suggestion).
+        free = [k for k in unused if k not in state.held] or unused
         if unmatched:
             lines.append(f"  {len(unmatched)} object(s) got no value from the checkpoint:")
-            candidates = unused or state.keys
-            lines += [f"    {p}{_did_you_mean(p, candidates)}" for p in unmatched[:_MAX_LISTED]]
+            lines += [f"    {p}{_did_you_mean(p, free, state.keys)}" for p in unmatched[:_MAX_LISTED]]
             if len(unmatched) > _MAX_LISTED:
                 lines.append(f"    ... and {len(unmatched) - _MAX_LISTED} more")
         if unused:
             lines.append(f"  {len(unused)} checkpoint value(s) were not used:")
-            candidates = unmatched or program_paths
-            lines += [f"    {k}{_did_you_mean(k, candidates)}"
+            lines += [f"    {k}{_did_you_mean(k, unmatched)}"
                       + ("  [held: its object has not been created yet]" if k in state.held else "")
                       for k in unused[:_MAX_LISTED]]
             if len(unused) > _MAX_LISTED:

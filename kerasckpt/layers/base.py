@@ -4,7 +4,7 @@ import inspect
 
 import numpy as np
 
-from kerasckpt import initializers, tracking
+from kerasckpt import initializers, ops, random, tracking
 from kerasckpt.autograd import Tensor
 from kerasckpt.tracking import Trackable, is_trackable_value
 from kerasckpt.utils import get_uid, snake_case
@@ -79,13 +79,17 @@ def _shape_of(x):
     return tuple(np.shape(x))
 
 
-def _to_input(x):
-    """Call inputs as float32 arrays when they are floating NumPy data, as Keras autocasts them."""
-    if isinstance(x, np.ndarray):
-        return x.astype("float32") if x.dtype == np.float64 else x
+def _to_input(x, integers_to=None):
+    """A call input as Keras converts it: float64 NumPy data to float32; integer and bool data (NumPy or
+    tensors) to the float dtype `integers_to` when given (None: integers stay integers)."""
     if isinstance(x, (list, float, int)) and not isinstance(x, bool):
-        arr = np.asarray(x)
-        return arr.astype("float32") if arr.dtype.kind == "f" else arr
+        x = np.asarray(x)
+    if isinstance(x, np.ndarray):
+        if x.dtype == np.float64:
+            return x.astype("float32")
+        return x.astype(integers_to) if integers_to is not None and x.dtype.kind in "biu" else x
+    if integers_to is not None and isinstance(x, Tensor) and np.asarray(x.value).dtype.kind in "biu":
+        return ops.cast(x, integers_to)
     return x
 
 
@@ -110,7 +114,15 @@ class Layer(Trackable):
         trainable: whether the layer's weights are updated by training.
         name: unique default from the class name (`dense`, `dense_1`, ...).
         dtype: the variables' dtype; float32 by default.
+
+    Note: a first call or `build()` that raises leaves the layer (and the sub-layers it was building)
+    unbuilt, without the variables it had created, so calling again does not duplicate weights.
     """
+
+    # Whether integer and bool inputs are cast to the layer's (floating) dtype on entry. Keras's Dense and
+    # BatchNormalization give floating outputs for them, while layers that pass values on (Flatten,
+    # Activation) keep integers; so do custom layers, which may take indices, as in Keras.
+    _autocast_integers = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -184,7 +196,8 @@ class Layer(Trackable):
 
     # ------------------------------------------------------------------ weights
 
-    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, name=None, **kwargs):
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, name=None, regularizer=None,
+                   constraint=None, autocast=True, aggregation="none", overwrite_with_gradient=False):
         """Create a Variable owned by this layer (call it from `build`).
 
         Args:
@@ -194,7 +207,18 @@ class Layer(Trackable):
             dtype: defaults to the layer's dtype.
             trainable: whether optimizers update it.
             name: the last part of the variable's `.path`.
+            regularizer, constraint, overwrite_with_gradient: not supported; a value other than the
+                default raises a ValueError (Keras would apply them; kerasckpt never drops them silently).
+            autocast, aggregation: accepted for Keras compatibility; they change nothing here.
         """
+        for arg, value, instead in (
+                ("regularizer", regularizer, "; add the penalty to the loss in a custom training loop instead"),
+                ("constraint", constraint, "; assign the constrained value after each step instead (e.g. in a "
+                                           "callback's on_train_batch_end)"),
+                ("overwrite_with_gradient", overwrite_with_gradient or None, "")):
+            if value is not None:
+                raise ValueError(f"add_weight() of layer '{self.name}' does not support `{arg}` in kerasckpt. "
+                                 f"Received: {arg}={value!r}. Remove the argument{instead}.")
         dtype = dtype or self.dtype
         if initializer is None:
             initializer = "glorot_uniform" if np.dtype(dtype).kind == "f" else "zeros"
@@ -209,6 +233,7 @@ class Layer(Trackable):
             else:
                 var = Variable(init, shape=shape, dtype=dtype, trainable=trainable, name=name)
         (self._trainable_variables if trainable else self._non_trainable_variables).append(var)
+        tracking.note_created(var)
         tracking.child_created(self, var.name, var)
         return var
 
@@ -292,11 +317,23 @@ class Layer(Trackable):
         if not self.built:
             self.build(input_shape)
 
+    def _convert_input(self, x):
+        float_dtype = self._autocast_integers and np.dtype(self.dtype).kind == "f"
+        return _to_input(x, self.dtype if float_dtype else None)
+
     def __call__(self, *args, **kwargs):
         if args and any(isinstance(t, KerasTensor) for t in flatten(args[0])):
             return self._symbolic_call(*args, **kwargs)
-        inputs = map_structure(_to_input, args[0]) if args else kwargs.pop("inputs")
-        first_call = not self.built
+        if self.built:
+            return self._call(args, kwargs, first_call=False)
+        # A first call builds: one step with the builds nested in it, so that if it fails (a held
+        # checkpoint value does not fit, or anything else) the layer is left unbuilt, as it was.
+        with tracking.transaction():
+            snapshot_layer(self)
+            return self._call(args, kwargs, first_call=True)
+
+    def _call(self, args, kwargs, first_call):
+        inputs = map_structure(self._convert_input, args[0] if args else kwargs.pop("inputs"))
         if first_call:
             self._maybe_build(map_structure(_shape_of, inputs) if isinstance(inputs, (list, tuple, dict))
                               else _shape_of(inputs))
@@ -326,6 +363,7 @@ class Layer(Trackable):
         concrete = map_structure(
             lambda t: np.zeros(tuple(1 if d is None else d for d in t.shape), dtype=t.dtype)
             if isinstance(t, KerasTensor) else t, args)
+        concrete = (map_structure(self._convert_input, concrete[0]),) + tuple(concrete[1:])
         call_kwargs = {k: v for k, v in kwargs.items() if k != "training"}
         if self._call_has_training:
             call_kwargs["training"] = False
@@ -399,15 +437,19 @@ def _scoped_build(build):
     def wrapper(self, *args, **kwargs):
         if _building_scope(self):  # super().build(...) inside a build that is already scoped
             return build(self, *args, **kwargs)
-        with name_scope(self.name):
-            _building.append(self)
-            try:
-                result = build(self, *args, **kwargs)
-            finally:
-                _building.pop()
-        if args or "input_shape" in kwargs:
-            self._build_shapes = args[0] if args else kwargs["input_shape"]
-        self.built = True
+        with tracking.transaction():  # a failing build leaves the layer (and its sub-layers) unbuilt
+            snapshot_layer(self)
+            with name_scope(self.name):
+                _building.append(self)
+                try:
+                    result = build(self, *args, **kwargs)
+                finally:
+                    _building.pop()
+            if args or "input_shape" in kwargs:
+                self._build_shapes = args[0] if args else kwargs["input_shape"]
+            self.built = True
+            if not _building:  # the outermost build: held values that did not fit raise now, nothing built
+                tracking.raise_problems()
         return result
 
     wrapper._scoped = True
@@ -415,6 +457,30 @@ def _scoped_build(build):
 
 
 Layer.build = _scoped_build(Layer.build)
+
+
+def snapshot_layer(layer):
+    """Record `layer`'s attributes (and the contents of its lists and dicts) to be put back if the
+    build transaction in progress fails: its new variables, sub-layers and `built` go away, and the
+    global random generator is rewound."""
+    def take():
+        attrs = dict(layer.__dict__)
+        contents = {k: (list(v) if type(v) is list else dict(v)) for k, v in attrs.items() if type(v) in (list, dict)}
+
+        def undo():
+            for k in [k for k in layer.__dict__ if k not in attrs]:
+                del layer.__dict__[k]
+            layer.__dict__.update(attrs)
+            for k, saved in contents.items():
+                if type(attrs[k]) is list:
+                    attrs[k][:] = saved
+                else:
+                    attrs[k].clear()
+                    attrs[k].update(saved)
+        tracking.on_rollback(undo)
+    if tracking.snapshot_once(layer, take):  # the initial values drawn by the failed build are drawn again
+        tracking.snapshot_once(random, lambda: tracking.on_rollback(
+            lambda state=random.get_global_state(): random.set_global_state(state)))
 
 
 def _building_scope(layer):

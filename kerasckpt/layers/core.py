@@ -18,7 +18,11 @@ class Dense(Layer):
         use_bias: whether to add a bias vector.
         kernel_initializer: glorot_uniform by default, as in Keras.
         bias_initializer: zeros by default.
+
+    Integer and bool inputs are cast to the layer's dtype (float32), so the output is float32 as in Keras.
     """
+
+    _autocast_integers = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -108,6 +112,8 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             return inputs
         xv = np.asarray(value_of(inputs))
+        if xv.dtype.kind in "biu":  # the scaled values are fractions: integers become the layer's dtype
+            xv = xv.astype(self.dtype)
         shape = xv.shape if self.noise_shape is None else tuple(
             s if n is None else n for s, n in zip(xv.shape, self.noise_shape))
         keep = self.seed_generator.next().random(shape, dtype=np.float32) >= self.rate

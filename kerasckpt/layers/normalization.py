@@ -22,6 +22,8 @@ class BatchNormalization(Layer):
         scale: learn a scale `gamma`.
     """
 
+    _autocast_integers = True  # integer inputs become float32, as in Keras (an int epsilon would be 0)
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
                  moving_variance_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
