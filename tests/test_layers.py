@@ -621,3 +621,109 @@ def test_batch_normalization_of_integer_inputs_is_float32_and_finite():
     out = np.asarray(bn(x, training=True))
     assert out.dtype == np.float32 and np.all(np.isfinite(out))
     np.testing.assert_allclose(out, np.asarray(bn(x.astype("float32"), training=True)), rtol=1e-6)
+
+
+def test_a_layer_frozen_before_it_is_built_creates_frozen_variables_and_fit_leaves_them():
+    """Keras marks a frozen layer's new variables non-trainable; a frozen layer rebuilt from a config is one."""
+    x = np.random.default_rng(0).random((16, 6)).astype("float32")
+    y = np.random.default_rng(1).random((16, 3)).astype("float32")
+    frozen = kerasckpt.layers.Dense(4, trainable=False)
+    model = kerasckpt.Sequential([kerasckpt.layers.Input(shape=(6,)), frozen, kerasckpt.layers.Dense(3)])
+    assert [v.trainable for v in frozen.weights] == [False, False]
+    assert len(model.trainable_weights) == 2 and len(model.non_trainable_weights) == 2
+    model.compile("adam", "mse")
+    before = [w.copy() for w in frozen.get_weights()]
+    model.fit(x, y, epochs=2, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(frozen.get_weights(), before))
+    frozen.trainable = True  # unfreezing makes them trainable again
+    assert [v.trainable for v in frozen.weights] == [True, True] and len(model.trainable_weights) == 4
+
+
+def test_a_model_with_a_frozen_layer_reloads_with_its_optimizer_state(tmp_path):
+    x = np.random.default_rng(0).random((16, 6)).astype("float32")
+    y = np.random.default_rng(1).random((16, 3)).astype("float32")
+    model = kerasckpt.Sequential([kerasckpt.layers.Input(shape=(6,)), kerasckpt.layers.Dense(4),
+                                  kerasckpt.layers.Dense(3)])
+    model.layers[0].trainable = False
+    model.compile("adam", "mse")
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "f.keras")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Skipping the optimizer state" would be a warning
+        loaded = kerasckpt.models.load_model(tmp_path / "f.keras")
+    frozen = loaded.layers[0]
+    assert not frozen.trainable and [v.trainable for v in frozen.weights] == [False, False]
+    assert [np.asarray(v) for v in loaded.optimizer.variables] and all(
+        np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(loaded.optimizer.variables, model.optimizer.variables))
+    before = [w.copy() for w in frozen.get_weights()]
+    loaded.fit(x, y, epochs=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(frozen.get_weights(), before))
+
+
+class _WithPrivate(kerasckpt.Model):
+    """KERAS_FORMATS.md §1.4's exp6 shape: a `_`-prefixed sub-layer among public ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj, self.head = kerasckpt.layers.Dense(4), kerasckpt.layers.Dense(4)
+        self._private = kerasckpt.layers.Dense(4)
+        self.zz, self.out = kerasckpt.layers.BatchNormalization(), kerasckpt.layers.Dense(2)
+
+    def call(self, x, training=False):
+        return self.out(self.zz(self._private(self.head(self.proj(x))), training=training))
+
+
+def test_a_private_attribute_layer_is_tracked_trained_and_saved_at_keras_path(tmp_path):
+    import h5py
+    x = np.random.default_rng(0).random((8, 3)).astype("float32")
+    model = _WithPrivate()
+    model(x)
+    assert model._private in model.layers and all(any(v is w for w in model.trainable_weights)
+                                                  for v in model._private.weights)
+    model.save_weights(tmp_path / "w.weights.h5")
+    with h5py.File(tmp_path / "w.weights.h5") as f:
+        paths = []
+        f.visit(lambda n: paths.append(n) if n.endswith("vars") else None)
+    # what Keras 3.15.1 writes for the same model (KERAS_FORMATS.md §1.4; checked live below)
+    assert paths == ["head/vars", "layers/batch_normalization/vars", "layers/dense/vars", "layers/dense_2/vars",
+                     "layers/dense_3/vars", "vars"]
+    for path in (tmp_path / "w.weights.h5", tmp_path / "ckpt"):
+        model.save_weights(path) if path.name == "ckpt" else None
+        twin = _WithPrivate()
+        twin(x)
+        twin.load_weights(path)
+        np.testing.assert_array_equal(np.asarray(twin(x)), np.asarray(model(x)))
+
+
+def test_internal_attributes_are_not_tracked_as_sub_layers():
+    model = kerasckpt.Sequential([kerasckpt.layers.Input(shape=(3,)), kerasckpt.layers.Dense(2)])
+    model.compile("adam", "mse")
+    model.fit(np.ones((4, 3), "float32"), np.ones((4, 2), "float32"), verbose=0)
+    assert [type(l).__name__ for l in model.layers] == ["Dense"] and len(model.weights) == 2
+    assert not [name for name in model._tracked if name.startswith("_")]
+
+
+@pytest.mark.keras
+def test_a_private_attribute_layer_loads_in_keras_with_the_same_predictions(tmp_path):
+    keras = pytest.importorskip("keras")
+
+    class KerasWithPrivate(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.proj, self.head = keras.layers.Dense(4), keras.layers.Dense(4)
+            self._private = keras.layers.Dense(4)
+            self.zz, self.out = keras.layers.BatchNormalization(), keras.layers.Dense(2)
+
+        def call(self, x, training=False):
+            return self.out(self.zz(self._private(self.head(self.proj(x))), training=training))
+
+    x = np.random.default_rng(0).random((8, 3)).astype("float32")
+    ours = _WithPrivate()
+    ours(x)
+    ours.save_weights(tmp_path / "w.weights.h5")
+    theirs = KerasWithPrivate()
+    theirs(x)
+    theirs.load_weights(tmp_path / "w.weights.h5")
+    np.testing.assert_allclose(np.asarray(theirs.predict(x, verbose=0)), np.asarray(ours.predict(x, verbose=0)),
+                               rtol=1e-5, atol=1e-6)

@@ -103,6 +103,20 @@ def deserialize_dtype(dtype):
     return dtype
 
 
+# Attributes kerasckpt's own classes keep Layers or Variables in; every other attribute holding them is
+# tracked, `_`-prefixed ones included, as Keras tracks them (`self._hidden = Dense(4)` is a sub-layer).
+_INTERNAL_ATTRIBUTES = frozenset({"_layers", "_trainable_variables", "_non_trainable_variables", "_tracked",
+                                  "_input_layer", "_train_vars"})
+
+
+def _holds_layers_or_variables(value):
+    """A Layer or Variable, or a non-empty list, tuple or dict of only those."""
+    if isinstance(value, (Layer, Variable)):
+        return True
+    items = list(value.values()) if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else None
+    return bool(items) and all(isinstance(v, (Layer, Variable)) for v in items)
+
+
 class Layer(Trackable):
     """The base of every layer and model.
 
@@ -161,14 +175,18 @@ class Layer(Trackable):
 
     def __setattr__(self, name, value):
         tracked = self.__dict__.get("_tracked")
-        if tracked is not None and not name.startswith("_"):
+        tracks = tracked is not None and (not name.startswith("_") or (
+            name not in _INTERNAL_ATTRIBUTES and _holds_layers_or_variables(value)))
+        if tracks:
             if is_trackable_value(value):
                 tracked[name] = value
                 self._track(value)
             elif name in tracked:
                 del tracked[name]
+        elif tracked is not None and name in tracked:
+            del tracked[name]
         object.__setattr__(self, name, value)
-        if tracked is not None and isinstance(value, (Variable, Layer)) and not name.startswith("_"):
+        if tracks and isinstance(value, (Variable, Layer)):
             tracking.child_created(self, name, value)
 
     def _track(self, value):
@@ -233,6 +251,8 @@ class Layer(Trackable):
             else:
                 var = Variable(init, shape=shape, dtype=dtype, trainable=trainable, name=name)
         (self._trainable_variables if trainable else self._non_trainable_variables).append(var)
+        if not self._trainable:  # a layer frozen before it was built (e.g. from a config): as in Keras
+            var.trainable = False
         tracking.note_created(var)
         tracking.child_created(self, var.name, var)
         return var

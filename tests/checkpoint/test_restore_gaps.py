@@ -141,7 +141,8 @@ class Adopts(kerasckpt.Model):
 
     def __init__(self, pre, outputs, **kwargs):
         super().__init__(**kwargs)
-        self._pre, self._outputs = pre, outputs
+        self._outputs = outputs
+        object.__setattr__(self, "_pre", pre)  # untracked (Keras would track it): it becomes a child in build()
 
     def build(self, input_shape):
         self.first = self._pre
