@@ -727,3 +727,15 @@ def test_a_private_attribute_layer_loads_in_keras_with_the_same_predictions(tmp_
     theirs.load_weights(tmp_path / "w.weights.h5")
     np.testing.assert_allclose(np.asarray(theirs.predict(x, verbose=0)), np.asarray(ours.predict(x, verbose=0)),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_dense_from_a_keras_lora_config_warns_and_a_quantized_one_is_refused():
+    with pytest.warns(UserWarning, match=r"LoRA \(lora_rank=2\) is not implemented.*whole kernel"):
+        dense = kerasckpt.layers.Dense(3, lora_rank=2, lora_alpha=2.0)
+    assert dense.units == 3
+    with pytest.raises(ValueError, match="does not support quantized layers.*quantization_config="):
+        kerasckpt.layers.Dense(3, quantization_config={"class_name": "Int8QuantizationConfig"})
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kerasckpt.layers.Dense(3, lora_rank=None, lora_alpha=None, quantization_config=None)  # Keras's defaults

@@ -1,4 +1,6 @@
 """Dense, Activation, Dropout and Flatten."""
+import warnings
+
 import numpy as np
 
 from kerasckpt import activations, initializers, ops
@@ -33,7 +35,15 @@ class Dense(Layer):
             if value is not None:
                 raise ValueError(f"Dense does not support `{arg}` in kerasckpt. Received: {arg}={value!r}. "
                                  "Remove the argument.")
-        kwargs.pop("lora_rank", None), kwargs.pop("lora_alpha", None), kwargs.pop("quantization_config", None)
+        lora_rank, _ = kwargs.pop("lora_rank", None), kwargs.pop("lora_alpha", None)
+        quantization = kwargs.pop("quantization_config", None)
+        if quantization is not None:
+            raise ValueError(f"Dense does not support quantized layers in kerasckpt. Received: quantization_config="
+                             f"{quantization!r}. Save the model unquantized in Keras, then load it here.")
+        if lora_rank:
+            warnings.warn(f"Dense: LoRA (lora_rank={lora_rank!r}) is not implemented in kerasckpt. Keras saves the "
+                          "kernel with the LoRA update merged in, so predictions are the same, but training here "
+                          "updates the whole kernel.", stacklevel=2)
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"Dense needs a positive integer `units`. Received: units={units!r}")
