@@ -14,23 +14,9 @@ from kerasckpt.callbacks import (BackupAndRestore, Callback, CSVLogger, EarlySto
 from kerasckpt.checkpoint import files
 from kerasckpt.errors import CheckpointError
 from conftest import make_model, tiny_data
+from crashing import Crash
 
 EPOCHS, BATCH = 4, 8  # 48 training samples -> 6 batches per epoch
-
-
-class Crash(Callback):
-    """Raises at the end of training batch `batch` of epoch `epoch` (0-based), once."""
-
-    def __init__(self, epoch, batch):
-        super().__init__()
-        self.at, self.current = (epoch, batch), None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.current = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if (self.current, batch) == self.at:
-            raise KeyboardInterrupt(f"simulated crash at epoch {self.current}, batch {batch}")
 
 
 def _optimizer(name):

@@ -11,6 +11,7 @@ from kerasckpt import layers, utils
 from kerasckpt.callbacks import Callback
 
 from conftest import make_model, tiny_data
+from crashing import Crash
 
 
 def _keras():
@@ -716,16 +717,6 @@ def test_load_model_of_a_model_checkpoint_file_continues_training_exactly(tmp_pa
     assert all(np.array_equal(a, b) for a, b in zip(resumed.get_weights(), straight.get_weights()))
 
 
-class _CrashAt(Callback):
-    def __init__(self, batch):
-        super().__init__()
-        self.batch = batch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == self.batch:
-            raise KeyboardInterrupt("simulated crash")
-
-
 @pytest.mark.parametrize("changed,first,second", [
     ("class_weight", {"class_weight": {0: 1.0, 1: 1.0, 2: 1.0}}, {"class_weight": {0: 5.0, 1: 1.0, 2: 1.0}}),
     ("sample_weight", {"sample_weight": np.ones(64)}, {"sample_weight": np.linspace(0.5, 1.5, 64)}),
@@ -735,7 +726,7 @@ def test_resuming_with_other_weighting_arguments_is_refused_naming_them(tmp_path
     x, y = tiny_data()
     backup = kerasckpt.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=1)
     with pytest.raises(KeyboardInterrupt):
-        _compiled().fit(x, y, epochs=2, verbose=0, validation_split=0.25, callbacks=[backup, _CrashAt(1)], **first)
+        _compiled().fit(x, y, epochs=2, verbose=0, validation_split=0.25, callbacks=[backup, Crash(0, 1)], **first)
     backup = kerasckpt.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=1)
     with pytest.raises(kerasckpt.errors.CheckpointMismatchError, match=f"fit argument {changed}"):
         _compiled().fit(x, y, epochs=2, verbose=0, validation_split=0.25, callbacks=[backup], **second)

@@ -12,28 +12,9 @@ import kerasckpt
 from kerasckpt import _background, layers
 from kerasckpt.callbacks import BackupAndRestore, Callback, EarlyStopping
 from kerasckpt.checkpoint import files
+from crashing import Crash
 
 EPOCHS, BATCH = 6, 8  # 48 samples -> 6 batches per epoch
-
-
-class Crash(Callback):
-    """Raises KeyboardInterrupt once: after training batch `batch` of `epoch`, or in on_epoch_end
-    of `epoch` when `batch` is None (0-based)."""
-
-    def __init__(self, epoch, batch=None):
-        super().__init__()
-        self.at, self.current = (epoch, batch), None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.current = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if (self.current, batch) == self.at:
-            raise KeyboardInterrupt(f"simulated crash at epoch {self.current}, batch {batch}")
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.at == (epoch, None):
-            raise KeyboardInterrupt(f"simulated crash in on_epoch_end of epoch {epoch}")
 
 
 class Record(Callback):

@@ -7,31 +7,11 @@ import pytest
 
 import kerasckpt
 from kerasckpt import layers
-from kerasckpt.callbacks import BackupAndRestore, Callback, CallbackList, CSVLogger
+from kerasckpt.callbacks import BackupAndRestore, CallbackList, CSVLogger
+from crashing import Crash
 
 EPOCHS, BATCH = 4, 8  # 48 training samples -> 6 batches per epoch
 EARLIER = b"epoch,loss,mae,val_loss,val_mae\r\n0,9.0,3.0,8.0,2.5\r\n"  # a log of an earlier run, for append=True
-
-
-class Crash(Callback):
-    """Raises KeyboardInterrupt once: after training batch `batch` of `epoch`, or in on_epoch_end
-    of `epoch` when `batch` is None (0-based). Listed after the CSVLogger, so an epoch's row is
-    already written when on_epoch_end raises."""
-
-    def __init__(self, epoch, batch=None):
-        super().__init__()
-        self.at, self.current = (epoch, batch), None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.current = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if (self.current, batch) == self.at:
-            raise KeyboardInterrupt(f"simulated crash at epoch {self.current}, batch {batch}")
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.at == (epoch, None):
-            raise KeyboardInterrupt(f"simulated crash in on_epoch_end of epoch {epoch}")
 
 
 def _fit(callbacks):
