@@ -134,6 +134,8 @@ def load_weights(model, filepath, skip_mismatch=False):
 
     Nothing is assigned unless every weight fits; mismatches raise `CheckpointMismatchError`
     naming the file and each variable path, or with `skip_mismatch=True` are skipped with one warning.
+    As in Keras, the ending picks the format: a file with another ending raises `CheckpointFormatError`
+    naming the format it holds and the ending to give it.
 
     Args:
         model: a built model of the same architecture.
@@ -141,11 +143,14 @@ def load_weights(model, filepath, skip_mismatch=False):
         skip_mismatch: skip weights whose count or shape does not fit instead of raising.
 
     Note: unlike Keras, the optimizer state is restored even when the optimizer is not built yet
-    (it is built from the model's trainable weights first), and a damaged file is refused.
+    (it is built from the model's trainable weights first), weights in the file that no layer of the
+    model takes (a file of a bigger model) are a mismatch rather than silently dropped, and a damaged
+    file is refused.
     """
     kind = _kind(filepath)
     if kind == "native":
         from kerasckpt import checkpoint
+        _refuse_unnamed_file(os.fspath(filepath))
         return checkpoint.load_weights_native(model, os.fspath(filepath), skip_mismatch=skip_mismatch)
     path = _files.check_readable(filepath, "weights file")
     if not model.built:
@@ -162,3 +167,51 @@ def load_weights(model, filepath, skip_mismatch=False):
                 h5.load_weights_from(model, src, skip_mismatch)
         finally:
             src.close()
+
+
+def _refuse_unnamed_file(path):
+    """A file whose ending names no format is not read as a checkpoint prefix: say what it is instead.
+
+    Like Keras (`File format not supported`), the format comes from the ending and is never guessed;
+    the error names the format the first bytes show and the ending that loads it.
+    """
+    from kerasckpt.checkpoint import files
+    if not os.path.isfile(path) or os.path.exists(f"{path}.index") or files.strip_suffix(path) != path:
+        return  # a checkpoint prefix (or its .index / .data file): the native reader takes it
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return
+    if head[:4] == b"PK\x03\x04":
+        what, ending = "a .keras archive (zip)", "'.keras'"
+    elif head[:8] == files.MAGIC:
+        raise CheckpointFormatError(
+            f"{path!r} is a kerasckpt checkpoint index, but index files are named '<prefix>.index'. Rename it to "
+            f"{path + '.index'!r} (beside its .data files) and pass the prefix {path!r}.")
+    elif head[:8] == h5file.HDF5_SIGNATURE or head == h5file.MAGIC:
+        what, ending = _h5_layout(path)
+    else:
+        raise CheckpointFormatError(
+            f"File format not supported: {path!r} has no '.keras', '.weights.h5', '.h5' or '.hdf5' ending and is "
+            f"not a checkpoint prefix (no {path + '.index'!r}; the file starts with {head[:8]!r}). Pass a file "
+            "written by save_weights()/save(), or a checkpoint prefix.")
+    raise CheckpointFormatError(
+        f"File format not supported: {path!r} is {what}, but its name does not end in {ending}, and the name's "
+        f"ending picks the format (as in Keras). Rename it to end in {ending} and load that.")
+
+
+def _h5_layout(path):
+    """What kind of HDF5 file `path` is, and the ending that loads it."""
+    try:
+        with _files.open_fd(path) as fd:
+            src = h5file.H5Source(_files.label(path), fd)
+            try:
+                legacy = h5.is_legacy_layout(src)
+            finally:
+                src.close()
+    except Exception:  # damaged: the loader for the right ending will say how
+        return "an HDF5 file", "'.weights.h5' (Keras 3 weights) or '.h5' (Keras 2 layout)"
+    if legacy:
+        return "an HDF5 file in the Keras 2 (legacy .h5) layout", "'.h5'"
+    return "an HDF5 weights file in the Keras 3 layout", "'.weights.h5'"

@@ -127,7 +127,7 @@ def state_entry(model):
 def read_state(src):
     if not src.has_group(STATE_GROUP):
         return None
-    text = h5file.read_attr(src.file[STATE_GROUP], "state", src.label)
+    text = src.attr(STATE_GROUP, "state")
     return serialization.parse_json(text, src.label, "the kerasckpt state") if isinstance(text, str) else None
 
 
@@ -182,8 +182,10 @@ class RestorePlan:
 
     def __init__(self, src):
         self.src, self.pairs, self.problems = src, [], []
+        self.claimed = set()  # datasets some variable of the model was matched with (fitting or not)
 
     def add(self, var, dataset, where):
+        self.claimed.add(dataset)
         if not self.src.has_dataset(dataset):
             self.problems.append(f"{where}: no dataset '{dataset}' for variable '{var.path}'")
             return
@@ -194,18 +196,37 @@ class RestorePlan:
             return
         self.pairs.append((var, dataset))
 
-    def problem(self, message):
+    def problem(self, message, datasets=()):
+        """Record a mismatch; `datasets` are the file's datasets it is about (not reported again as unmatched)."""
         self.problems.append(message)
+        self.claimed.update(datasets)
+
+    def check_unmatched(self, datasets, layer_of):
+        """Report the `datasets` no variable was matched with: weights of layers the model does not have.
+
+        `layer_of(path)` gives `(group, layer name or None)`: where the dataset's layer is stored.
+        """
+        groups = {}
+        for path in datasets:
+            if path not in self.claimed:
+                groups.setdefault(layer_of(path), []).append(path)
+        for (group, name), paths in sorted(groups.items(), key=lambda item: item[0][0]):
+            names = [p[len(group) + 1:] if p.startswith(f"{group}/") else p for p in sorted(paths)]
+            shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+            saved_from = f" (saved from layer '{name}')" if name else ""
+            self.problems.append(f"'{group}'{saved_from}: {len(paths)} weight(s) [{shown}] that no layer of the model "
+                                 "takes: the file has a layer the model lacks")
 
     def execute(self, skip_mismatch):
         if self.problems:
             listing = "\n  ".join(self.problems[:20]) + ("\n  ..." if len(self.problems) > 20 else "")
             if not skip_mismatch:
                 raise CheckpointMismatchError(
-                    f"{self.src.label}: {len(self.problems)} weight(s) do not fit the model:\n  {listing}\n"
+                    f"{self.src.label}: the weights in the file do not fit the model ({len(self.problems)} "
+                    f"problem(s)):\n  {listing}\n"
                     "Load into the same architecture, or pass skip_mismatch=True to skip these.")
-            warnings.warn(f"Skipping {len(self.problems)} weight(s) of {self.src.label} that do not fit the model:\n"
-                          f"  {listing}", stacklevel=4)
+            warnings.warn(f"Skipping weights of {self.src.label} that do not fit the model ({len(self.problems)} "
+                          f"problem(s)):\n  {listing}", stacklevel=4)
         values = self.src.read_many([dataset for _, dataset in self.pairs])
         for (var, _), value in zip(self.pairs, values):
             var.assign(value)
@@ -251,17 +272,29 @@ def plan_weights(model, src, include_optimizer=True):
         variables = own_variables(obj)
         if not variables and not keys:
             continue
+        held = [f"{group}/{k}" for k in keys]
         if not variables and not getattr(obj, "built", True):
             plan.problem(f"'{group}': layer '{obj.name}' is not built yet, so it has no variables to load "
-                         f"{len(keys)} values into. Build the model (call it on data) first")
+                         f"{len(keys)} values into. Build the model (call it on data) first", held)
             continue
         if len(keys) != len(variables):
             plan.problem(f"'{group}': layer '{obj.name}' has {len(variables)} variables "
-                         f"({[v.path for v in variables]}) but the file holds {len(keys)}")
+                         f"({[v.path for v in variables]}) but the file holds {len(keys)}", held)
             continue
         for i, var in enumerate(variables):
             plan.add(var, f"{group}/{i}", f"'{group}/{i}'")
+    # Datasets the walk never reached belong to layers the model does not have (a file of a bigger model).
+    # Keras ignores them; here they count as a mismatch. Layers without weights have empty groups: no datasets.
+    others = [p for p in src.datasets if not p.startswith(("optimizer/", f"{STATE_GROUP}/"))]
+    plan.check_unmatched(others, lambda p: _stored_layer(src, p))
     return plan
+
+
+def _stored_layer(src, dataset):
+    """`(group, layer name)` of a dataset `<path>/vars/<i>`: the `name` Keras records on the vars group."""
+    group = dataset.rsplit("/", 1)[0] if "/" in dataset else ""
+    name = src.attr(group, "name") if group.split("/")[-1] == "vars" else None
+    return group, name if isinstance(name, str) else None
 
 
 def load_weights_from(model, src, skip_mismatch=False):
@@ -276,5 +309,5 @@ def has_layer_weights(src):
 
 
 def is_legacy_layout(src):
-    return src.has_group("model_weights") or "layer_names" in src.file.attrs or "layer_names0" in src.file.attrs
+    return src.has_group("model_weights") or src.has_attr("", "layer_names")
 

@@ -11,7 +11,9 @@ kerasckpt's files are verified before h5py parses them; any file is checked for 
 # in the attribute `kerasckpt_crc32` (Keras ignores dataset attributes). Reading verifies the user block
 # and the metadata before h5py sees a byte, and each dataset's bytes (mapped from its extent) before any
 # is handed out, so a damaged file is refused before it is parsed and never yields different numbers.
-# Files without a user block (as Keras writes them) are read through h5py without checksums.
+# Files without a user block (as Keras writes them) are read through h5py without checksums; HDF5 crashes or
+# hangs on some damage there, so every attribute header and global heap is checked before a value is read,
+# and whatever HDF5 raises becomes a CheckpointDamagedError naming the file.
 # Writing: h5py creates the structure with every dataset's storage placed at creation and never filled;
 # kerasckpt writes each array's bytes there itself with one pwrite from the array's own buffer.
 import io
@@ -26,7 +28,7 @@ import numpy as np
 
 from kerasckpt import _fileio
 from kerasckpt._fileio import checksum as crc32, crc32_combine  # noqa: F401 (crc32_combine: re-exported)
-from kerasckpt.errors import CheckpointDamagedError, CheckpointFormatError, UnsafeCheckpointError
+from kerasckpt.errors import CheckpointDamagedError, CheckpointError, CheckpointFormatError, UnsafeCheckpointError
 
 MAGIC = b"KERASCKPT-HDF5\n\x00"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -40,6 +42,15 @@ _BOMB_MIN_BYTES = 64 << 20  # a dataset may declare more bytes than it stores on
 _BOMB_RATIO = 100  # ... or up to this compression ratio
 _THREAD_MIN = 1 << 20  # on reads, arrays from this size on are checksummed on the worker threads
 _SAFE_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, 32000}  # 32000: LZF
+# Attribute types Keras and kerasckpt write (strings, numbers; h5py writes bools as enums). Other types are
+# never read: a bit flip can turn a string list into a variable-length sequence, which h5py reads into a
+# segmentation fault.
+_ATTR_CLASSES = {h5py.h5t.STRING: "string", h5py.h5t.INTEGER: "integer", h5py.h5t.FLOAT: "float",
+                 h5py.h5t.ENUM: "enum"}
+_TYPE_NAMES = {h5py.h5t.VLEN: "variable-length sequence", h5py.h5t.COMPOUND: "compound", h5py.h5t.OPAQUE: "opaque",
+               h5py.h5t.REFERENCE: "reference", h5py.h5t.ARRAY: "array", h5py.h5t.BITFIELD: "bitfield",
+               h5py.h5t.TIME: "time"}
+_MAX_ATTR_BYTES = 64 << 20
 ADVICE = "The file is damaged: restore it from a backup or save it again."
 
 
@@ -262,9 +273,13 @@ class H5Source:
             raise self._damaged(f"HDF5 cannot open it ({err})") from None
         try:
             self._check_objects()
-        except BaseException:
+        except BaseException as err:
             self.file.close()
-            raise
+            if isinstance(err, CheckpointError) or not isinstance(err, Exception):
+                raise
+            # A file without checksums (as Keras writes them) is only known to be damaged when HDF5 trips
+            # over it: h5py raises RuntimeError, KeyError, OSError, ValueError, UnicodeDecodeError, ...
+            raise self._damaged(f"its HDF5 structure cannot be read ({type(err).__name__}: {err})") from None
 
     # ------------------------------------------------------------------ verification
     def _read(self, offset, n):
@@ -336,6 +351,8 @@ class H5Source:
         """Refuse links, external storage, virtual datasets, filter plugins, non-numeric data and bombs."""
         count, declared = 0, 0
         self.datasets, self.children = {}, {"": []}  # path -> (h5py dataset, shape, dtype); group -> names
+        self._raw_extents = []  # (offset, length) of contiguous dataset storage, in files without checksums
+        self.attr_names = {"": self._check_attrs(self.file, "")}  # object path -> its attribute names
         stack = [(self.file, "", 0)]
         while stack:
             group, prefix, depth = stack.pop()
@@ -360,6 +377,7 @@ class H5Source:
                     raise UnsafeCheckpointError(f"{self.label}: refused the user-defined link '{path}'.")
                 obj = group[key]
                 self.children[prefix].append(key)
+                self.attr_names[path] = self._check_attrs(obj, path)
                 if isinstance(obj, h5py.Group):
                     self.children[path] = []
                     stack.append((obj, path, depth + 1))
@@ -369,6 +387,62 @@ class H5Source:
             raise UnsafeCheckpointError(
                 f"{self.label}: refused: its datasets declare {declared} bytes in a file of {self.size} bytes "
                 "(a decompression bomb).")
+        if not self.verified:
+            self._check_global_heaps()
+
+    def _check_global_heaps(self):
+        """Walk each global heap collection ('GCOL') the way HDF5 will, before any attribute value is read.
+
+        Variable-length strings (Keras's configs and name lists) live in these collections, and HDF5
+        loops forever on some damaged ones (an object that takes 0 bytes) or reads past them. Kerasckpt's
+        own files are covered by their checksums; other files get this walk over every byte outside the
+        datasets' raw data.
+        """
+        length_size = self.file.id.get_create_plist().get_sizes()[1]
+        header = 8 + length_size  # signature, version, 3 reserved bytes, collection size
+        object_header = 8 + length_size  # index, reference count, 4 reserved bytes, object size
+        pos = 0
+        for start, length in sorted(self._raw_extents) + [(self.size, 0)]:
+            for at in self._find(b"GCOL\x01\x00\x00\x00", pos, start):
+                head = self._read(at, header)
+                size = int.from_bytes(head[8:header], "little")
+                if len(head) < header or size < header or at + size > self.size:
+                    raise self._damaged(f"the global heap collection at byte {at} has a corrupt size ({size})")
+                heap = self._read(at, size)
+                p = header
+                while p + object_header <= size:
+                    index = int.from_bytes(heap[p:p + 2], "little")
+                    nbytes = int.from_bytes(heap[p + 8:p + object_header], "little")
+                    need = object_header + (nbytes + 7) // 8 * 8 if index else nbytes
+                    if need <= 0 or p + need > size:
+                        raise self._damaged(f"object {index} of the global heap collection at byte {at} has a "
+                                            f"corrupt size ({nbytes})")
+                    p += need
+            pos = max(pos, start + length)
+
+    def _find(self, pattern, start, end, step=1 << 24):
+        """Offsets of `pattern` in the bytes [start, end) of the HDF5 file, read a piece at a time."""
+        pos = start
+        while pos < end:
+            stop = min(step, end - pos)  # matches starting here or later belong to the next piece
+            piece = self._read(pos, stop + len(pattern) - 1)
+            at = piece.find(pattern)
+            while -1 < at < stop:
+                yield pos + at
+                at = piece.find(pattern, at + 1)
+            pos += step
+
+    def _check_attrs(self, obj, path):
+        """The names of `obj`'s attributes, each one's header parsed (never its value) and its type checked.
+
+        HDF5 reads some damaged attributes into a crash of the process; parsing type, shape and storage
+        size first turns most damage into an error here, and values of other types are never read.
+        """
+        names = []
+        for name in obj.attrs:
+            _probe_attr(obj.attrs, name, path, self.label)
+            names.append(name)
+        return names
 
     def _check_dataset(self, dset, path):
         dtype = dset.dtype
@@ -395,6 +469,10 @@ class H5Source:
                 f"{self.label}: refused the dataset '{path}': it declares {nbytes} bytes but stores {stored} "
                 "(a decompression bomb).")
         extent = None
+        if not self.verified and stored and plist.get_layout() == h5py.h5d.CONTIGUOUS:
+            offset = dset.id.get_offset()
+            if offset is not None:
+                self._raw_extents.append((int(offset), int(stored)))
         if self.verified and nbytes:
             offset = dset.id.get_offset() if plist.get_layout() == h5py.h5d.CONTIGUOUS else None
             entry = self._extents.get(offset)
@@ -421,6 +499,26 @@ class H5Source:
 
     def has_group(self, path):
         return path in self.children
+
+    def node(self, path):
+        """The h5py group or dataset at `path` ('' is the root), found by the walk on opening."""
+        if path and path not in self.children and path not in self.datasets:
+            raise KeyError(f"kerasckpt bug: '{path}' is not in {self.label}")
+        try:
+            return self.file[path] if path else self.file
+        except Exception as err:
+            raise self._damaged(f"'{path}' cannot be opened ({type(err).__name__}: {err})") from None
+
+    def has_attr(self, path, key):
+        """Whether the object at `path` has the attribute `key` (or its split form `key0`, `key1`, ...)."""
+        names = self.attr_names.get(path, ())
+        return key in names or f"{key}0" in names
+
+    def attr(self, path, key):
+        """The string, string-list or number attribute `key` of the object at `path`; None if it has none."""
+        if not self.has_attr(path, key):
+            return None
+        return read_attr(self.node(path), key, self.label)
 
     # ------------------------------------------------------------------ data
     def read_many(self, paths):
@@ -500,13 +598,49 @@ class H5Source:
             pass
 
 
+def _probe_attr(attrs, name, path, label):
+    """Parse the header of one attribute (type, shape, storage size) without reading its value."""
+    where = f"attribute '{name}' of '{path}'" if path else f"root attribute '{name}'"
+    aid = attrs.get_id(name)
+    kind = aid.get_type().get_class()
+    if kind not in _ATTR_CLASSES:
+        raise CheckpointDamagedError(
+            f"{label} is damaged: {where} has an HDF5 {_TYPE_NAMES.get(kind, f'class-{kind}')} type, which neither "
+            "Keras nor kerasckpt writes (a flipped bit can change a type; reading it can crash HDF5), so the file "
+            "is not read. Restore it from a backup or save it again.")
+    aid.dtype  # noqa: B018 (parses the type; raises on a damaged one)
+    shape = aid.shape
+    count = 0 if shape is None else int(np.prod(shape, dtype=np.float64))
+    if count:
+        stored = aid.get_storage_size()  # raises on a damaged header; is 0 for an empty attribute
+        if stored < count or stored > _MAX_ATTR_BYTES:
+            raise CheckpointDamagedError(f"{label} is damaged: {where} declares {count} values in {stored} bytes. "
+                                         f"{ADVICE}")
+
+
 def read_attr(node, key, label):
-    """A string or string-list attribute (also split `key0`, `key1`, ... as Keras 2 wrote big ones)."""
+    """A string or string-list attribute (also split `key0`, `key1`, ... as Keras 2 wrote big ones).
+
+    Any failure (HDF5 errors, bytes that are not UTF-8) raises CheckpointDamagedError naming `label`.
+    """
+    try:
+        return _read_attr(node, key, label)
+    except CheckpointError:
+        raise
+    except Exception as err:
+        raise CheckpointDamagedError(f"{label} is damaged: attribute '{key}' cannot be read "
+                                     f"({type(err).__name__}: {err}). {ADVICE}") from None
+
+
+def _read_attr(node, key, label):
+    path = node.name.lstrip("/")
     if key in node.attrs:
+        _probe_attr(node.attrs, key, path, label)
         value = node.attrs[key]
     elif f"{key}0" in node.attrs:
         parts, i = [], 0
         while f"{key}{i}" in node.attrs:
+            _probe_attr(node.attrs, f"{key}{i}", path, label)
             parts.extend(np.atleast_1d(node.attrs[f"{key}{i}"]).tolist())
             i += 1
         value = parts
@@ -516,10 +650,14 @@ def read_attr(node, key, label):
 
 
 def _decode(value, key, label):
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, str):
-        return value
+    try:
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        if isinstance(value, str):
+            value.encode("utf-8")  # h5py decodes invalid UTF-8 into lone surrogates, which nothing can print
+            return value
+    except UnicodeError:
+        raise CheckpointDamagedError(f"{label} is damaged: attribute '{key}' is not UTF-8 text. {ADVICE}") from None
     if isinstance(value, np.ndarray):
         if value.size == 0:
             return []

@@ -235,12 +235,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
                 raise CheckpointFormatError(f"{archive.label} has no {CONFIG}: it is not a Keras model archive.")
             config = archive.read_json(CONFIG)
             ctx = serialization.Context(archive.label, custom_objects, safe_mode)
-            model = serialization.deserialize_model(config, ctx, CONFIG)
-            compile_cfg = config.get("compile_config") if compile else None
-            if compile_cfg:
-                serialization.compile_from_config(model, compile_cfg, ctx, f"{CONFIG}.compile_config")
-                if model.built:
-                    model.optimizer.build(model.trainable_weights)
+            with _files.rebuilding(archive.label, CONFIG):
+                model = serialization.deserialize_model(config, ctx, CONFIG)
+                compile_cfg = config.get("compile_config") if compile else None
+                if compile_cfg:
+                    serialization.compile_from_config(model, compile_cfg, ctx, f"{CONFIG}.compile_config")
+                    if model.built:
+                        model.optimizer.build(model.trainable_weights)
             src = archive.weights_source()
             try:
                 if model.built:

@@ -118,11 +118,9 @@ def save_weights(model, filepath, overwrite=True):
 def plan_weights(model, src, group_path=None):
     """A RestorePlan matching the layer groups of a legacy file to `model.layers` by order."""
     plan = h5.RestorePlan(src)
-    root = src.file
     if group_path is None:
         group_path = "model_weights" if src.has_group("model_weights") else ""
-    group = root[group_path] if group_path else root
-    names = _name_list(h5file.read_attr(group, "layer_names", src.label))
+    names = _name_list(src.attr(group_path, "layer_names"))
     if names is None:
         raise CheckpointFormatError(f"{src.label} has no 'layer_names': it is not a Keras 2 (legacy .h5) weights "
                                     "file. Files named .weights.h5 use Keras 3's layout.")
@@ -132,7 +130,7 @@ def plan_weights(model, src, group_path=None):
         if not isinstance(name, str) or not src.has_group(f"{prefix}{name}"):
             plan.problem(f"layer group '{prefix}{name}' listed in 'layer_names' is missing")
             continue
-        weight_names = _name_list(h5file.read_attr(group[name], "weight_names", src.label)) or []
+        weight_names = _name_list(src.attr(f"{prefix}{name}", "weight_names")) or []
         if weight_names:
             saved.append((name, weight_names))
     layers = [layer for layer in model.layers if _legacy_weights(layer)]
@@ -145,20 +143,30 @@ def plan_weights(model, src, group_path=None):
         variables = _legacy_weights(layer)
         if len(variables) != len(weight_names):
             plan.problem(f"'{prefix}{name}' holds {len(weight_names)} weights but layer '{layer.name}' has "
-                         f"{len(variables)} ({[v.path for v in variables]})")
+                         f"{len(variables)} ({[v.path for v in variables]})", _under(src, f"{prefix}{name}"))
             continue
         for var, weight_name in zip(variables, weight_names):
             plan.add(var, f"{prefix}{name}/{weight_name}", f"'{prefix}{name}/{weight_name}'")
     top = f"{prefix}top_level_model_weights"
     if src.has_group(top):
-        weight_names = _name_list(h5file.read_attr(root[top], "weight_names", src.label)) or []
+        weight_names = _name_list(src.attr(top, "weight_names")) or []
         own = list(model._trainable_variables) + list(model._non_trainable_variables)
         if len(weight_names) != len(own):
-            plan.problem(f"'{top}' holds {len(weight_names)} weights but the model has {len(own)} of its own")
+            plan.problem(f"'{top}' holds {len(weight_names)} weights but the model has {len(own)} of its own",
+                         _under(src, top))
         else:
             for var, weight_name in zip(own, weight_names):
                 plan.add(var, f"{top}/{weight_name}", f"'{top}/{weight_name}'")
+    # Datasets no listed weight name reaches (a layer group missing from `layer_names`, a weight missing from
+    # `weight_names`) are weights the model does not have. Keras ignores them; here they count as a mismatch.
+    others = [p for p in src.datasets if p.startswith(prefix) and not p.startswith(("optimizer_weights/",
+                                                                                   f"{h5.STATE_GROUP}/"))]
+    plan.check_unmatched(others, lambda p: (prefix + p[len(prefix):].split("/", 1)[0], None))
     return plan
+
+
+def _under(src, group):
+    return [p for p in src.datasets if p.startswith(f"{group}/")]
 
 
 def _name_list(value):
@@ -171,7 +179,7 @@ def plan_optimizer(plan, model, src):
     optimizer = getattr(model, "optimizer", None)
     if not src.has_group("optimizer_weights") or optimizer is None:
         return
-    names = _name_list(h5file.read_attr(src.file["optimizer_weights"], "weight_names", src.label)) or []
+    names = _name_list(src.attr("optimizer_weights", "weight_names")) or []
     h5.plan_optimizer(plan, model, optimizer, [f"optimizer_weights/{n}" for n in names], "'optimizer_weights'")
 
 
@@ -184,20 +192,21 @@ def load_weights_from(model, src, skip_mismatch=False, include_optimizer=True):
 
 
 def load_model_from(src, custom_objects=None, compile=True, safe_mode=True):
-    text = h5file.read_attr(src.file, "model_config", src.label)
+    text = src.attr("", "model_config")
     if text is None:
         raise CheckpointFormatError(
             f"{src.label} has no model config: it holds weights only. Build the model in Python and call "
             "model.load_weights() instead.")
     ctx = serialization.Context(src.label, custom_objects, safe_mode)
     config = serialization.parse_json(text, src.label, "model_config")
-    model = serialization.deserialize_model(config, ctx, "model_config")
-    training = h5file.read_attr(src.file, "training_config", src.label) if compile else None
-    if training is not None:
-        cfg = serialization.parse_json(training, src.label, "training_config")
-        serialization.compile_from_config(model, cfg, ctx, "training_config", legacy=True)
-        if model.built:
-            model.optimizer.build(model.trainable_weights)
+    training = src.attr("", "training_config") if compile else None
+    with _files.rebuilding(src.label, "model_config"):
+        model = serialization.deserialize_model(config, ctx, "model_config")
+        if training is not None:
+            cfg = serialization.parse_json(training, src.label, "training_config")
+            serialization.compile_from_config(model, cfg, ctx, "training_config", legacy=True)
+            if model.built:
+                model.optimizer.build(model.trainable_weights)
     if model.built:
         load_weights_from(model, src, skip_mismatch=False, include_optimizer=training is not None)
     elif h5.has_layer_weights(src):
