@@ -506,14 +506,16 @@ class _Restoration:
     def _commit(self, plan, value_of):
         for target, key, index in plan.assign:
             value = value_of(key)
+            in_build = tracking.active_transaction() is not None  # only then can these assignments be undone
             if isinstance(target, tuple):
                 generator, field = target
-                tracking.on_rollback(lambda g=generator, f=field, old=getattr(generator, field): setattr(g, f, old))
+                if in_build:
+                    tracking.on_rollback(lambda g=generator, f=field, old=getattr(generator, field): setattr(g, f, old))
                 setattr(generator, field, int(value))
                 self.matched.add(generator)
             else:
-                if not tracking.created_in_transaction(target):  # a new variable is dropped by a rollback
-                    tracking.on_rollback(lambda v=target, old=target.numpy(): v.assign(old))
+                if in_build and not tracking.created_in_transaction(target):  # a new one is dropped by a rollback
+                    tracking.on_rollback(lambda v=target, old=target.numpy(): v.assign(old))  # copies: only here
                 target.assign(value)
                 self.matched.add(target)
                 self.obj_node[target] = index

@@ -261,3 +261,18 @@ def test_unused_value_is_not_matched_to_an_object_that_got_its_value(tmp_path):
     status.expect_partial()
     message = str(info.value)
     assert "model/dense_3/kernel" in message and "did you mean" not in message
+
+
+def test_a_restore_outside_a_build_copies_no_variable_for_rollback(tmp_path, monkeypatch):
+    """Undo copies are only needed inside a build transaction; a plain load must not double memory."""
+    src = TwoDense()
+    src(X)
+    path = Checkpoint(model=src).save(tmp_path / "ck")
+    dst = TwoDense()
+    dst(X)
+    copies = []
+    real = kerasckpt.Variable.numpy
+    monkeypatch.setattr(kerasckpt.Variable, "numpy", lambda self: (copies.append(self.path), real(self))[1])
+    Checkpoint(model=dst).restore(path).assert_consumed()
+    monkeypatch.undo()
+    assert copies == [] and same_weights(src, dst)
