@@ -19,3 +19,12 @@ def kit(request):
 def data_dir():
     """tests/data: Keras-written fixture files (see make_keras_fixtures.py)."""
     return DATA
+
+
+@pytest.fixture
+def model(kit):
+    """A compiled Sequential model trained for one epoch (weights, optimizer slots and all)."""
+    model = kit.make_model("sequential")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(*kit.tiny_data(), epochs=1, verbose=0)
+    return model

@@ -14,14 +14,6 @@ from kerasckpt.saving import h5file
 WEIGHT_NAMES = ["w.weights.h5", "w.h5", "m.keras"]
 
 
-@pytest.fixture
-def model(kit):
-    model = kit.make_model("sequential")
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(*kit.tiny_data(), epochs=1, verbose=0)
-    return model
-
-
 def save(model, path):
     (model.save if str(path).endswith((".keras",)) or path.name.startswith("m.") else model.save_weights)(path)
 

@@ -8,14 +8,6 @@ import pytest
 from kerasckpt.errors import CheckpointFormatError
 
 
-@pytest.fixture
-def model(kit):
-    model = kit.make_model("sequential")
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(*kit.tiny_data(), epochs=1, verbose=0)
-    return model
-
-
 @pytest.mark.parametrize("saved, ending", [
     ("w.weights.h5", "'.weights.h5'"), ("m.keras", "'.keras'"), ("legacy.h5", "'.h5'"), ("m.h5", "'.h5'")])
 def test_a_file_without_a_known_ending_names_its_format(model, saved, ending, tmp_path):

@@ -14,14 +14,6 @@ import kerasckpt
 from kerasckpt.errors import CheckpointFormatError, UnknownObjectError, UnsafeCheckpointError
 
 
-@pytest.fixture
-def model(kit):
-    model = kit.make_model("sequential")
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(*kit.tiny_data(), epochs=1, verbose=0)
-    return model
-
-
 def plain_weights(model, tmp_path, name="plain.weights.h5"):
     """The model's weights as Keras would write them (no user block), to be tampered with."""
     ours = tmp_path / "ours.weights.h5"
