@@ -504,9 +504,9 @@ class _Restoration:
 
     # ------------------------------------------------------------------ applying
     def _commit(self, plan, value_of):
+        in_build = tracking.active_transaction() is not None  # only then can these assignments be undone
         for target, key, index in plan.assign:
             value = value_of(key)
-            in_build = tracking.active_transaction() is not None  # only then can these assignments be undone
             if isinstance(target, tuple):
                 generator, field = target
                 if in_build:
