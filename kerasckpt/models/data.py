@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from kerasckpt.layers.base import flatten, map_structure
-from kerasckpt.random import SeedGenerator
+from kerasckpt.random import SeedGenerator, stream_generator
 
 
 def _as_array(x, what):
@@ -109,8 +109,7 @@ class BatchStream:
     def _current_order(self):
         if self._order is None:
             if self.shuffle:
-                gen = np.random.Generator(np.random.Philox(key=self.seeds.seed, counter=self.seeds.counter))
-                self._order = gen.permutation(self.size)
+                self._order = stream_generator(self.seeds.seed, self.seeds.counter).permutation(self.size)
             else:
                 self._order = np.arange(self.size)
         return self._order

@@ -28,7 +28,7 @@ class Record(Callback):
         self.seen.append(batch)
 
 
-def _fit(callbacks, epochs=EPOCHS, seed=3):
+def _fit(callbacks, epochs=EPOCHS, seed=0):
     """A small regression fit() whose loss goes up and down (SGD with a large momentum), so the best
     epoch of EarlyStopping is not the last; returns the model."""
     kerasckpt.utils.clear_session()
