@@ -1,5 +1,10 @@
-"""Small public helpers: seeding and session reset."""
+"""Small public helpers: seeding, session reset, and the data-pipeline classes `PyDataset` and `DatasetIterator`."""
 from kerasckpt import random as _random
+from kerasckpt.data.iterator import DatasetIterator
+from kerasckpt.data.py_dataset import PyDataset
+
+__all__ = ["set_random_seed", "clear_session", "get_uid", "pack_x_y_sample_weight", "unpack_x_y_sample_weight",
+           "PyDataset", "DatasetIterator"]
 
 _uid_counters = {}
 

@@ -466,6 +466,8 @@ class _Restoration:
         for target, key, index in plan.assign:
             dtype, shape = self.meta[key]
             have_shape, have_dtype = _shape_dtype(target)
+            if getattr(target, "any_shape", False):  # a state whose length varies (a DatasetIterator's)
+                have_shape = shape
             if tuple(shape) != tuple(have_shape) or dtype.newbyteorder("=") != have_dtype:
                 name = target[0].__class__.__name__ + "." + target[1] if isinstance(target, tuple) else \
                     f"variable '{target.path}'"
