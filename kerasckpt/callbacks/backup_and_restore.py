@@ -224,7 +224,7 @@ class BackupAndRestore(Callback):
         for name in sorted(set(saved_args) | set(args)):
             if name not in MAY_CHANGE and saved_args.get(name) != args.get(name):
                 differences.append(f"fit argument {name}: {saved_args.get(name)!r} in the backup, {args.get(name)!r} now")
-        saved_states, states = set(metadata["loop"]["callbacks"]), set(loop.callbacks.get_state())
+        saved_states, states = set(metadata["loop"]["callbacks"]), _stateful_keys(loop.callbacks)
         for key in sorted(saved_states - states):
             differences.append(f"the backup has the state of callback '{key}', which this fit() does not have")
         for key in sorted(states - saved_states):
@@ -248,6 +248,21 @@ class BackupAndRestore(Callback):
 
     def get_state(self):
         return None  # its state is the backup on disk
+
+
+def _stateful_keys(callbacks):
+    """State keys of the callbacks that hold state (`get_state()` is not None), as a backup records them."""
+    keys = set()
+    for key, callback in callbacks.callbacks_by_state_key().items():
+        if type(callback).get_state is Callback.get_state:
+            continue
+        try:
+            if callback.get_state() is None:
+                continue
+        except Exception:  # not ready before its on_train_begin: it overrides get_state(), so it holds state
+            pass
+        keys.add(key)
+    return keys
 
 
 def _assign(graph, values, global_random_state):

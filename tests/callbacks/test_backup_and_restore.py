@@ -354,3 +354,29 @@ def test_a_resume_with_other_stateful_callbacks_is_refused_with_the_differences(
         _longer(tmp_path, 3, batch_size=16)
     _, history, _ = _longer(tmp_path, 3, initial_epoch=2, verbose=2)  # both may change: the backup's position wins
     assert history.epoch == [1, 2]
+
+
+def test_a_stateful_callback_not_ready_before_its_on_train_begin_is_matched_by_key(tmp_path):
+    class Counter(Callback):  # its state exists only once on_train_begin ran (after BackupAndRestore's)
+        def on_train_begin(self, logs=None):
+            if not self._take_restored():
+                self.count = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.count += 1
+
+        def get_state(self):
+            return {"count": self.count}
+
+        def set_state(self, state):
+            self.count, self._state_restored = state["count"], True
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit([BackupAndRestore(str(tmp_path), save_freq=1), Counter(), Crash(1, 2)])
+    counter = Counter()
+    _fit([BackupAndRestore(str(tmp_path)), counter])
+    assert counter.count == EPOCHS * 6
+    with pytest.raises(KeyboardInterrupt):
+        _fit([BackupAndRestore(str(tmp_path), save_freq=1), Counter(), Crash(1, 2)])
+    with pytest.raises(kerasckpt.errors.CheckpointMismatchError, match="backup has the state of callback 'Counter'"):
+        _fit([BackupAndRestore(str(tmp_path))])
