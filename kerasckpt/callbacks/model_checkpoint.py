@@ -136,7 +136,9 @@ class ModelCheckpoint(MonitorCallback):
 
     Note: every write is atomic, so a crash mid-save never loses the previous file; a NaN monitored
     value is never "best" and does not block later improvements; with `save_best_only` or `save_top_k`
-    a missing `monitor` warns once and saves nothing (Keras warns and saves), and `save_top_k` skips a
+    a `val_` monitor that this `fit()` never logs (no validation, or saving on batches) raises a
+    `ValueError` before training (Keras warns and saves every unscored model as the best); a `monitor`
+    missing at some epochs warns once and saves nothing then (Keras saves), and `save_top_k` skips a
     NaN value, so a file that cannot be ranked never replaces ranked ones; `best`, `best_filepath` and the
     files written survive a resume through `get_state()`/`set_state()`; the file at `best_filepath`
     is never deleted by `save_top_k`/`max_to_keep`, and only files this callback wrote are deleted.
@@ -181,6 +183,7 @@ class ModelCheckpoint(MonitorCallback):
     def on_train_begin(self, logs=None):
         self._finish_pending()  # a save left in flight by an interrupted fit() with this callback
         self._check_fixed_directory()
+        self._check_monitor_can_appear()
         self._last_save_time = time.monotonic()
 
     def on_train_end(self, logs=None):
@@ -289,6 +292,27 @@ class ModelCheckpoint(MonitorCallback):
         self._record(filepath, epoch, batch, current)
         if self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
+
+    def _check_monitor_can_appear(self):
+        """Refuse before training a `val_` monitor that this fit() never logs where this callback saves."""
+        if not (self.save_best_only or self.save_top_k) or not self.monitor.startswith("val_"):
+            return
+        loop = getattr(self.model, "_fit_loop", None)  # None when a CallbackList is driven by hand
+        if loop is None:
+            return
+        if self.save_freq != "epoch":
+            reason = f"it saves on batches (save_freq={self.save_freq!r}), whose logs never hold 'val_' keys"
+        elif not loop.validates:
+            reason = ("this fit() validates at no epoch (no validation_data or validation_split, or a "
+                      "validation_freq that selects none of its epochs)")
+        else:
+            return
+        option = "save_best_only=True" if self.save_best_only else f"save_top_k={self.save_top_k}"
+        keys = ", ".join(getattr(self.model, "metrics_names", None) or ["loss"])
+        raise ValueError(
+            f"ModelCheckpoint({option}, monitor={self.monitor!r}) would save nothing in this fit(): {reason}, so "
+            f"{self.monitor!r} never reaches it. The logs will have: {keys}. Pass validation_data= (or "
+            "validation_split=) to fit() with save_freq='epoch', or set monitor= to one of those keys.")
 
     def _check_fixed_directory(self):
         """Fail before training when the directory part that no field can change is blocked by a file."""
