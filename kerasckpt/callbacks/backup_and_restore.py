@@ -29,7 +29,11 @@ class BackupAndRestore(Callback):
 
     The backup holds the weights, the optimizer (slots, iterations, learning rate), BatchNormalization
     statistics, Dropout random streams, the metric accumulators of the current epoch, the shuffle order
-    position, the global random state, the History so far and every other callback's `get_state()`.
+    position, the global random state, the History so far and every other callback's `get_state()`, and
+    where a `PyDataset` is (epoch and batch) with its state: its SeedGenerators, its epoch count and its
+    `get_state()` (without one, its epoch hooks are replayed on resume, loading no batch). A generator
+    cannot be put back: that is said once at `on_train_begin`, and a resumed run continues at the saved
+    epoch and batch with the batches the new generator yields.
 
     Args:
         backup_dir: directory for the backup files (created on demand).
@@ -94,6 +98,12 @@ class BackupAndRestore(Callback):
         _check_backup_dir(self.backup_dir)  # a file may have taken its place since the constructor
         self._batches_since_save = 0
         loop.add_saver(self._at_consistent_point)
+        unpositionable = getattr(loop, "unpositionable", [])
+        if unpositionable:
+            warnings.warn(f"BackupAndRestore cannot put {' and '.join(unpositionable)} back where it was: a resumed "
+                          "run continues at the saved epoch and batch with the batches a new generator yields, not "
+                          "the ones the interrupted run would have seen, so it is not an exact resume. A PyDataset's "
+                          "position and state are backed up.", UserWarning, stacklevel=2)
         self.wait_until_finished()  # a backup left in flight by an interrupted fit() with this callback
         _background.wait_for_paths(self._prefixes())  # ... or by another BackupAndRestore on this directory
         candidates = self._backups_newest_first()

@@ -34,9 +34,11 @@ class _Bar:
     _BAR = "{n_fmt}/{total_fmt} |{bar:20}| {elapsed}<{remaining}, {rate_fmt}"
     _NO_TOTAL = "{n_fmt}/Unknown {elapsed}, {rate_fmt}"
 
-    def __init__(self, target, verbose, interval=0.1):
+    def __init__(self, target, verbose, interval=0.1, timer=None):
         self.target, self.verbose, self.interval = target, verbose, interval
         self.start = time.time()
+        self.timer = timer  # a data source's `wait_seconds` (a PyDataset or a generator), or None
+        self.wait_start = timer.wait_seconds if timer is not None else 0.0
         self.seen = 0
         self._next_refresh = 0.0
         self.tqdm = None
@@ -45,8 +47,16 @@ class _Bar:
             self.tqdm = _tqdm(total=target or None, unit="step", file=sys.stdout, leave=True, mininterval=interval,
                               bar_format=self._format, dynamic_ncols=True)
 
-    def _show_logs(self, logs):
-        suffix = _format_logs(logs).replace("{", "{{").replace("}", "}}")
+    def _data_wait(self, final):
+        """` - data wait 35%`: the share of this pass spent waiting for batches (with the seconds at the end)."""
+        if self.timer is None:
+            return ""
+        waited = self.timer.wait_seconds - self.wait_start
+        share = waited / max(time.time() - self.start, 1e-9)
+        return f" - data wait {waited:.1f}s ({share:.0%})" if final else f" - data wait {share:.0%}"
+
+    def _show_logs(self, logs, final=False):
+        suffix = (_format_logs(logs or {}) + self._data_wait(final)).replace("{", "{{").replace("}", "}}")
         self.tqdm.bar_format = self._format + suffix
 
     def update(self, seen, logs):
@@ -56,7 +66,7 @@ class _Bar:
             now = time.monotonic()
             if now >= self._next_refresh:  # format the metrics only when the bar is redrawn
                 self._next_refresh = now + self.interval
-                if logs:
+                if logs or self.timer is not None:
                     self._show_logs(logs)
                 self.tqdm.refresh()
 
@@ -66,15 +76,15 @@ class _Bar:
         if self.tqdm is not None:
             self.tqdm.total = self.target
             self.tqdm.n = self.target
-            if logs:
-                self._show_logs(logs)
+            if logs or self.timer is not None:
+                self._show_logs(logs, final=True)
             self.tqdm.close()
             self.tqdm = None
         elif self.verbose == 2 and self.target:
             elapsed = time.time() - self.start
             digits = len(str(self.target))
             line = f"{self.target:{digits}d}/{self.target} - {elapsed:.0f}s -"
-            line += _format_time(elapsed / self.target) + _format_logs(logs or {})
+            line += _format_time(elapsed / self.target) + _format_logs(logs or {}) + self._data_wait(True)
             print(line, file=sys.stdout)
 
     def close(self):
@@ -94,7 +104,9 @@ class ProgbarLogger(Callback):
     Note:
         The live bar is drawn with tqdm, so its layout differs from Keras's bar; the metrics text
         (Keras's format) is only built when the bar is redrawn, so a batch costs next to nothing.
-        The `verbose=2` line is Keras's.
+        The `verbose=2` line is Keras's. Reading a PyDataset or a generator, the bar (and the
+        `verbose=2` line) also shows ` - data wait 1.2s (35%)`: the time the model waited for
+        batches, so whether data or compute is the bottleneck shows; the bar's rate is batches/s.
     """
 
     def __init__(self):
@@ -164,7 +176,7 @@ class ProgbarLogger(Callback):
 
     def _maybe_init_progbar(self):
         if self.progbar is None:
-            self.progbar = _Bar(self.target, self.verbose)
+            self.progbar = _Bar(self.target, self.verbose, timer=getattr(self.model, "_data_timer", None))
 
     def _update_progbar(self, batch, logs):
         self._maybe_init_progbar()

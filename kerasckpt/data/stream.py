@@ -50,6 +50,7 @@ class DatasetStream:
         self.hooks = hooks
         self.index = 0  # batches taken in this epoch (finite); the next dataset index (endless)
         self.limit = None  # the most batches that will be asked for (prefetching stops there)
+        self.last_index = None  # the dataset index of the batch next() returned last
         self.wait_seconds, self.batches = 0.0, 0  # time spent in next(), and its calls
         self._epochs = dstate.epochs_of(dataset) if hooks else (0, False)
         self._order = None
@@ -125,15 +126,15 @@ class DatasetStream:
                 self.end_epoch()
             if not self.in_epoch:
                 self.begin_epoch()
+            index = self.index if self.num_batches is None else int(self._epoch_order()[self.index])
             if self._fetcher is None:
-                index = self.index if self.num_batches is None else int(self._epoch_order()[self.index])
                 batch = load_batch(self.dataset, self.epoch, index, self.seed)
             else:
                 if not self._fetching:
                     self._fetcher.start_epoch(self.dataset, self.epoch, self.seed, self._indices())
                     self._fetching = True
                 batch = self._fetcher.next()
-            self.index += 1
+            self.index, self.last_index = self.index + 1, index
             if self.limit is not None:
                 self.limit -= 1
             return batch

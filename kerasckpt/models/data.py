@@ -89,6 +89,20 @@ def unpack_validation(validation_data):
                          f"{len(validation_data) if hasattr(validation_data, '__len__') else '?'}.")
     return ArrayData(*validation_data, what="validation x")
 
+def class_weights_to_sample_weights(class_weight, y, sample_weight):
+    """Per-sample weights from `class_weight` and the labels `y` (times `sample_weight` when given)."""
+    if isinstance(y, (list, tuple, dict)):
+        raise ValueError("class_weight is only supported for models with a single output. "
+                         "Pass per-sample weights with `sample_weight` instead.")
+    y = np.asarray(y)
+    labels = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else np.round(y.reshape(len(y), -1)[:, 0]).astype(int)
+    missing = sorted(set(np.unique(labels).tolist()) - set(class_weight))
+    if missing:
+        raise ValueError(f"class_weight has no entry for classes {missing} present in y. "
+                         "Give a weight for every class.")
+    weights = np.array([class_weight[int(c)] for c in labels], dtype="float32")
+    return weights if sample_weight is None else weights * sample_weight
+
 
 class BatchStream:
     """Index arrays of successive batches over passes through `size` samples.

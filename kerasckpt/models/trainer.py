@@ -1,5 +1,5 @@
 """The training loop: compile, fit, evaluate, predict and the *_on_batch methods."""
-import math
+import warnings
 import zlib
 
 import numpy as np
@@ -10,8 +10,9 @@ from kerasckpt import optimizers as optimizers_module
 from kerasckpt.autograd import GradientTape, backpropagate, value_of
 from kerasckpt.callbacks import CallbackList, History
 from kerasckpt.layers.base import flatten, map_structure
-from kerasckpt.models.data import ArrayData, BatchStream, unpack_validation
-from kerasckpt.random import draw_seed
+from kerasckpt.models.data import ArrayData, class_weights_to_sample_weights
+from kerasckpt.models.sources import (ArraySource, DataExhausted, evaluation_source, is_dataset, training_source,
+                                      validation_source, warn_ignored_batch_size)
 from kerasckpt.utils import pack_x_y_sample_weight, unpack_x_y_sample_weight
 
 
@@ -83,6 +84,7 @@ class Trainer:
         self._loss_tracker = None
         self._output_loss_trackers = None
         self._train_vars = None
+        self._data_timer = None  # the source being read (its wait_seconds, batches), for the progress bar
 
     # ------------------------------------------------------------------ compile
 
@@ -282,12 +284,19 @@ class Trainer:
         self._update_metrics(value_of(loss), y, y_pred, sample_weight, len(flatten(x)[0]))
         return _float_logs(self.metrics)
 
+    def _build_needed(self):
+        """Whether the model or its compiled metrics still wait for a first batch."""
+        return not self.built or self._loss_trackers_due() or (self._metric_ids and self._compiled_metrics is None)
+
+    def _loss_trackers_due(self):
+        return self._output_loss_trackers is None and isinstance(self._loss_fns, (list, dict))
+
     def _build_from_data(self, data):
         """Build the model, and resolve the compiled metrics, from one sample (inference mode, no randomness).
 
         Every metric object exists afterwards, before any callback runs, so `model.metrics` has the
         same entries when a run's state is saved and when it is restored."""
-        loss_trackers_due = self._output_loss_trackers is None and isinstance(self._loss_fns, (list, dict))
+        loss_trackers_due = self._loss_trackers_due()
         if not self.built or loss_trackers_due or (
                 self._metric_ids and self._compiled_metrics is None and data.y is not None):
             sample = map_structure(lambda a: a[:1], data.x)
@@ -303,43 +312,60 @@ class Trainer:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
-        """Train for `epochs` epochs on arrays; returns the `History`.
+        """Train for `epochs` epochs on arrays, a `PyDataset` or a generator; returns the `History`.
 
-        Args are Keras's: `batch_size` defaults to 32; `validation_split` takes the last fraction of
-        the samples (before shuffling); `validation_data` is `(x, y)` or `(x, y, sample_weight)`;
-        `steps_per_epoch` draws that many batches per epoch from a stream of shuffled passes;
-        `validation_freq` validates every N epochs (or at the listed 1-based epochs).
+        Args are Keras's: `x` is arrays (with `y`), a `kerasckpt.utils.PyDataset` or a generator / iterator
+        of batches (then `y`, `sample_weight` and `validation_split` are refused and `batch_size` is ignored
+        with a warning); `batch_size` defaults to 32; `validation_split` takes the last fraction of the
+        samples (before shuffling); `validation_data` is `(x, y[, sample_weight])`, a PyDataset or a
+        generator; `steps_per_epoch` draws that many batches per epoch from a stream of shuffled passes
+        (over a generator: that many per epoch until it ends); `validation_freq` validates every N epochs
+        (or at the listed 1-based epochs).
 
         Returns the `History` of this call's epochs, as Keras: resumed by `BackupAndRestore` at epoch 4
         of 10, it holds epochs 4 to 9 (`history.run_history` holds the whole run).
 
-        Note: inputs containing NaN or infinity are refused with an error naming the index, and the
-        shuffle order comes from a counter-based stream saved with the loop state, so a resumed run
-        sees exactly the batches the uninterrupted run would; resumed inside an epoch, that epoch
-        still begins with `on_epoch_begin` (SPEC §3) and goes on at the next batch.
+        Note: inputs containing NaN or infinity are refused with an error naming the index (in a dataset's
+        batch too), and the shuffle order comes from a counter-based stream saved with the loop state, so a
+        resumed run sees exactly the batches the uninterrupted run would (a PyDataset's position and state
+        too); resumed inside an epoch, that epoch still begins with `on_epoch_begin` (SPEC §3) and goes on at
+        the next batch. With `steps_per_epoch`, a PyDataset's epochs run on across `fit()` epochs (Keras cuts
+        a `fit()` epoch short when the dataset's epoch ends); a generator that runs out stops training before
+        an epoch without batches (Keras runs its first batches again).
         """
         self._assert_compiled("fit")
+        warn_ignored_batch_size([("batch_size", batch_size, x), ("validation_batch_size", validation_batch_size,
+                                                                 validation_data)])
         batch_size = self._check_batch_size(batch_size)
         validation_freq = _check_validation_freq(validation_freq)
-        data = ArrayData(x, y, sample_weight)
-        if data.y is None:
-            raise ValueError("fit() needs targets `y` for the compiled loss. Received: y=None.")
-        val = None
-        if validation_data is not None:
-            val = unpack_validation(validation_data)
-        elif validation_split:
-            data, val = data.split(validation_split)
-        data.check_finite()
-        if val is not None:
-            val.check_finite("validation ")
-        if class_weight is not None:
-            data.sample_weight = _class_weights_to_sample_weights(class_weight, data.y, data.sample_weight)
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer. Received: epochs={epochs!r}")
-        self._build_from_data(data)  # before the shuffle seed is drawn, as in a model built beforehand or loaded
-        stream = BatchStream(len(data), batch_size, shuffle=bool(shuffle), seed=draw_seed())
-        steps = steps_per_epoch or stream.batches_per_pass()
-        stream.skip(initial_epoch * steps)  # epoch k sees the same batches whether or not fit() started at 0
+        if validation_data is not None and validation_data is x and is_dataset(x):
+            raise ValueError("validation_data is the same object as x. A dataset cannot be read for training and "
+                             "for validation at once: pass a second instance for validation.")
+        source, val = training_source(x, y, sample_weight, batch_size, shuffle, class_weight,
+                                      validation_split if validation_data is None else 0.0)  # as Keras
+        if validation_data is not None:
+            val = validation_source(validation_data, validation_batch_size or batch_size)
+        source.need_targets = "fit" if type(self).train_step is Trainer.train_step else None
+        if val is not None:
+            val.need_targets = "fit" if type(self).test_step is Trainer.test_step else None
+        try:
+            return self._fit(source, val, epochs, verbose, callbacks, shuffle, class_weight, sample_weight,
+                             initial_epoch, steps_per_epoch, validation_steps, validation_batch_size, validation_freq,
+                             batch_size)
+        finally:
+            source.close()
+            if val is not None:
+                val.close()
+
+    def _fit(self, source, val, epochs, verbose, callbacks, shuffle, class_weight, sample_weight, initial_epoch,
+             steps_per_epoch, validation_steps, validation_batch_size, validation_freq, batch_size):
+        if self._build_needed():
+            self._build_from_data(source.sample())  # before the shuffle seed is drawn, as in a model built beforehand
+        steps = source.start(steps_per_epoch, initial_epoch)
+        if val is not None:
+            val.open()
         verbose = 1 if verbose == "auto" else verbose
         cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
@@ -350,49 +376,60 @@ class Trainer:
             self.optimizer.build(self.trainable_weights)
         self.stop_training = False
         validates = val is not None and _validates_between(initial_epoch, epochs, validation_freq)
-        loop = FitLoop(self, cbs, stream, initial_epoch, validates=validates, fingerprint={
+        loop = FitLoop(self, cbs, source, initial_epoch, validates=validates, validation=val, fingerprint={
             "epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "shuffle": bool(shuffle),
-            "samples": len(data), "validation_samples": None if val is None else len(val),
+            "samples": source.describe(), "validation_samples": None if val is None else val.describe(),
             "validation_freq": validation_freq, "validation_steps": validation_steps,
             "validation_batch_size": validation_batch_size, "initial_epoch": initial_epoch,
             "class_weight": None if class_weight is None else sorted([int(k), float(v)] for k, v in class_weight.items()),
             "sample_weight": _digest(sample_weight)})
-        self._fit_loop = loop
+        self._fit_loop, self._data_timer = loop, source.timer
         training_logs = None
         try:
             cbs.on_train_begin()  # BackupAndRestore may move `loop` to where an earlier run stopped
+            if steps is not None:
+                source.plan(max(0, (epochs - loop.epoch) * steps - loop.step))  # workers load no further
             while loop.epoch < epochs and not self.stop_training:
                 epoch = loop.epoch
+                if loop.step == 0 and not source.has_data():  # a generator used up: no epoch without batches
+                    _warn_out_of_data(source, epoch, epochs)
+                    break
                 if loop.step == 0:  # a run resumed mid-epoch keeps the restored metric accumulators
                     self.reset_metrics()
                 cbs.on_epoch_begin(epoch)  # every epoch that runs batches begins here, a resumed one too
                 loop.epoch_began()
                 self._train_vars = None  # layers frozen or unfrozen before this epoch count from here on
                 logs = {}
-                while loop.step < steps:
+                while steps is None or loop.step < steps:
                     step = loop.step
+                    try:
+                        data = source.next()  # before on_train_batch_begin, as Keras fetches it
+                    except DataExhausted:
+                        if steps is not None:
+                            _warn_out_of_data(source, epoch, epochs, step)
+                        break
                     cbs.on_train_batch_begin(step)
-                    logs = _float_step_logs(self.train_step(pack_x_y_sample_weight(*data.take(stream.next()))),
-                                            "train_step")
+                    logs = _float_step_logs(self.train_step(data), "train_step")
                     loop.step += 1
                     cbs.on_train_batch_end(step, logs)
                     loop.consistent_point("batch", epoch, step)
                     if self.stop_training:
                         break
+                source.end_epoch()
                 epoch_logs = (dict(logs) if logs else _float_logs(self.metrics)) if loop.step else {}
                 if val is not None and _should_validate(epoch, validation_freq):
-                    val_logs = self.evaluate(val.x, val.y, sample_weight=val.sample_weight,
-                                             batch_size=validation_batch_size or batch_size, steps=validation_steps,
-                                             callbacks=cbs, return_dict=True, verbose=0, _data=val)
-                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                    val_logs = self.evaluate(steps=validation_steps, callbacks=cbs, return_dict=True, verbose=0,
+                                             _source=val)
+                    epoch_logs.update({f"val_{k}": v for k, v in (val_logs or {}).items()})
                 loop.epoch, loop.step = epoch + 1, 0
                 cbs.on_epoch_end(epoch, epoch_logs)
                 loop.consistent_point("epoch", epoch, None)
                 training_logs = epoch_logs
+            source.finish()
             self.optimizer.finalize_variable_values(self.trainable_weights)  # EMA weights, as Keras
             cbs.on_train_end(logs=training_logs)
         finally:
-            self._fit_loop = None
+            self._fit_loop, self._data_timer = None, None
         if history is not None:
             self.history = history
         return self.history
@@ -408,32 +445,49 @@ class Trainer:
     # ------------------------------------------------------------------ evaluate / predict
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False, _data=None):
-        """Loss and metrics on data in inference mode.
+                 callbacks=None, return_dict=False, _source=None):
+        """Loss and metrics on data (arrays, a `PyDataset` or a generator) in inference mode.
 
         Returns the loss alone when there are no metrics, else `[loss, *metrics]`, or a dict with
-        `return_dict=True`.
+        `return_dict=True`. A PyDataset is read for one epoch (`steps` batches at most); a generator
+        until it ends or `steps` batches.
         """
         self._assert_compiled("evaluate")
-        batch_size = self._check_batch_size(batch_size)
-        data = _data if _data is not None else ArrayData(x, y, sample_weight)
-        if data.y is None:
-            raise ValueError("evaluate() needs targets `y` for the compiled loss. Received: y=None.")
-        if _data is None:  # fit() checks its validation data once
-            data.check_finite()
-        self._build_from_data(data)
-        n_batches = math.ceil(len(data) / batch_size) if steps is None else min(steps, math.ceil(len(data) / batch_size))
+        if _source is not None:  # validation inside fit(): its source, its timer
+            return self._evaluate(_source, steps, verbose, callbacks, return_dict)
+        warn_ignored_batch_size([("batch_size", batch_size, x)])
+        source = evaluation_source(x, y, sample_weight, self._check_batch_size(batch_size), "evaluate")
+        source.need_targets = "evaluate" if type(self).test_step is Trainer.test_step else None
+        previous, self._data_timer = getattr(self, "_data_timer", None), source.timer
+        try:
+            return self._evaluate(source, steps, verbose, callbacks, return_dict)
+        finally:
+            self._data_timer = previous
+            source.close()
+
+    def _evaluate(self, source, steps, verbose, callbacks, return_dict):
+        if self._build_needed():
+            self._build_from_data(source.sample())
+        n_batches = source.run_length(steps)
         verbose = 1 if verbose == "auto" else verbose
         cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_batches)
         self.reset_metrics()
         cbs.on_test_begin()
-        logs = {}
-        for step in range(n_batches):
+        logs, step = {}, -1
+        for step, data in enumerate(source.run(steps)):
             cbs.on_test_batch_begin(step)
-            logs = _float_step_logs(self.test_step(pack_x_y_sample_weight(
-                *data.take(slice(step * batch_size, (step + 1) * batch_size)))), "test_step")
+            logs = _float_step_logs(self.test_step(data), "test_step")
             cbs.on_test_batch_end(step, logs)
+        if step < 0 and not isinstance(source, ArraySource):
+            if not isinstance(callbacks, CallbackList) or source.what != "validation data":
+                raise ValueError(f"evaluate() received no batch: the {source.what} ({source.describe()}) is used up. "
+                                 "Pass a new generator, or a PyDataset, which can be read again.")
+            warnings.warn(f"The validation data ({source.describe()}) is used up, so this epoch has no val_ logs. "
+                          "Pass validation_steps with a generator that yields that many batches per epoch, or a "
+                          "PyDataset, which fit() reads again at every validation.", UserWarning, stacklevel=3)
+            cbs.on_test_end({})
+            return None
         logs = dict(logs) if logs else _float_logs(self.metrics)  # an overridden test_step's own logs too
         cbs.on_test_end(logs)
         if return_dict:
@@ -442,22 +496,27 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Outputs for `x` in inference mode, batch by batch, as NumPy arrays."""
-        batch_size = self._check_batch_size(batch_size)
-        data = ArrayData(x)
-        n_batches = math.ceil(len(data) / batch_size) if steps is None else steps
-        verbose = 1 if verbose == "auto" else verbose
-        cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
-            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_batches)
-        cbs.on_predict_begin()
-        outputs = []
-        for step in range(n_batches):
-            cbs.on_predict_batch_begin(step)
-            batch = data.take(slice(step * batch_size, (step + 1) * batch_size))[0]
-            out = map_structure(lambda t: np.asarray(value_of(t)), self(batch, training=False))
-            outputs.append(out)
-            cbs.on_predict_batch_end(step, {"outputs": out})
-        cbs.on_predict_end()
+        """Outputs for `x` (arrays, a `PyDataset` or a generator) in inference mode, batch by batch, as NumPy
+        arrays; the targets in a dataset's batches are ignored."""
+        warn_ignored_batch_size([("batch_size", batch_size, x)])
+        source = evaluation_source(x, None, None, self._check_batch_size(batch_size), "predict")
+        previous, self._data_timer = getattr(self, "_data_timer", None), source.timer
+        try:
+            n_batches = source.run_length(steps)
+            verbose = 1 if verbose == "auto" else verbose
+            cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+                callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_batches)
+            cbs.on_predict_begin()
+            outputs = []
+            for step, data in enumerate(source.run(steps)):
+                cbs.on_predict_batch_begin(step)
+                out = map_structure(lambda t: np.asarray(value_of(t)), self(data[0], training=False))
+                outputs.append(out)
+                cbs.on_predict_batch_end(step, {"outputs": out})
+            cbs.on_predict_end()
+        finally:
+            self._data_timer = previous
+            source.close()
         if not outputs:
             raise ValueError("predict() received no samples. Pass at least one sample in `x`.")
         if isinstance(outputs[0], (list, tuple)):
@@ -471,7 +530,7 @@ class Trainer:
         self._assert_compiled("train_on_batch")
         data = ArrayData(x, y, sample_weight)
         if class_weight is not None:
-            data.sample_weight = _class_weights_to_sample_weights(class_weight, data.y, data.sample_weight)
+            data.sample_weight = class_weights_to_sample_weights(class_weight, data.y, data.sample_weight)
         self._build_from_data(data)
         self._train_vars = None  # layers frozen or unfrozen since the last call count from this step on
         self.reset_metrics()  # the logs are this batch's alone, not a running mean over earlier calls
@@ -503,9 +562,12 @@ class FitLoop:
     or an epoch, so a backup never misses an update that a later callback in the list makes.
     """
 
-    def __init__(self, model, callbacks, stream, initial_epoch, fingerprint, validates=True):
-        self.model, self.callbacks, self.stream = model, callbacks, stream
+    def __init__(self, model, callbacks, stream, initial_epoch, fingerprint, validates=True, validation=None):
+        self.model, self.callbacks, self.stream, self.validation = model, callbacks, stream, validation
         self.epoch, self.step = initial_epoch, 0
+        # the sources a restore cannot put back where they were (generators), described for a warning
+        self.unpositionable = [f"the {s.what} ({s.describe()})" for s in (stream, validation)
+                               if s is not None and not s.positionable]
         self.fingerprint = fingerprint
         self.validates = validates  # whether some epoch of this fit() runs validation
         self._savers = []
@@ -532,14 +594,29 @@ class FitLoop:
     def get_state(self):
         """The loop's position and the other callbacks' states, as JSON-ready data."""
         return {"epoch": self.epoch, "step": self.step, "stream": self.stream.get_state(),
+                "validation_stream": None if self.validation is None else self.validation.get_state(),
                 "stop_training": bool(self.model.stop_training), "callbacks": self.callbacks.get_state(),
                 "fingerprint": self.fingerprint}
 
     def set_state(self, state):
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.stream.set_state(state["stream"])
+        if self.validation is not None and state.get("validation_stream") is not None:
+            self.validation.set_state(state["validation_stream"])
         self.model.stop_training = bool(state["stop_training"])
         self.callbacks.set_state(state["callbacks"])
+
+
+def _warn_out_of_data(source, epoch, epochs, step=None):
+    """Keras's warning when a generator ends before `steps_per_epoch * epochs` batches, said once per source."""
+    if getattr(source, "warned_out_of_data", False):
+        return
+    source.warned_out_of_data = True
+    where = f"after batch {step} of epoch {epoch + 1}" if step is not None else f"before epoch {epoch + 1}"
+    warnings.warn(f"Your input ran out of data; interrupting training. The {source.what} ({source.describe()}) ended "
+                  f"{where} of {epochs}: a generator cannot start again, so fit() stops there. Make it yield at least "
+                  "`steps_per_epoch * epochs` batches (an endless generator with steps_per_epoch), or use a PyDataset, "
+                  "which fit() reads once per epoch.", UserWarning, stacklevel=3)
 
 
 def _float_step_logs(logs, step):
@@ -599,19 +676,3 @@ def _validates_between(first, end, validation_freq):
     if isinstance(validation_freq, int):
         return (end // validation_freq) > (first // validation_freq)  # a multiple of it in [first + 1, end]
     return any(first < e <= end for e in validation_freq)
-
-
-def _class_weights_to_sample_weights(class_weight, y, sample_weight):
-    if isinstance(y, (list, tuple, dict)):
-        raise ValueError("class_weight is only supported for models with a single output. "
-                         "Pass per-sample weights with `sample_weight` instead.")
-    y = np.asarray(y)
-    labels = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else np.round(y.reshape(len(y), -1)[:, 0]).astype(int)
-    missing = sorted(set(np.unique(labels).tolist()) - set(class_weight))
-    if missing:
-        raise ValueError(f"class_weight has no entry for classes {missing} present in y. "
-                         "Give a weight for every class.")
-    weights = np.array([class_weight[int(c)] for c in labels], dtype="float32")
-    return weights if sample_weight is None else weights * sample_weight
-
-
