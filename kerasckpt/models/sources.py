@@ -238,7 +238,8 @@ class DatasetSource:
                                                                 self.need_targets)))
 
     def start(self, steps_per_epoch, initial_epoch):
-        return steps_per_epoch or self.open().num_batches
+        stream = self.open()
+        return steps_per_epoch or stream.num_batches
 
     def has_data(self):
         return True
