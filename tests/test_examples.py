@@ -40,3 +40,14 @@ def test_train_longer_after_a_finished_run_equals_one_long_run():
     out = _run("train_longer.py", "--first", "2", "--epochs", "4")
     assert "this fit() trained epochs 3-4 (2 entries in history.history['loss']); the whole run has 4 epochs" in out
     assert out.strip().endswith("bit-identical to one run of 4 epochs: True")
+
+
+@pytest.mark.parametrize("args", [pytest.param([], id="threads"),
+                                  pytest.param(["--processes"], id="processes", marks=pytest.mark.slow)])
+def test_stream_from_disk_resumes_bit_identically_and_keeps_the_best_model(args):
+    out = _run("stream_from_disk.py", *args)
+    accuracies = [float(a) for a in out.split("val_accuracy by epoch [")[1].split("]")[0].split(",")]
+    best = float(out.split("best model (val_accuracy ")[1].split(")")[0])
+    assert best == pytest.approx(max(accuracies), abs=1e-3) and best > 0.6
+    assert "interrupted in the middle of epoch 3; starting again" in out
+    assert out.strip().endswith("resumed run bit-identical to the uninterrupted run: True")
