@@ -9,6 +9,15 @@ from kerasckpt import random as kr
 from kerasckpt.utils import PyDataset
 
 
+def process_alive(pid):
+    """Whether process `pid` still runs (a zombie has exited: only its exit status waits to be read)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()
+    except FileNotFoundError:
+        return False
+
+
 def arrays(n=40, features=5, classes=3, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, features)).astype("float32")
@@ -34,12 +43,16 @@ class Batches(PyDataset):
             with open(os.path.join(self.log_dir, f"{os.getpid()}.log"), "a") as f:
                 f.write(f"{event}\n")
 
-    def __getitem__(self, index):
+    def _start(self, index):
+        """Log the call, fail or take time as asked."""
         self._log(f"get {index}")
         if self.fail_at is not None and index == self.fail_at:
             raise KeyError(f"no record for batch {index}")
         if self.delay:
             time.sleep(self.delay)
+
+    def __getitem__(self, index):
+        self._start(index)
         part = slice(index * self.batch_size, (index + 1) * self.batch_size)
         if self.y is None:
             return self.x[part]
@@ -65,11 +78,7 @@ class Augmented(Batches):
         self.noise = noise
 
     def __getitem__(self, index):
-        self._log(f"get {index}")
-        if self.fail_at is not None and index == self.fail_at:
-            raise KeyError(f"no record for batch {index}")
-        if self.delay:
-            time.sleep(self.delay)
+        self._start(index)
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         x = self.x[rows] + kr.normal(self.x[rows].shape, stddev=self.noise, seed=self.seed_generator)
         return kr.dropout(x, 0.1, seed=self.seed_generator), self.y[rows]

@@ -34,7 +34,7 @@ def test_values_a_state_cannot_hold_are_refused_by_place(value, match):
 
 
 def test_a_stored_object_dtype_is_refused():
-    with pytest.raises(ValueError, match="only numbers"):
+    with pytest.raises(ValueError, match="only arrays of numbers"):
         dstate.decode({"__ndarray__": ["|O", [1], "AAAAAAAAAAA="]})
 
 

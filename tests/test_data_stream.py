@@ -10,7 +10,8 @@ import pytest
 from kerasckpt.data import state as dstate
 from kerasckpt.data.stream import DatasetStream
 
-from pipeline_datasets import Augmented, Batches, DiesAt, Endless, RaisesUnpicklable, WithState, arrays
+from pipeline_datasets import (Augmented, Batches, DiesAt, Endless, RaisesUnpicklable, WithState, arrays,
+                               process_alive)
 
 WORKERS = [pytest.param({}, id="main-thread"), pytest.param({"workers": 3}, id="threads"),
            pytest.param({"workers": 2, "use_multiprocessing": True}, id="processes")]
@@ -30,13 +31,6 @@ def _same(batches_a, batches_b):
 def _worker_threads():
     return [t for t in threading.enumerate() if t.name.startswith("kerasckpt-data-worker")]
 
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return "\nState:\tZ" not in f.read()  # a zombie has exited
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.parametrize("settings", WORKERS)
@@ -149,7 +143,7 @@ def test_an_error_in_getitem_names_the_batch_index_and_stops_the_workers(setting
         assert any(f"data worker process {pid}" in note for note in info.value.__notes__ for pid in pids)
     stream.close()
     assert not _worker_threads()
-    assert not [pid for pid in pids if _alive(pid)]
+    assert not [pid for pid in pids if process_alive(pid)]
 
 
 def test_a_worker_process_that_dies_is_an_error_naming_the_batch():
@@ -196,7 +190,7 @@ def test_closing_ends_every_worker_even_in_the_middle_of_slow_batches(settings, 
     pids = stream.worker_pids
     stream.close()
     assert not _worker_threads()
-    assert not [pid for pid in pids if _alive(pid)]
+    assert not [pid for pid in pids if process_alive(pid)]
 
 
 def test_loading_ahead_stops_at_the_planned_number_of_batches(tmp_path):

@@ -11,7 +11,7 @@ import kerasckpt
 from kerasckpt import layers
 from kerasckpt.callbacks import Callback
 
-from pipeline_datasets import Batches, Endless, arrays
+from pipeline_datasets import Batches, Endless, arrays, process_alive
 
 WORKERS = [pytest.param({}, id="main-thread"), pytest.param({"workers": 2}, id="threads"),
            pytest.param({"workers": 2, "use_multiprocessing": True}, id="processes", marks=pytest.mark.slow)]
@@ -316,13 +316,6 @@ def _logged_pids(log_dir):
     return [int(p.stem) for p in log_dir.glob("*.log")]
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return "\nState:\tZ" not in f.read()
-    except FileNotFoundError:
-        return False
-
 
 @pytest.mark.parametrize("settings", WORKERS[1:])
 @pytest.mark.parametrize("how", ["getitem error", "KeyboardInterrupt", "callback error"])
@@ -341,4 +334,4 @@ def test_errors_and_interruptions_leave_no_worker_behind(tmp_path, settings, how
     assert _no_workers_left()
     workers = [pid for pid in _logged_pids(tmp_path) if pid != os.getpid()]  # this process built the model
     if settings.get("use_multiprocessing"):
-        assert len(workers) == 2 and not [pid for pid in workers if _alive(pid)]
+        assert len(workers) == 2 and not [pid for pid in workers if process_alive(pid)]

@@ -15,7 +15,7 @@ from kerasckpt import layers
 from kerasckpt.callbacks import BackupAndRestore
 
 from crashing import Crash
-from pipeline_datasets import Augmented, WithState, arrays
+from pipeline_datasets import Augmented, WithState, arrays, process_alive
 
 CHILD = os.path.join(os.path.dirname(__file__), "resume_data_child.py")
 
@@ -115,13 +115,6 @@ def test_a_backup_of_another_dataset_is_refused(tmp_path):
 # ---------------------------------------------------------------------- real process death
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return "\nState:\tZ" not in f.read()
-    except FileNotFoundError:
-        return False
-
 
 def _run(mode, workdir, result, settings, kill_after=None):
     """Run the child until it finishes, or SIGKILL it once it reports step `kill_after`; returns its pid."""
@@ -160,8 +153,8 @@ def test_sigkilled_training_on_streaming_data_resumes_bit_identically(tmp_path, 
                        if int(name[:-4]) != pid]
             assert workers
             deadline = time.monotonic() + 10
-            while [w for w in workers if _alive(w)] and time.monotonic() < deadline:
+            while [w for w in workers if process_alive(w)] and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert not [w for w in workers if _alive(w)], "worker processes outlived the killed training process"
+            assert not [w for w in workers if process_alive(w)], "worker processes outlived the killed training process"
     _run(mode, workdir, resumed, settings)
     assert _same_result(straight, resumed)

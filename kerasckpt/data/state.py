@@ -81,7 +81,8 @@ def decode(value):
         if set(value) == {_ARRAY}:
             dtype, shape, data = value[_ARRAY]
             if np.dtype(dtype).kind not in "biufc":
-                raise ValueError(f"A saved dataset state holds an array of dtype {dtype!r}; only numbers can be restored.")
+                raise ValueError(f"A saved dataset state holds an array of dtype {dtype!r}; only arrays of numbers "
+                                 "can be restored.")
             return np.frombuffer(base64.b64decode(data), dtype=np.dtype(dtype)).reshape(shape).copy()
         return {k: decode(v) for k, v in value.items()}
     return value

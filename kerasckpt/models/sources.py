@@ -110,11 +110,42 @@ def evaluation_source(x, y, sample_weight, batch_size, caller):
     return IteratorSource(x, f"data of {caller}()")
 
 
-class ArraySource:
-    """Batches of in-memory arrays: shuffled passes for training, consecutive slices for evaluation."""
+class Source:
+    """What every source offers the loops; the defaults are those of a source with nothing to do there."""
 
-    positionable = True
-    timer = None  # slicing arrays is not worth timing
+    positionable = True  # whether get_state()/set_state() put it back where it was
+    timer = None  # an object with `wait_seconds` (time spent waiting for batches), or None
+    need_targets = None  # the caller ("fit", "evaluate") when every batch must hold targets
+    what = "data"
+
+    def open(self):
+        """Get ready to be read (after the model is built, so seeds are drawn in the same order)."""
+
+    def has_data(self):
+        """Whether another epoch can start (False once a generator is used up)."""
+        return True
+
+    def end_epoch(self):
+        """Called at the end of every fit() epoch."""
+
+    def plan(self, batches):
+        """At most `batches` more batches will be taken (None: unknown); workers load no further."""
+
+    def finish(self):
+        """Called when fit() completed."""
+
+    def close(self):
+        """Stop whatever loads batches (called however fit(), evaluate() or predict() ends)."""
+
+    def get_state(self):
+        return None
+
+    def set_state(self, state):
+        pass
+
+
+class ArraySource(Source):
+    """Batches of in-memory arrays: shuffled passes for training, consecutive slices for evaluation."""
 
     def __init__(self, data, batch_size, shuffle, check=None):
         if check is not None:  # "" or "validation ": how errors name the data
@@ -135,17 +166,8 @@ class ArraySource:
         self.stream.skip(initial_epoch * steps)  # epoch k sees the same batches whether or not fit() started at 0
         return steps
 
-    def open(self):
-        pass
-
-    def has_data(self):
-        return True
-
     def next(self):
         return pack_x_y_sample_weight(*self.data.take(self.stream.next()))
-
-    def end_epoch(self):
-        pass
 
     def run_length(self, steps):
         n = math.ceil(len(self.data) / self.batch_size)
@@ -155,15 +177,6 @@ class ArraySource:
         size = self.batch_size
         for step in range(self.run_length(steps)):
             yield pack_x_y_sample_weight(*self.data.take(slice(step * size, (step + 1) * size)))
-
-    def plan(self, batches):
-        pass
-
-    def finish(self):
-        pass
-
-    def close(self):
-        pass
 
     def get_state(self):
         return None if self.stream is None else self.stream.get_state()
@@ -198,21 +211,17 @@ def _standardize(batch, where, class_weight, need_targets):
     return pack_x_y_sample_weight(data.x, data.y, data.sample_weight)
 
 
-class DatasetSource:
+class DatasetSource(Source):
     """The batches of a PyDataset, read with its workers; its position is saved with the training state."""
-
-    positionable = True
 
     def __init__(self, dataset, shuffle, class_weight, what):
         self.dataset, self.shuffle, self.class_weight, self.what = dataset, bool(shuffle), class_weight, what
         self.stream = None
-        name = type(dataset).__name__
-        self._name = name
+        self._name = type(dataset).__name__
         if shuffle and dataset.num_batches is None:
             warnings.warn("`shuffle=True` was passed, but will be ignored since the data `x` was provided as an "
                           "infinite PyDataset. The PyDataset is expected to already be shuffled.", stacklevel=4)
         self._warned_short = False
-        self.need_targets = None  # the caller ("fit", "evaluate") when batches must hold targets
 
     @property
     def timer(self):
@@ -240,9 +249,6 @@ class DatasetSource:
     def start(self, steps_per_epoch, initial_epoch):
         stream = self.open()
         return steps_per_epoch or stream.num_batches
-
-    def has_data(self):
-        return True
 
     def next(self):
         batch = self.stream.next()
@@ -298,7 +304,7 @@ class DatasetSource:
         self.stream.set_state(state, who="BackupAndRestore")
 
 
-class IteratorSource:
+class IteratorSource(Source):
     """Batches from a generator or iterator: read once, never positioned (a restart takes a fresh one)."""
 
     positionable = False
@@ -308,7 +314,6 @@ class IteratorSource:
         self._peeked = []
         self.wait_seconds, self.batches, self.taken = 0.0, 0, 0
         self._exhausted = False
-        self.need_targets = None
 
     @property
     def timer(self):
@@ -347,9 +352,6 @@ class IteratorSource:
     def start(self, steps_per_epoch, initial_epoch):
         return steps_per_epoch
 
-    def open(self):
-        pass
-
     def has_data(self):
         try:
             self._peeked.append(self._pull())
@@ -361,9 +363,6 @@ class IteratorSource:
         batch = _standardize(self._pull(), self._where(), None, self.need_targets)
         self.taken += 1
         return batch
-
-    def end_epoch(self):
-        pass
 
     def run_length(self, steps):
         return steps
@@ -381,17 +380,5 @@ class IteratorSource:
             count += 1
             yield batch
 
-    def plan(self, batches):
-        pass
-
-    def finish(self):
-        pass
-
-    def close(self):
-        pass
-
-    def get_state(self):
+    def get_state(self):  # set_state() cannot put a generator back: BackupAndRestore says so at on_train_begin
         return {"iterator": _describe(self.iterator), "batches": self.taken}
-
-    def set_state(self, state):
-        pass  # a generator cannot be put back: BackupAndRestore says so at on_train_begin
