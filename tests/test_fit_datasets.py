@@ -335,3 +335,12 @@ def test_errors_and_interruptions_leave_no_worker_behind(tmp_path, settings, how
     workers = [pid for pid in _logged_pids(tmp_path) if pid != os.getpid()]  # this process built the model
     if settings.get("use_multiprocessing"):
         assert len(workers) == 2 and not [pid for pid in workers if process_alive(pid)]
+
+
+def test_evaluate_and_predict_show_the_data_wait_too(capsys):
+    x, y = arrays(40)
+    model = _model()
+    model.evaluate(Batches(x, y, batch_size=8), verbose=1)
+    assert "data wait" in capsys.readouterr().out
+    model.predict(Batches(x, y, batch_size=8), verbose=1)
+    assert "data wait" in capsys.readouterr().out

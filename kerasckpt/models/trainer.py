@@ -454,10 +454,11 @@ class Trainer:
         """
         self._assert_compiled("evaluate")
         if _source is not None:  # validation inside fit(): its source, its timer
-            return self._evaluate(_source, steps, verbose, callbacks, return_dict)
+            return self._evaluate(_source, steps, verbose, callbacks, return_dict, validation=True)
         warn_ignored_batch_size([("batch_size", batch_size, x)])
         source = evaluation_source(x, y, sample_weight, self._check_batch_size(batch_size), "evaluate")
         source.need_targets = "evaluate" if type(self).test_step is Trainer.test_step else None
+        source.open()
         previous, self._data_timer = getattr(self, "_data_timer", None), source.timer
         try:
             return self._evaluate(source, steps, verbose, callbacks, return_dict)
@@ -465,7 +466,7 @@ class Trainer:
             self._data_timer = previous
             source.close()
 
-    def _evaluate(self, source, steps, verbose, callbacks, return_dict):
+    def _evaluate(self, source, steps, verbose, callbacks, return_dict, validation=False):
         if self._build_needed():
             self._build_from_data(source.sample())
         n_batches = source.run_length(steps)
@@ -479,8 +480,8 @@ class Trainer:
             cbs.on_test_batch_begin(step)
             logs = _float_step_logs(self.test_step(data), "test_step")
             cbs.on_test_batch_end(step, logs)
-        if step < 0 and not isinstance(source, ArraySource):
-            if not isinstance(callbacks, CallbackList) or source.what != "validation data":
+        if step < 0 and not isinstance(source, ArraySource):  # a used-up generator
+            if not validation:
                 raise ValueError(f"evaluate() received no batch: the {source.what} ({source.describe()}) is used up. "
                                  "Pass a new generator, or a PyDataset, which can be read again.")
             warnings.warn(f"The validation data ({source.describe()}) is used up, so this epoch has no val_ logs. "
@@ -502,6 +503,8 @@ class Trainer:
         source = evaluation_source(x, None, None, self._check_batch_size(batch_size), "predict")
         previous, self._data_timer = getattr(self, "_data_timer", None), source.timer
         try:
+            source.open()
+            self._data_timer = source.timer
             n_batches = source.run_length(steps)
             verbose = 1 if verbose == "auto" else verbose
             cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
