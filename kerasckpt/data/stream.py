@@ -121,6 +121,8 @@ class DatasetStream:
     def next(self):
         """The next batch as `__getitem__` returned it; a used-up epoch is ended and the next begun."""
         start = time.perf_counter()
+        if self.limit is not None and self.limit <= 0:  # more than planned after all: load ahead as far as needed
+            self.plan(None)
         try:
             if self.epoch_complete:
                 self.end_epoch()
