@@ -102,3 +102,19 @@ def test_a_damaged_iterator_state_is_refused_when_the_iterator_is_next_used():
         next(it)
     with pytest.raises(ValueError, match="not valid JSON"):
         it._state.assign(np.frombuffer(b"\xff{", np.uint8))
+
+
+def test_saving_right_after_a_restore_saves_the_restored_position(tmp_path):
+    x, y = arrays(48)
+    original = DatasetIterator(Augmented(x, y, batch_size=8, seed=3), epochs=2, shuffle=True)
+    for _ in range(7):
+        next(original)
+    first = kerasckpt.Checkpoint(iterator=original).save(str(tmp_path / "a"))
+    expected = list(original)
+    restored = DatasetIterator(Augmented(x, y, batch_size=8, seed=3), epochs=2, shuffle=True)
+    ckpt = kerasckpt.Checkpoint(iterator=restored)
+    ckpt.restore(first)
+    second = ckpt.save(str(tmp_path / "b"))  # before any batch was taken
+    fresh = DatasetIterator(Augmented(x, y, batch_size=8, seed=3), epochs=2, shuffle=True)
+    kerasckpt.Checkpoint(iterator=fresh).restore(second)
+    _same(list(fresh), expected)

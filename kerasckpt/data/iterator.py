@@ -93,6 +93,8 @@ class DatasetIterator(Trackable):
 
     def get_state(self):
         """Where the iterator is and the dataset's state, as JSON data."""
+        if self._pending is not None:  # restored, not applied yet: saving now saves what was restored
+            return self._pending
         return {"stream": self._stream.get_state(), "first_epoch": self._first_epoch, "epochs": self.epochs,
                 "done": self._done}
 
