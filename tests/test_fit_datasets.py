@@ -17,6 +17,14 @@ WORKERS = [pytest.param({}, id="main-thread"), pytest.param({"workers": 2}, id="
            pytest.param({"workers": 2, "use_multiprocessing": True}, id="processes", marks=pytest.mark.slow)]
 
 
+class Reversed(Batches):
+    """A PyDataset defined in a test module: worker processes import it from here."""
+
+    def __getitem__(self, index):
+        x, y = super().__getitem__(index)
+        return x[::-1].copy(), y[::-1].copy()
+
+
 def _model(seed=0):
     kerasckpt.utils.set_random_seed(seed)
     model = kerasckpt.Sequential([layers.Input((5,)), layers.Dense(8, activation="relu"), layers.Dropout(0.2),
@@ -344,3 +352,12 @@ def test_evaluate_and_predict_show_the_data_wait_too(capsys):
     assert "data wait" in capsys.readouterr().out
     model.predict(Batches(x, y, batch_size=8), verbose=1)
     assert "data wait" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_dataset_class_of_a_test_module_loads_in_worker_processes(tmp_path):
+    x, y = arrays(32)
+    data = Reversed(x, y, batch_size=8, workers=2, use_multiprocessing=True, log_dir=str(tmp_path))
+    got = _model().predict(data, verbose=0)
+    np.testing.assert_array_equal(got, _model().predict(Reversed(x, y, batch_size=8), verbose=0))
+    assert [pid for pid in _logged_pids(tmp_path) if pid != os.getpid()]  # loaded in the workers
