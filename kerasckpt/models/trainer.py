@@ -389,6 +389,7 @@ class Trainer:
             cbs.on_train_begin()  # BackupAndRestore may move `loop` to where an earlier run stopped
             if steps is not None:
                 source.plan(max(0, (epochs - loop.epoch) * steps - loop.step))  # workers load no further
+            next_batch = source.next
             while loop.epoch < epochs and not self.stop_training:
                 epoch = loop.epoch
                 if loop.step == 0 and not source.has_data():  # a generator used up: no epoch without batches
@@ -403,7 +404,7 @@ class Trainer:
                 while steps is None or loop.step < steps:
                     step = loop.step
                     try:
-                        data = source.next()  # before on_train_batch_begin, as Keras fetches it
+                        data = next_batch()  # before on_train_batch_begin, as Keras fetches it
                     except DataExhausted:
                         if steps is not None:
                             _warn_out_of_data(source, epoch, epochs, step)
