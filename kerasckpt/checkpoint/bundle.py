@@ -329,7 +329,7 @@ class CheckpointReader:
         self.prefix = resolve_prefix(path)
         self.directory = os.path.dirname(self.prefix)
         self.index_path = self.prefix + ".index"
-        self._maps, self._sizes = {}, {}
+        self._maps, self._sizes, self._files = {}, {}, {}
         self._record = None  # (nodes, metadata, file metadata): read on first use (see `_kerasckpt_record`)
         self._written_names = None  # the data file names when the files were written, when recorded
         blob = self._read_index()
@@ -617,29 +617,54 @@ class CheckpointReader:
                 out.append(name)
         return out
 
-    def _map(self, shard):
-        """The data file as a read-only uint8 array (memory-mapped), after checking its size."""
-        m = self._maps.get(shard)
-        if m is not None:
-            return m
+    def _open(self, shard):
+        """`(descriptor, size)` of a data file, opened once, after checking its size against its values."""
+        opened = self._files.get(shard)
+        if opened is not None:
+            return opened
         path = self._shard_path(shard)
         try:
-            f = open(path, "rb")
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except FileNotFoundError:
             raise self._missing(shard) from None
         except IsADirectoryError:
             raise CheckpointIsADirectoryError(f"'{path}' is a directory, not a data file of checkpoint "
                                               f"'{self.prefix}'.") from None
-        with f:
-            size = os.fstat(f.fileno()).st_size
+        try:
+            size = os.fstat(fd).st_size
             self._check_size(shard, size)
-            if size == 0:
-                m = np.zeros(0, np.uint8)
-            else:
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-                m = np.frombuffer(mm, dtype=np.uint8)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._files[shard] = (fd, size)
+        return fd, size
+
+    def _map(self, shard):
+        """The data file as a read-only uint8 array (memory-mapped), after checking its size."""
+        m = self._maps.get(shard)
+        if m is not None:
+            return m
+        fd, size = self._open(shard)
+        if size == 0:
+            m = np.zeros(0, np.uint8)
+        else:
+            m = np.frombuffer(mmap.mmap(fd, 0, access=mmap.ACCESS_READ), dtype=np.uint8)
         self._maps[shard] = m
         return m
+
+    def _read_bytes(self, entry):
+        """A fresh uint8 array of an entry's bytes, read (not mapped: no page faults) from its data file."""
+        fd, _ = self._open(entry.shard)
+        out = np.empty(entry.size, np.uint8)
+        view, done = memoryview(out), 0
+        while done < entry.size:
+            n = os.preadv(fd, [view[done:]], entry.offset + done) if hasattr(os, "preadv") else \
+                len(_pread_into(fd, view[done:], entry.offset + done))
+            if n <= 0:
+                raise CheckpointDamagedError(f"'{self._shard_path(entry.shard)}' is damaged: it ended while reading "
+                                             f"'{entry.key}' (it was cut short while open). {ADVICE}")
+            done += n
+        return out
 
     def _check_size(self, shard, size):
         path = self._shard_path(shard)
@@ -803,9 +828,7 @@ class CheckpointReader:
                 data[pos:pos + length] = self._map(shard)[offset:offset + length]
                 pos += length
         else:
-            data = np.empty(leaf.size, np.uint8)
-            if leaf.size:
-                data[:] = self._region(leaf)
+            data = self._read_bytes(leaf)
             got = _fileio.checksum_many([data], _PARALLEL_MIN, kind="crc32c")[0]
             if leaf.size and got != _fileio.unmask_crc(leaf.crc32c):  # checked on the copy: what is returned is what was checked
                 raise self._bad_crc(leaf, leaf.shard, leaf.offset, leaf.size, _fileio.unmask_crc(leaf.crc32c), got)
@@ -897,8 +920,17 @@ class CheckpointReader:
         return out
 
     def close(self):
-        """Drop the mappings (arrays returned by `view` keep their file mapped until they are freed)."""
+        """Close the data files and drop the mappings (arrays from `view` keep their file mapped until freed)."""
         self._maps.clear()
+        files, self._files = self._files, {}
+        for fd, _ in files.values():
+            os.close(fd)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001  interpreter shutting down
+            pass
 
     def __enter__(self):
         return self
@@ -906,6 +938,12 @@ class CheckpointReader:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def _pread_into(fd, view, offset):
+    data = os.pread(fd, len(view), offset)
+    view[:len(data)] = data
+    return data
 
 
 def is_complete(prefix):
