@@ -298,7 +298,7 @@ class ModelCheckpoint(MonitorCallback):
         if not (self.save_best_only or self.save_top_k) or not self.monitor.startswith("val_"):
             return
         loop = getattr(self.model, "_fit_loop", None)  # None when a CallbackList is driven by hand
-        if loop is None:
+        if loop is None or loop.epoch >= loop.fingerprint["epochs"]:  # no epoch will run
             return
         if self.save_freq != "epoch":
             reason = f"it saves on batches (save_freq={self.save_freq!r}), whose logs never hold 'val_' keys"

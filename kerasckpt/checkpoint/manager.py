@@ -573,7 +573,10 @@ class CheckpointManager:
 
     # ------------------------------------------------------------------ restoring
     def restore_or_initialize(self):
-        """Restore `latest_checkpoint` and return its path; or call `init_fn` and return None."""
+        """Restore `latest_checkpoint` and return its path; or call `init_fn` and return None.
+
+        That is the newest entry of `checkpoints`, unless another prefix saved a newer checkpoint in the
+        directory since (`Checkpoint.save`, another manager): then that one, as in TensorFlow."""
         self._checkpoint.wait_until_finished()
         latest = self.latest_checkpoint
         if latest is not None:
