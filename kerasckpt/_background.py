@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from kerasckpt import _storage
+
 _lock = threading.Lock()
 _inflight = set()   # writers with a save running
 _unclaimed = set()  # writers holding an error their owner has not collected yet
@@ -40,8 +42,8 @@ class PreparedSave:
     def __init__(self, arrays, write, paths):
         self.arrays = [np.asarray(a) for a in arrays]
         self._write = write
-        self.paths = tuple(os.path.abspath(os.fspath(p)) for p in paths)
-        self.label = os.fspath(paths[0]) if paths else "?"
+        self.paths = tuple(_storage.absolute(_storage.normalize(p)) for p in paths)
+        self.label = _storage.normalize(paths[0]) if paths else "?"
 
     def write(self, arrays=None):
         """Write the file from `arrays` (default: the live arrays, i.e. a foreground save)."""
@@ -174,7 +176,7 @@ class BackgroundWriter:
 
 def wait_for_paths(paths):
     """Wait for any save of this process in flight to one of `paths`; errors stay with their owners."""
-    wanted = {os.path.abspath(os.fspath(p)) for p in paths}
+    wanted = {_storage.absolute(_storage.normalize(p)) for p in paths}
     with _lock:
         writers = list(_inflight)
     for writer in writers:
@@ -185,7 +187,7 @@ def wait_for_paths(paths):
 
 def wait_under(directory):
     """Wait for any save of this process in flight to a path inside `directory`."""
-    root = os.path.join(os.path.abspath(os.fspath(directory)), "")
+    root = _storage.join(_storage.absolute(_storage.normalize(directory)), "")
     with _lock:
         writers = list(_inflight)
     for writer in writers:

@@ -809,3 +809,66 @@ def read_bytes(path, storage_options=None):
         with open(path, "rb") as f:
             return f.read()
     return remote.read_bytes(path)
+
+
+class AppendFile:
+    """A text file written at its end, flushed row by row (`CSVLogger`): `write`, `flush`, `size`, `truncate`, `close`.
+
+    Locally the file itself, opened for appending. On a store, which cannot append, the content is kept in
+    memory and every `flush` uploads it whole (atomically), so the object always holds complete rows.
+    """
+
+    def __init__(self, path, storage_options=None):
+        self.path, self._options = path, storage_options
+        self._remote = is_url(path)
+        if self._remote:
+            self._data = bytearray(read_bytes(path, storage_options) if exists(path, storage_options) else b"")
+            self._dirty = False
+            self.closed = False
+        else:
+            self._file = open(path, "a")
+
+    @property
+    def closed(self):
+        return self._closed if self._remote else self._file.closed
+
+    @closed.setter
+    def closed(self, value):
+        self._closed = value
+
+    def write(self, text):
+        if not self._remote:
+            return self._file.write(text)
+        self._data += text.encode("utf-8")
+        self._dirty = True
+        return len(text)
+
+    def flush(self):
+        if not self._remote:
+            self._file.flush()
+        elif self._dirty:
+            write_bytes(self.path, bytes(self._data), self._options)
+            self._dirty = False
+
+    def size(self):
+        """Bytes in the file, all written text included (flushed or not)."""
+        if self._remote:
+            return len(self._data)
+        self._file.flush()
+        return os.fstat(self._file.fileno()).st_size
+
+    def truncate(self, size):
+        if self._remote:
+            del self._data[size:]
+            self._dirty = True
+        else:
+            self._file.flush()
+            os.ftruncate(self._file.fileno(), size)
+
+    def close(self):
+        if self._remote:
+            if not self._closed:
+                self.flush()
+                self._closed = True
+        else:
+            self._file.close()

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from kerasckpt import _background
+from kerasckpt import _background, _storage
 from kerasckpt import random as _random
 from kerasckpt.callbacks.base import Callback
 from kerasckpt.checkpoint import files
@@ -68,6 +68,7 @@ class BackupAndRestore(Callback):
         if not valid:
             raise ValueError(f"Unrecognized save_freq: {save_freq!r}. Expected 'epoch', a positive number of "
                              "batches, or False (restore only, never back up).")
+        _storage.refuse_url(backup_dir, "back up to")
         self.backup_dir = os.fspath(backup_dir)
         _check_backup_dir(self.backup_dir)
         self.save_freq = save_freq

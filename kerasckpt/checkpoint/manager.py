@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 
-from kerasckpt import _background, _fileio
+from kerasckpt import _background, _fileio, _storage
 from kerasckpt.checkpoint import files
 from kerasckpt.checkpoint.checkpoint import _in_background
 
@@ -231,6 +231,7 @@ def latest_checkpoint(checkpoint_dir, latest_filename=None):
     finds it. Without a state file this is the newest complete numbered checkpoint in the directory;
     None when there is none (TensorFlow: always None).
     """
+    _storage.refuse_url(checkpoint_dir, "find native checkpoints in")
     directory = os.fspath(checkpoint_dir)
     path = os.path.join(directory, latest_filename or STATE_FILE)
     if latest_filename not in (None, STATE_FILE):
@@ -297,6 +298,7 @@ class CheckpointManager:
         if not checkpoint_name or os.sep in checkpoint_name or "/" in checkpoint_name:
             raise ValueError(f"`checkpoint_name` must be a plain file name prefix. Received: {checkpoint_name!r}")
         self._checkpoint = checkpoint
+        _storage.refuse_url(directory, "manage native checkpoints in")
         self._directory = os.fspath(directory)
         self._max_to_keep = max_to_keep
         self._keep_checkpoint_every_n_hours = keep_checkpoint_every_n_hours
