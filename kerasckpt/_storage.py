@@ -784,19 +784,27 @@ def write_bytes(path, data, storage_options=None, if_match=None, if_none_match=F
     return remote.upload(path, data, if_match=if_match, if_none_match=if_none_match)
 
 
-@contextlib.contextmanager
-def open_read(path, storage_options=None):
-    """A read-only descriptor of `path`: the file itself, or the object downloaded (and checked) into memory."""
+def open_descriptor(path, storage_options=None):
+    """A read-only descriptor of `path` (the caller closes it): the file, or the object downloaded into memory.
+
+    A download is checked as it streams against the CRC-32 recorded at upload (see `S3Store._download`).
+    """
     remote = _remote(path, storage_options)
     if remote is None:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    else:
-        fd = memory_file()
-        try:
-            remote.download(path, fd)
-        except BaseException:
-            os.close(fd)
-            raise
+        return os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    fd = memory_file()
+    try:
+        remote.download(path, fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def open_read(path, storage_options=None):
+    """`open_descriptor` as a context manager that closes the descriptor."""
+    fd = open_descriptor(path, storage_options)
     try:
         yield fd
     finally:

@@ -294,3 +294,36 @@ def test_savers_killed_at_random_moments_never_lose_the_best_file(s3, tmp_path, 
         generation = float(probe.layers[0].kernel.numpy()[0, 0])
         assert generation >= 2 and np.all(probe.layers[0].kernel.numpy() == generation)
         assert np.all(probe.layers[0].bias.numpy() == -generation)  # one whole generation, never a mix
+
+
+# ------------------------------------------------------------------------------------------------ the CLI
+def test_the_command_line_tool_reads_verifies_and_writes_urls(s3):
+    model = kerasckpt.Sequential([layers.Input(shape=(4,)), layers.Dense(3)])
+    model.compile(optimizer="adam", loss="mse")
+    model.save(s3.url("run", "model.keras"), storage_options=s3.storage_options)
+    model.save_weights(s3.url("run", "sub", "w.weights.h5"), storage_options=s3.storage_options)
+    env = {**os.environ, **s3.server.env(), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-m", "kerasckpt", *argv], capture_output=True, text=True, env=env,
+                              timeout=120)
+    out = cli("verify", s3.url("run"))
+    assert out.returncode == 0 and "All 2 intact" in out.stdout, out.stderr
+    out = cli("convert", s3.url("run", "model.keras"), s3.url("out", "model.h5"))
+    assert out.returncode == 0, out.stderr
+    assert _same(model, kerasckpt.models.load_model(s3.url("out", "model.h5"), storage_options=s3.storage_options))
+    out = cli("diff", s3.url("run", "model.keras"), s3.url("out", "model.h5"))
+    assert out.returncode == 0, out.stderr
+    damaged = bytearray(s3.get("run/sub/w.weights.h5"))
+    damaged[-100] ^= 0xFF
+    s3.put("run/sub/w.weights.h5", bytes(damaged))  # no upload checksum: the file's own checksums catch it
+    out = cli("verify", s3.url("run", "sub", "w.weights.h5"))
+    assert out.returncode == 1 and "w.weights.h5" in out.stdout
+    out = cli("inspect", s3.url("run", "nope.keras"))
+    assert out.returncode == 2 and "no such file: 's3://" in out.stderr
+    out = cli("--storage-options", '{"anon": true, "client_kwargs": {"endpoint_url": "%s"}}' % s3.server.endpoint,
+              "inspect", s3.url("run", "model.keras"))
+    # the options reach the store: unsigned requests are refused, in one line naming the URL
+    assert out.returncode == 2 and "access denied" in out.stderr and "run/model.keras" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
