@@ -49,6 +49,15 @@ class PreparedSave:
         """Write the file from `arrays` (default: the live arrays, i.e. a foreground save)."""
         return self._write(self.arrays if arrays is None else arrays)
 
+    def run_first(self, step):
+        """Make `write` call `step()` first, on whichever thread writes (work kept off the training thread)."""
+        write = self._write
+
+        def stepped(arrays):
+            step()
+            return write(arrays)
+        self._write = stepped
+
     @property
     def nbytes(self):
         return sum(a.nbytes for a in self.arrays)

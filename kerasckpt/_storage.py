@@ -38,9 +38,9 @@ _CREDENTIALS = {
     "gs": "Set GOOGLE_APPLICATION_CREDENTIALS, or pass storage_options={'token': ...}",
 }
 MAX_ATTEMPTS = 5  # tries of one S3 request (botocore's standard mode: exponential backoff with jitter)
-PART_SIZE = 16 << 20  # multipart upload part size (S3 needs >= 5 MiB); grows so that no upload has > 9000 parts
+PART_SIZE = 32 << 20  # multipart upload part size (S3 needs >= 5 MiB); grows so that no upload has > 9000 parts
 PARTS_IN_FLIGHT = 4
-SINGLE_PUT_MAX = PART_SIZE  # objects up to this size go up in one PutObject
+SINGLE_PUT_MAX = 16 << 20  # objects up to this size go up in one PutObject (copied whole into its body)
 DOWNLOAD_CHUNK = 8 << 20
 DOWNLOAD_RESUMES = 3  # a download cut off mid-stream continues from where it stopped, this many times
 _BORROW_MIN = 64 << 10  # borrowed writes from this size on are referenced, not copied
@@ -690,6 +690,33 @@ def refuse_url(path, action):
 
 def _remote(path, storage_options):
     return store(path, storage_options) if is_url(path) else None
+
+
+def info(path, storage_options=None):
+    """`{"type": "file" | "directory", "size": n}` of `path`, or None when nothing is there (one request on a store)."""
+    remote = _remote(path, storage_options)
+    if remote is not None:
+        found = remote.info(path)
+        return None if found is None else {"type": "directory" if found["type"] == "directory" else "file",
+                                           "size": found.get("size") or 0}
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    import stat
+    return {"type": "directory" if stat.S_ISDIR(st.st_mode) else "file", "size": st.st_size}
+
+
+def is_directory_in_the_way(path, storage_options=None):
+    """Whether a directory stands at `path`, where a file is to be written.
+
+    Object stores have no directories (an object and keys under its name coexist), so for them this is
+    False without a request: a save to a store costs no lookups before its upload.
+    """
+    remote = _remote(path, storage_options)
+    if remote is None:
+        return os.path.isdir(path)
+    return remote.has_directories and isdir(path, storage_options)
 
 
 def exists(path, storage_options=None):

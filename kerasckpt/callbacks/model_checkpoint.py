@@ -4,6 +4,7 @@ import glob
 import os
 import re
 import string
+import threading
 import time
 import warnings
 
@@ -189,6 +190,8 @@ class ModelCheckpoint(MonitorCallback):
         self._writer = _background.BackgroundWriter("ModelCheckpoint") if self.save_in_background else None
         self._pending = None  # the save queued last, counted once its file is complete (JSON-ready, resumable)
         self._queued = False  # whether `_pending` is this object's writer's job (else: from set_state)
+        self._before_known = threading.Event()  # `_pending["before"]` is set (on the writer thread for URLs)
+        self._before_known.set()
 
     # ------------------------------------------------------------------ hooks
 
@@ -286,7 +289,7 @@ class ModelCheckpoint(MonitorCallback):
         current = None if current is None else float(current)
         if not self._should_save(epoch, current, filepath, logs):
             return
-        if _storage.isdir(filepath, self.storage_options):
+        if _storage.is_directory_in_the_way(filepath, self.storage_options):
             raise CheckpointIsADirectoryError(
                 f"ModelCheckpoint cannot save to '{filepath}': it is an existing directory. "
                 "Give a file path (e.g. 'ckpt/model.keras').")
@@ -352,8 +355,20 @@ class ModelCheckpoint(MonitorCallback):
 
     def _queue(self, filepath, epoch, batch, current):
         prepared = self._prepare(filepath)  # configs and JSON state fixed now; arrays copied by submit()
-        self._pending = {"path": filepath, "epoch": epoch, "batch": batch, "value": current,
-                         "before": file_identity(filepath, self.storage_options)}
+        self._pending = {"path": filepath, "epoch": epoch, "batch": batch, "value": current, "before": None}
+        self._before_known.clear()
+        if _storage.is_url(filepath):  # a lookup on a store takes a request: the writer thread makes it
+            pending = self._pending
+
+            def look():
+                try:
+                    pending["before"] = file_identity(filepath, self.storage_options)
+                finally:
+                    self._before_known.set()
+            prepared.run_first(look)
+        else:
+            self._pending["before"] = file_identity(filepath)
+            self._before_known.set()
         try:
             self._writer.submit(prepared)
         except BaseException:
@@ -435,7 +450,12 @@ class ModelCheckpoint(MonitorCallback):
                 "batches_seen_since_last_saving": self._batches_seen_since_last_saving,
                 "last_batch_seen": self._last_batch_seen, "current_epoch": self._current_epoch,
                 "warned_missing": self._warned_missing,
-                "pending": None if self._pending is None else dict(self._pending)}
+                "pending": None if self._pending is None else self._pending_state()}
+
+    def _pending_state(self):
+        if self._queued:
+            self._before_known.wait()
+        return dict(self._pending)
 
     def set_state(self, state):
         self.best, self.best_filepath = state["best"], state["best_filepath"]

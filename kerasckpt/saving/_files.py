@@ -16,11 +16,12 @@ def label(path):
 def check_readable(path, what="file", storage_options=None):
     """`path` as a str (a URL stays one); missing files and directories raise CheckpointError subclasses naming it."""
     path = _storage.normalize(path)
-    if _storage.isdir(path, storage_options):
+    found = _storage.info(path, storage_options)
+    if found is not None and found["type"] == "directory":
         raise CheckpointIsADirectoryError(
             f"{path!r} is a directory, but a {what} was expected. Pass the path of the file itself "
             "(for example 'run/model.keras').")
-    if not _storage.exists(path, storage_options):
+    if found is None:
         parent, name = _storage.split(path)
         try:
             near = sorted(n for n in _storage.listdir(parent or ".", storage_options) if n.startswith(name[:4]))[:5]
@@ -40,7 +41,7 @@ def check_writable(path, overwrite, storage_options=None):
     On a store (a URL) nothing is created but the bucket must exist; an upload killed midway left nothing.
     """
     path = _storage.normalize(path)
-    if _storage.isdir(path, storage_options):
+    if _storage.is_directory_in_the_way(path, storage_options):
         raise CheckpointIsADirectoryError(
             f"Cannot save to {path!r}: it is a directory. Pass a file name such as "
             f"{_storage.join(path, 'model.keras')!r}.")
