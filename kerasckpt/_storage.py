@@ -12,10 +12,13 @@ stream. Errors name the URL and say what to install, set or do.
 # Retries: S3 requests go through botocore's "standard" retry mode only; s3fs's own retry loop is set to
 # one attempt and aiohttp never retries, so a request is tried `total_max_attempts` times, not 5 x 5.
 import asyncio
+import bisect
 import contextlib
+import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import threading
 import zlib
@@ -153,9 +156,9 @@ def translate(err, url, action):
                                         "location: give each run its own directory.")
         return StorageError(f"{where}: the store answered {code}: {message or err}.")
     if names & _CONNECTION_ERRORS or isinstance(err, (ConnectionError, asyncio.TimeoutError)):
-        return StorageConnectionError(f"{where}: the store cannot be reached ({type(err).__name__}: {err}) after "
-                                      f"{MAX_ATTEMPTS} attempts. Check the endpoint and the network; nothing was "
-                                      "replaced, so the previous file, if any, is intact.")
+        return StorageConnectionError(f"{where}: the store cannot be reached ({type(err).__name__}: {err}), retries "
+                                      "included. Check the endpoint and the network; nothing was replaced, so the "
+                                      "previous file, if any, is intact.")
     if isinstance(err, FileNotFoundError):
         return CheckpointNotFoundError(f"{where}: not found ({err}). Check the URL, or save there first.")
     if isinstance(err, PermissionError):
@@ -355,8 +358,13 @@ class S3Store(RemoteStore):
         bucket, _ = self._split(url)
         if bucket in self._buckets:
             return
-        with _errors(url, "use the bucket of"):
-            self._run(self.fs._call_s3, "head_bucket", dict(Bucket=bucket))
+        try:
+            with _errors(url, "use the bucket of"):
+                self._run(self.fs._call_s3, "head_bucket", dict(Bucket=bucket))
+        except CheckpointNotFoundError:  # HeadBucket answers a bare 404
+            raise CheckpointNotFoundError(
+                f"Cannot use {url!r}: the bucket {bucket!r} does not exist. Create it first (kerasckpt never creates "
+                "buckets), or check the URL.") from None
         self._buckets.add(bucket)
 
     def prepare_directory(self, url):
@@ -528,7 +536,6 @@ class S3Store(RemoteStore):
 
     @staticmethod
     def _md5_etag(body):
-        import hashlib
         return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
 
 
@@ -561,7 +568,6 @@ class ImageFile:
 
     def _cut(self, start, stop):
         """Remove [start, stop) from the segments (splitting those that straddle an end)."""
-        import bisect
         i = max(0, bisect.bisect_right(self._starts, start) - 1)
         new_starts, new_segments = self._starts[:i], self._segments[:i]
         while i < len(self._starts) and self._starts[i] < stop:
@@ -583,7 +589,6 @@ class ImageFile:
 
     def pwrite(self, view, offset, borrow=False):
         """Put the bytes of `view` at `offset`; with `borrow`, keep a reference (the buffer must not change)."""
-        import bisect
         view = memoryview(view).cast("B")
         n = len(view)
         if not n:
@@ -611,7 +616,6 @@ class ImageFile:
 
     def pread_into(self, view, offset):
         """Fill `view` from `offset` (holes read as zeros); returns the number of bytes read."""
-        import bisect
         view = memoryview(view).cast("B")
         n = max(0, min(len(view), self._size - offset))
         view[:n] = b"\0" * n if n < (1 << 20) else bytes(n)
@@ -703,7 +707,6 @@ def info(path, storage_options=None):
         st = os.stat(path)
     except OSError:
         return None
-    import stat
     return {"type": "directory" if stat.S_ISDIR(st.st_mode) else "file", "size": st.st_size}
 
 
@@ -765,10 +768,12 @@ def makedirs(path, storage_options=None):
 
 
 def makedirs_for(path, storage_options=None):
-    """`makedirs` of the directory holding `path`."""
-    directory = dirname(path)
-    if directory or is_url(path):
-        makedirs(directory, storage_options)
+    """`makedirs` of the directory holding `path` (on an object store: check the bucket of `path`)."""
+    remote = _remote(path, storage_options)
+    if remote is not None and not remote.has_directories:
+        remote.prepare_directory(path)  # errors name the file, not its "directory"
+    elif dirname(path):
+        makedirs(dirname(path), storage_options)
 
 
 def identity(path, storage_options=None):
