@@ -298,7 +298,7 @@ class ModelCheckpoint(MonitorCallback):
             blocker = blocking_file(dirname)  # checked first: makedirs would fail with a bare errno message
             if blocker is not None:
                 raise blocked_directory_error(filepath, blocker)
-            _storage.makedirs(dirname, self.storage_options)
+        _storage.makedirs_for(filepath, self.storage_options)  # on a store: its bucket is checked, nothing made
         if self._writer is not None:
             self._queue(filepath, epoch, batch, current)
             return
