@@ -297,6 +297,7 @@ def test_savers_killed_at_random_moments_never_lose_the_best_file(s3, tmp_path, 
 
 
 # ------------------------------------------------------------------------------------------------ the CLI
+@pytest.mark.slow
 def test_the_command_line_tool_reads_verifies_and_writes_urls(s3):
     model = kerasckpt.Sequential([layers.Input(shape=(4,)), layers.Dense(3)])
     model.compile(optimizer="adam", loss="mse")
