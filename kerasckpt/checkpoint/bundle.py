@@ -43,7 +43,7 @@ import struct
 
 import numpy as np
 
-from kerasckpt import _fileio
+from kerasckpt import _fileio, _storage
 from kerasckpt.checkpoint import legacy, sstable
 from kerasckpt.checkpoint import protowire as pw
 from kerasckpt.errors import (CheckpointDamagedError, CheckpointFormatError, CheckpointIsADirectoryError,
@@ -280,6 +280,7 @@ def strip_suffix(path):
 
 def resolve_prefix(path):
     """The checkpoint prefix for `path` (a prefix, its .index or a data file); raises for what is not there."""
+    _storage.refuse_url(path or "", "read native checkpoints from")
     if path is None:
         raise CheckpointNotFoundError("No checkpoint path given (None). Pass a path returned by save(), or "
                                       "latest_checkpoint(directory).")
@@ -1092,6 +1093,7 @@ def write_bundle(prefix, entries, max_shard_size=None, alignment=ALIGNMENT):
             files (as TensorFlow's MaxShardSizePolicy does). None: one data file.
         alignment: each value starts at a multiple of this many bytes (zeros between values).
     """
+    _storage.refuse_url(prefix, "write native checkpoints to")
     prefix = os.fspath(prefix)
     directory, base = os.path.split(prefix)
     if not base:
