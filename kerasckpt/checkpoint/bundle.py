@@ -330,7 +330,7 @@ class CheckpointReader:
         self.prefix = resolve_prefix(path)
         self.directory = os.path.dirname(self.prefix)
         self.index_path = self.prefix + ".index"
-        self._maps, self._sizes, self._files = {}, {}, {}
+        self._maps, self._sizes, self._files, self._needed = {}, {}, {}, None
         self._record = None  # (nodes, metadata, file metadata): read on first use (see `_kerasckpt_record`)
         self._written_names = None  # the data file names when the files were written, when recorded
         blob = self._read_index()
@@ -579,9 +579,13 @@ class CheckpointReader:
         return not entry.slices and entry.shard == shard and entry.size > 0
 
     def _needed_size(self, shard):
-        ends = [c[1] + c[2] for e in self._all_entries() if e.chunks for c in e.chunks if c[0] == shard]
-        ends += [e.offset + e.size for e in self._all_entries() if e.chunks is None and self._in_shard(e, shard)]
-        return max(ends, default=0)
+        """How long data file `shard` must be for the values in it (computed once for every shard)."""
+        if self._needed is None:
+            needed = {}
+            for shard_id, offset, length in self.regions():
+                needed[shard_id] = max(needed.get(shard_id, 0), offset + length)
+            self._needed = needed
+        return self._needed.get(shard, 0)
 
     def _missing(self, shard):
         """The error for a data file that is not there; says so when the checkpoint looks renamed or moved."""
