@@ -6,51 +6,12 @@ import numpy as np
 
 from kerasckpt import initializers, ops, random, tracking
 from kerasckpt.autograd import Tensor
+from kerasckpt.symbolic import KerasTensor, Node  # noqa: F401 - re-exported for the layers and models
 from kerasckpt.tracking import Trackable, is_trackable_value
 from kerasckpt.utils import get_uid, snake_case
 from kerasckpt.variables import Variable, name_scope
 
 _training_context = []  # the `training` value of the enclosing layer calls, innermost last
-
-
-class KerasTensor:
-    """A symbolic tensor of the functional API: a shape (None for the batch) and where it came from."""
-
-    def __init__(self, shape, dtype="float32", history=None, name=None):
-        self.shape = tuple(shape)
-        self.dtype = dtype
-        self._keras_history = history  # (layer, node_index, tensor_index)
-        self.name = name
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    def __repr__(self):
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
-
-    def _refuse(self, *args, **kwargs):
-        raise TypeError(
-            "A symbolic input of the functional API cannot be used with operators or NumPy. "
-            "Wrap the computation in a layer (for example Activation or Dense), or subclass Model "
-            "and write it in call().")
-
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __matmul__ = _refuse
-    __array__ = __getitem__ = __neg__ = _refuse
-
-
-class Node:
-    """One call of a layer on symbolic tensors: its arguments and the tensors it produced."""
-
-    def __init__(self, layer, call_args, call_kwargs, outputs):
-        self.layer = layer
-        self.call_args = call_args
-        self.call_kwargs = call_kwargs
-        self.outputs = outputs  # list of KerasTensors
-
-    @property
-    def input_tensors(self):
-        return [t for t in flatten((self.call_args, self.call_kwargs)) if isinstance(t, KerasTensor)]
 
 
 def flatten(structure):
