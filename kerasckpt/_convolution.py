@@ -146,19 +146,20 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
 
 
 def _transpose_plan(sizes, kernel, strides, dilations, padding, output_padding):
-    """(full length, crop before, output length) per axis, as Keras computes conv_transpose's output."""
+    """(full length, crop before, output length) per axis: Keras's rule (its JAX padding, which the torch
+    backend crops to as well); a negative crop after means zeros are added at the end."""
     plans = []
     for i, (n, k, s, d) in enumerate(zip(sizes, kernel, strides, dilations)):
         span = (k - 1) * d + 1
-        full = (n - 1) * s + span
-        if output_padding is None:
-            if padding == "valid":
-                plans.append((full, 0, n * s + max(span - s, 0)))
-            else:
-                plans.append((full, max(span - s, 0) // 2, n * s))
+        extra = None if output_padding is None else output_padding[i]
+        if padding == "valid":
+            before, after = span - 1, span - 1 + (max(span, s) - span if extra is None else extra)
         else:
-            pad = span // 2 if padding == "same" else 0
-            plans.append((full, pad, full - 2 * pad + output_padding[i]))
+            total = s + span - 2 if extra is None else span + span % 2 - 2 + extra
+            before = min(total // 2 + total % 2, span - 1)
+            after = total - before
+        full = (n - 1) * s + span
+        plans.append((full, span - 1 - before, full - (span - 1 - before) - (span - 1 - after)))
     return plans
 
 

@@ -10,6 +10,32 @@ if keras.backend.backend() != "torch":
     pytest.skip("the gradient oracle needs Keras on the torch backend", allow_module_level=True)
 
 CASES = [
+    # convolution
+    ("Conv1D", {"filters": 4, "kernel_size": 3}, [(2, 9, 3)]),
+    ("Conv1D", {"filters": 4, "kernel_size": 3, "padding": "causal", "dilation_rate": 2}, [(2, 9, 3)]),
+    ("Conv1D", {"filters": 6, "kernel_size": 2, "strides": 2, "padding": "same", "groups": 3}, [(2, 7, 3)]),
+    ("Conv1D", {"filters": 3, "kernel_size": 3, "data_format": "channels_first", "activation": "relu"}, [(2, 2, 8)]),
+    ("Conv2D", {"filters": 4, "kernel_size": 3, "activation": "relu"}, [(2, 7, 6, 3)]),
+    ("Conv2D", {"filters": 5, "kernel_size": (3, 2), "strides": (2, 3), "padding": "same"}, [(2, 8, 7, 2)]),
+    ("Conv2D", {"filters": 2, "kernel_size": 3, "dilation_rate": (2, 1), "padding": "same", "use_bias": False},
+     [(1, 9, 5, 3)]),
+    ("Conv2D", {"filters": 4, "kernel_size": 2, "groups": 2, "data_format": "channels_first"}, [(2, 4, 5, 5)]),
+    ("Conv2DTranspose", {"filters": 3, "kernel_size": 3}, [(2, 4, 5, 2)]),
+    ("Conv2DTranspose", {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same"}, [(2, 4, 5, 2)]),
+    ("Conv2DTranspose", {"filters": 2, "kernel_size": (2, 3), "strides": (3, 2)}, [(2, 3, 4, 2)]),
+    ("Conv2DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": 1, "padding": "same"},
+     [(1, 3, 4, 2)]),
+    ("Conv2DTranspose", {"filters": 2, "kernel_size": 3, "dilation_rate": 2, "data_format": "channels_first"},
+     [(1, 3, 4, 5)]),
+    # reshaping and preprocessing
+    ("Reshape", {"target_shape": (3, -1)}, [(2, 12)]),
+    ("Permute", {"dims": (2, 3, 1)}, [(2, 3, 4, 5)]),
+    ("RepeatVector", {"n": 3}, [(2, 5)]),
+    ("ZeroPadding2D", {}, [(2, 3, 4, 2)]),
+    ("ZeroPadding2D", {"padding": ((1, 2), (0, 3)), "data_format": "channels_first"}, [(2, 2, 3, 4)]),
+    ("UpSampling2D", {"size": (2, 3)}, [(2, 3, 4, 2)]),
+    ("UpSampling2D", {"data_format": "channels_first"}, [(1, 2, 3, 3)]),
+    ("Rescaling", {"scale": 1.0 / 255, "offset": -0.5}, [(2, 4, 3)]),
     # normalization
     ("LayerNormalization", {}, [(3, 5)]),
     ("LayerNormalization", {"axis": [1, 2], "epsilon": 1e-5}, [(2, 3, 4)]),
