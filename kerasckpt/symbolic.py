@@ -28,6 +28,7 @@ class KerasTensor:
         self.dtype = dtype
         self._keras_history = history  # (layer or operation, node_index, tensor_index)
         self.name = name
+        self._keras_mask = None  # a KerasTensor (or None): the mask the layer that made this one attached
 
     @property
     def ndim(self):

@@ -3,6 +3,7 @@ from kerasckpt.layers.activations import LeakyReLU, ReLU, Softmax
 from kerasckpt.layers.base import KerasTensor, Layer
 from kerasckpt.layers.convolution import Conv1D, Conv2D, Conv2DTranspose
 from kerasckpt.layers.core import Activation, Dense, Dropout, Flatten
+from kerasckpt.layers.embedding import Embedding
 from kerasckpt.layers.input_layer import Input, InputLayer
 from kerasckpt.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                                       concatenate, maximum, minimum, multiply, subtract)
@@ -14,7 +15,7 @@ from kerasckpt.layers.pooling import (AveragePooling1D, AveragePooling2D, Global
                                       MaxPooling2D)
 
 __all__ = ["Layer", "InputLayer", "Input", "Dense", "Activation", "Dropout", "BatchNormalization", "Flatten",
-           "KerasTensor",
+           "KerasTensor", "Embedding",
            # convolution
            "Conv1D", "Conv2D", "Conv2DTranspose",
            # reshaping and preprocessing

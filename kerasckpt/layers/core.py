@@ -45,6 +45,7 @@ class Dense(Layer):
                           "kernel with the LoRA update merged in, so predictions are the same, but training here "
                           "updates the whole kernel.", stacklevel=2)
         super().__init__(**kwargs)
+        self.supports_masking = True
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"Dense needs a positive integer `units`. Received: units={units!r}")
         self.units, self.use_bias = int(units), bool(use_bias)
@@ -89,6 +90,7 @@ class Activation(Layer):
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
+        self.supports_masking = True
         self.activation = activations.get(activation)
 
     def call(self, inputs):
@@ -113,6 +115,7 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
+        self.supports_masking = True
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise ValueError(f"Dropout needs 0 <= rate < 1. Received: rate={rate!r}")
         self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed

@@ -6,7 +6,36 @@ import numpy as np
 from kerasckpt import ops
 from kerasckpt._registry import builtin
 from kerasckpt.autograd import value_of
+from kerasckpt.layers import masking
 from kerasckpt.layers.base import Layer
+
+
+def _full_mask(x):
+    """The mask attached to `x` (over its leading axes) broadcast to `x`'s shape, or None."""
+    mask = masking.get_keras_mask(x)
+    if mask is None:
+        return None
+    return np.broadcast_to(masking.value_of_mask(mask).astype(bool)[..., None], np.shape(value_of(x)))
+
+
+def _or_masks(op, inputs):
+    """`op` applied pairwise where the masks allow, as Keras's Maximum and Minimum do: a masked value is
+    replaced by the other operand, and the output is masked where every input is."""
+    output = output_mask = None
+    for i, x in enumerate(inputs):
+        mask = _full_mask(x)
+        if i == 0:
+            output, output_mask = x, mask
+            continue
+        if mask is not None:
+            x = ops.where(mask, x, output)
+        if output_mask is not None:
+            output = ops.where(output_mask, output, x)
+        output_mask = None if mask is None or output_mask is None else output_mask | mask
+        output = op(output, x)
+    if output_mask is not None:
+        masking.set_keras_mask(output, ops.any(output_mask, axis=-1))
+    return output
 
 
 def _broadcast_shape(shape1, shape2):
@@ -101,10 +130,25 @@ class Subtract(Merge):
 
 @builtin()
 class Multiply(Merge):
-    """The elementwise product of a list of inputs."""
+    """The elementwise product of a list of inputs; masked values count as 1, and where every input is
+    masked the output is 0 (Keras's rule)."""
 
     def _merge_function(self, inputs):
-        return functools.reduce(ops.multiply, inputs)
+        masks = [_full_mask(x) for x in inputs]
+        if all(m is None for m in masks):
+            return functools.reduce(ops.multiply, inputs)
+        every = all(m is not None for m in masks)
+        output = output_mask = None
+        for x, mask in zip(inputs, masks):
+            if mask is not None:
+                x = ops.where(mask, x, 1.0)
+                if every:
+                    output_mask = mask if output_mask is None else output_mask | mask
+            output = x if output is None else ops.multiply(output, x)
+        if every:
+            output = ops.where(output_mask, output, 0.0)
+            masking.set_keras_mask(output, ops.any(output_mask, axis=-1))
+        return output
 
 
 @builtin()
@@ -117,18 +161,18 @@ class Average(Merge):
 
 @builtin()
 class Maximum(Merge):
-    """The elementwise maximum of a list of inputs."""
+    """The elementwise maximum of a list of inputs (masked values are left out)."""
 
     def _merge_function(self, inputs):
-        return functools.reduce(ops.maximum, inputs)
+        return _or_masks(ops.maximum, inputs)
 
 
 @builtin()
 class Minimum(Merge):
-    """The elementwise minimum of a list of inputs."""
+    """The elementwise minimum of a list of inputs (masked values are left out)."""
 
     def _merge_function(self, inputs):
-        return functools.reduce(ops.minimum, inputs)
+        return _or_masks(ops.minimum, inputs)
 
 
 @builtin()

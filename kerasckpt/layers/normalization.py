@@ -33,6 +33,7 @@ class BatchNormalization(Layer):
             if kwargs.pop(key, None) not in (None, False, 0.99):
                 raise ValueError(f"BatchNormalization does not support `{key}` in kerasckpt. Remove the argument.")
         super().__init__(**kwargs)
+        self.supports_masking = True
         if isinstance(axis, (list, tuple)):
             if len(axis) != 1:
                 raise ValueError(f"BatchNormalization supports a single axis. Received: axis={axis!r}")

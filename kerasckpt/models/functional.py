@@ -1,6 +1,7 @@
 """Functional models: a graph of layer calls from `Input` tensors to outputs."""
 from kerasckpt._registry import builtin
 from kerasckpt.layers.base import KerasTensor, Layer, flatten, map_structure
+from kerasckpt.layers.masking import with_mask
 from kerasckpt.layers.input_layer import InputLayer
 from kerasckpt.models.model import Model, layers_by_class_name, model_config
 
@@ -39,13 +40,15 @@ class Functional(Model):
     def output_names(self):
         return [t._keras_history[0].name for t in self.outputs]
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         values = {}
         given = flatten(inputs) if isinstance(inputs, (list, tuple)) else (
             [inputs[t.name] for t in self.inputs] if isinstance(inputs, dict) else [inputs])
         if len(given) != len(self.inputs):
             raise ValueError(f"Model '{self.name}' expects {len(self.inputs)} input(s) but received {len(given)}. "
                              "Pass a list with one array per Input.")
+        if mask is not None:  # masks for the inputs, as Keras's Functional.call takes them
+            given = [with_mask(v, m) for v, m in zip(given, flatten(mask))]
         for tensor, value in zip(self.inputs, given):
             values[id(tensor)] = value
         lookup = lambda t: values[id(t)] if isinstance(t, KerasTensor) else t  # noqa: E731

@@ -95,3 +95,28 @@ def test_global_average_pooling_1d_with_a_mask_matches_keras():
 def test_softmax_with_a_mask_matches_keras():
     mask = np.array([[True, False, True, True, False], [False] * 5, [True] * 5])
     compare_with_keras(keras, "Softmax", {}, [(3, 5)], {"mask": mask})
+
+
+def _masked_model(lib, merge):
+    """Token ids -> Embedding(mask_zero) -> two Dense branches -> merge -> masked pooling, softmax, concat."""
+    L = lib.layers
+    tokens = L.Input((6,), dtype="int32")
+    embedded = L.Embedding(7, 4, mask_zero=True)(tokens)
+    left, right = L.Dense(4, name="left")(embedded), L.Dense(4, activation="tanh", name="right")(embedded)
+    merged = getattr(L, merge)()([left, right])
+    scores = L.Softmax()(L.Dense(1, name="score")(merged)[..., 0])  # an op node: the mask does not follow it
+    pooled = L.GlobalAveragePooling1D()(L.LayerNormalization()(merged))
+    joined = L.Concatenate()([pooled, scores])
+    return lib.Model(tokens, joined)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("merge", ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"])
+def test_masks_through_merges_pooling_and_normalization_match_keras(merge):
+    import kerasckpt
+    ours, theirs = _masked_model(kerasckpt, merge), _masked_model(keras, merge)
+    rng = np.random.default_rng(3)
+    ours.set_weights([rng.normal(size=w.shape).astype("float32") for w in ours.get_weights()])
+    theirs.set_weights(ours.get_weights())
+    tokens = np.array([[1, 2, 0, 3, 0, 0], [0, 0, 4, 5, 6, 1], [2, 2, 2, 2, 2, 2]], "int32")
+    np.testing.assert_allclose(ours.predict(tokens, verbose=0), theirs.predict(tokens, verbose=0), atol=2e-5)

@@ -38,6 +38,8 @@ def assert_same(ours, theirs):
 
 @pytest.mark.keras
 def test_our_graph_has_kerass_layer_and_operation_order():
+    kerasckpt.utils.clear_session()
+    keras.utils.clear_session()  # default names count from the start in both libraries
     ours, theirs = build(kerasckpt), build(keras)
     assert [op.name for op in ours.operations] == [op.name for op in theirs.operations]
     assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers]
