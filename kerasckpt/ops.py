@@ -12,6 +12,7 @@ import operator
 import numpy as np
 
 from kerasckpt import symbolic
+from kerasckpt._convolution import average_pool, conv, conv_transpose, max_pool  # noqa: F401 - ops of the layers
 from kerasckpt.autograd import Tensor, needs_grad, record, unbroadcast, value_of
 from kerasckpt.symbolic import KerasTensor
 from kerasckpt.variables import Variable
@@ -684,9 +685,6 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=1e-3):
         g_beta = None if beta is None else np.add.reduce(g, axis=others).reshape(_shape(_v(beta)))
         return gx, g_gamma, g_beta
     return record(out, (x, gamma, beta), backward)
-
-
-from kerasckpt._convolution import average_pool, conv, conv_transpose, max_pool  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------- not differentiable
