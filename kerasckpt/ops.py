@@ -3,6 +3,7 @@
 Each op computes its result with NumPy and records one `backward(grad)` closure that returns a
 gradient per input, reduced to that input's shape. Inputs may be Tensors, Variables, NumPy arrays
 or Python numbers; results are Tensors (`.numpy()`, `float()`, and NumPy functions work on them).
+Given the symbolic tensors of the functional API, ops record op nodes instead (`kerasckpt.symbolic`).
 """
 import builtins
 import inspect
