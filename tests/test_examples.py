@@ -51,3 +51,15 @@ def test_stream_from_disk_resumes_bit_identically_and_keeps_the_best_model(args)
     assert best == pytest.approx(max(accuracies), abs=1e-3) and best > 0.6
     assert "interrupted in the middle of epoch 3; starting again" in out
     assert out.strip().endswith("resumed run bit-identical to the uninterrupted run: True")
+
+
+@pytest.mark.slow
+def test_mnist_convnet_example_trains_and_reloads_its_best_model():
+    out = _run("mnist_convnet.py")
+    assert "best model reloaded: val_loss" in out and "Total params: 34,826" in out
+
+
+@pytest.mark.slow
+def test_timeseries_classification_example_trains_and_reloads_its_best_model():
+    out = _run("timeseries_classification.py")
+    assert "best model reloaded: val_loss" in out and "Test accuracy" in out

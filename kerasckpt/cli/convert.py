@@ -3,9 +3,10 @@ import os
 
 import numpy as np
 
+from kerasckpt import _storage
 from kerasckpt.cli.errors import EXIT_OK, CLIError
 from kerasckpt.cli.output import _out, _progress
-from kerasckpt.cli.sources import _DATA_FILE, SHORT_NAMES, open_source
+from kerasckpt.cli.sources import DATA_FILE, SHORT_NAMES, STORAGE_OPTIONS, open_source
 from kerasckpt.cli.models import _model_from, _model_values
 
 
@@ -20,13 +21,16 @@ def _dst_kind(dst, has_architecture, weights_only):
         return "weights.h5"
     if lower.endswith((".h5", ".hdf5")):
         return "h5-model" if has_architecture and not weights_only else "h5-weights"
-    if lower.endswith(".index") or _DATA_FILE.search(dst):
-        prefix = dst[:-len(".index")] if lower.endswith(".index") else dst[:_DATA_FILE.search(dst).start()]
+    if lower.endswith(".index") or DATA_FILE.search(dst):
+        prefix = dst[:-len(".index")] if lower.endswith(".index") else dst[:DATA_FILE.search(dst).start()]
         raise CLIError(f"'{dst}': give a native checkpoint destination as its prefix, without '.index' or '.data-*' "
                        f"(e.g. '{prefix}').")
-    if dst.endswith(("/", os.sep)) or os.path.isdir(dst):
-        raise CLIError(f"'{dst}' is a directory. Give a file name, e.g. '{os.path.join(dst, 'model.keras')}', or a "
-                       f"checkpoint prefix such as '{os.path.join(dst, 'ckpt')}'.")
+    if dst.endswith(("/", os.sep)) or _storage.isdir(dst, STORAGE_OPTIONS):
+        raise CLIError(f"'{dst}' is a directory. Give a file name, e.g. '{_storage.join(dst, 'model.keras')}', or a "
+                       f"checkpoint prefix such as '{_storage.join(dst, 'ckpt')}'.")
+    if _storage.is_url(dst):
+        raise CLIError(f"'{dst}': on a store (a URL) convert writes .keras, .weights.h5 and .h5 files; native "
+                       "checkpoint prefixes are local only in this version.")
     return "native"
 
 
@@ -41,10 +45,10 @@ def cmd_convert(args):
             raise CLIError(f"cannot convert '{src.path}' to '{dst}': the source holds weights only "
                            f"({SHORT_NAMES[src.kind]}) and a .keras file needs the architecture. Pass --model FILE, a "
                            ".keras or .h5 model file of the same architecture.")
-        if os.path.abspath(src.path) == os.path.abspath(dst):
+        if _storage.absolute(src.path) == _storage.absolute(dst):
             raise CLIError(f"source and destination are the same: '{dst}'. Choose another destination.")
         existing = dst + ".index" if kind == "native" else dst
-        if os.path.exists(existing) and not args.overwrite:
+        if _storage.exists(existing, STORAGE_OPTIONS) and not args.overwrite:
             raise CLIError(f"'{existing}' exists. Pass --overwrite to replace it, or choose another name.")
         if _raw_copy_possible(src, kind):
             count = _convert_raw(src, dst, kind)
@@ -68,14 +72,17 @@ def _raw_copy_possible(src, kind):
 def _convert_raw(src, dst, kind):
     """Same layout: every value and attribute as it is (HDF5 gains kerasckpt's checksums if it had none)."""
     keys = [k for k, _, _ in src.variables()]
+    unreadable = [k for k in keys if src.kind == "native" and not src.readable(k)]
+    if unreadable:  # a tf.data iterator's state: only TensorFlow can decode it, so it cannot be re-written
+        raise CLIError(f"cannot copy '{src.path}' value by value: {', '.join(unreadable[:3])} cannot be read as "
+                       "arrays (TensorFlow variants). Convert to .weights.h5 with --model FILE instead, or copy "
+                       "the checkpoint's files as they are.")
     values = [src.read(k) for k in _progress(keys, desc="reading", unit="values")]
-    if kind == "native":
-        from kerasckpt.checkpoint import files
-        files.write_checkpoint(dst, list(zip(keys, values)), {"nodes": src.reader.nodes},
-                               metadata=src.reader.metadata)
+    if kind == "native":  # every entry, kerasckpt's record and TensorFlow's object graph included
+        from kerasckpt.checkpoint import bundle
+        bundle.write_bundle(dst, list(zip(keys, values)))
     else:
         import h5py
-        from kerasckpt import _fileio
         from kerasckpt.saving import h5file
         entries, by_key = [], dict(zip(keys, values))
 
@@ -86,9 +93,9 @@ def _convert_raw(src, dst, kind):
                 attrs = {k: v for k, v in obj.attrs.items() if k != h5file.CHECKSUM_ATTR}
                 entries.append(("dataset", name, by_key[name], attrs))
         src.src.file.visititems(visit)
-        _fileio.makedirs_for(dst)  # cmd_convert has refused directories and, without --overwrite, existing files
-        with _fileio.atomic_fd(dst) as fd:
-            h5file.write_h5(fd, entries, root_attrs=dict(src.src.file.attrs))
+        _storage.makedirs_for(dst, STORAGE_OPTIONS)  # cmd_convert refused directories and (no --overwrite) files
+        with _storage.atomic_file(dst, STORAGE_OPTIONS) as file:
+            h5file.write_h5(file, entries, root_attrs=dict(src.src.file.attrs))
     with open_source(dst) as out:
         _check_equal(dict(zip(keys, values)), {k: out.read(k) for k, _, _ in out.variables()}, src.path, dst)
     return len(keys)
@@ -101,9 +108,9 @@ def _convert_model(src, dst, kind, arch):
     dropped = _dropped_native_keys(src, model)
     before = _model_values(model)
     if kind in ("keras", "h5-model"):
-        saving.save_model(model, dst, overwrite=True)
+        saving.save_model(model, dst, overwrite=True, storage_options=STORAGE_OPTIONS)
     else:
-        saving.save_weights(model, dst, overwrite=True)
+        saving.save_weights(model, dst, overwrite=True, storage_options=STORAGE_OPTIONS)
     with open_source(dst) as out:
         reloaded = _model_values(_model_from(out, src.path if src.has_architecture() else arch, out.has_optimizer()))
     _check_equal(before, reloaded, src.path, dst)
@@ -123,7 +130,8 @@ def _dropped_native_keys(src, model):
     if getattr(model, "optimizer", None) is not None:
         roots["optimizer"] = model.optimizer
     used = {node.key for node in ObjectGraph(Checkpoint(**roots)).value_nodes()}
-    return sorted(k for k in src.reader.keys() if k not in used)
+    return sorted(src.normalized(k) for k in src.reader.keys()
+                  if src.normalized(k) not in used and not k.startswith("_"))  # not the graph or metadata
 
 
 def _check_equal(expected, got, src, dst):

@@ -236,6 +236,13 @@ def test_a_val_monitor_this_fit_never_logs_is_refused_before_training(tmp_path, 
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
+def test_a_fit_that_runs_no_epoch_is_not_refused(tmp_path):
+    model, (x, y) = _model(), _data()
+    cb = ModelCheckpoint(str(tmp_path / "best.weights.h5"), save_best_only=True)
+    model.fit(x, y, batch_size=BATCH, epochs=2, initial_epoch=2, verbose=0, callbacks=[cb])
+    assert cb.files == [] and os.listdir(tmp_path) == []
+
+
 def test_a_val_monitor_validated_at_a_later_epoch_only_is_not_refused(tmp_path):
     model, (x, y) = _model(), _data()
     cb = ModelCheckpoint(str(tmp_path / "best.weights.h5"), save_best_only=True)
