@@ -231,7 +231,7 @@ def test_bad_batches_are_refused_naming_the_batch():
         _model().fit(Batches(bad, y, batch_size=8), shuffle=False, verbose=0)
     assert any("the batch at index 3 of Batches" in note for note in info.value.__notes__)
     with pytest.raises(ValueError, match=r"fit\(\) needs targets .* the batch at index 0 of Batches .* inputs only"):
-        _model().fit(Batches(x, None, batch_size=8), verbose=0)
+        _model().fit(Batches(x, None, batch_size=8), shuffle=False, verbose=0)
     with pytest.raises(ValueError, match="tuple of 4 items"):
         _model().fit(iter([(x, y, y, y)]), shuffle=False, verbose=0)
     with pytest.raises(ValueError, match="yields no batch"):
@@ -361,3 +361,14 @@ def test_a_dataset_class_of_a_test_module_loads_in_worker_processes(tmp_path):
     got = _model().predict(data, verbose=0)
     np.testing.assert_array_equal(got, _model().predict(Reversed(x, y, batch_size=8), verbose=0))
     assert [pid for pid in _logged_pids(tmp_path) if pid != os.getpid()]  # loaded in the workers
+
+
+@pytest.mark.slow
+def test_with_worker_processes_this_process_never_loads_a_batch(tmp_path):
+    """Not even the one that builds the model: a dataset opening files in __getitem__ stays picklable."""
+    x, y = arrays(32)
+    data = Batches(x, y, batch_size=8, workers=2, use_multiprocessing=True, log_dir=str(tmp_path))
+    _model().fit(data, epochs=1, verbose=0)
+    assert data.events == ["begin", "end"]  # this process ran the hooks only
+    workers = [pid for pid in _logged_pids(tmp_path) if pid != os.getpid()]
+    assert len(workers) == 2 and all("get" in (tmp_path / f"{pid}.log").read_text() for pid in workers)

@@ -99,6 +99,14 @@ class DatasetStream:
             self._order = (self.epoch, order)
         return self._order[1]
 
+    def sample(self):
+        """`(index, batch)`: the first batch of the current epoch's order, without hooks or a change of position
+        (to build a model from). With worker processes a worker loads it: this process never opens the files."""
+        index = 0 if self.num_batches is None or self.in_epoch else int(self._epoch_order()[0])
+        if hasattr(self._fetcher, "load_one"):
+            return index, self._fetcher.load_one(self.dataset, self.epoch, index, self.seed)
+        return index, load_batch(self.dataset, self.epoch, index, self.seed)
+
     # ------------------------------------------------------------------ epochs
     def begin_epoch(self):
         """Start the next epoch: the dataset's `on_epoch_begin()` (with hooks)."""

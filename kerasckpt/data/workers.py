@@ -154,20 +154,34 @@ class ProcessFetcher(_Fetcher):
     def pids(self):
         return [w.proc.pid for w in self._workers]
 
-    def start_epoch(self, dataset, epoch, seed, indices):
-        self.stop_epoch()
+    @staticmethod
+    def _pickle(dataset):
         try:
-            payload = pickle.dumps(dataset, protocol=pickle.HIGHEST_PROTOCOL)
+            return pickle.dumps(dataset, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             _note(exc, f"use_multiprocessing=True sends the dataset to each worker process with pickle, and "
                        f"pickling {type(dataset).__name__} failed. Define its class at the top level of a module, "
                        "keep only picklable attributes (open files in __getitem__, not in __init__), or load in "
                        "threads with use_multiprocessing=False.")
             raise
+
+    def start_epoch(self, dataset, epoch, seed, indices):
+        self.stop_epoch()
+        payload = self._pickle(dataset)
         for worker in self._workers:
             worker.send(("dataset", payload))
         self._turn = 0
         super().start_epoch(dataset, epoch, seed, indices)
+
+    def load_one(self, dataset, epoch, index, seed):
+        """One batch outside any epoch (the sample that builds the model), loaded by the first worker."""
+        self.stop_epoch()
+        self._workers[0].send(("dataset", self._pickle(dataset)))
+        self._workers[0].send(("get", epoch, index, seed))
+        kind, payload = self._workers[0].receive([index])
+        if kind == "ok":
+            return payload
+        raise _remote_error(payload, index, type(dataset).__name__, self._workers[0].proc.pid)
 
     def _submit(self, index):
         worker = self._workers[self._turn % len(self._workers)]

@@ -13,9 +13,7 @@ import warnings
 import numpy as np
 
 from kerasckpt.data.py_dataset import PyDataset
-from kerasckpt.data.state import epochs_of
 from kerasckpt.data.stream import DatasetStream
-from kerasckpt.data.workers import load_batch
 from kerasckpt.models.data import ArrayData, BatchStream, class_weights_to_sample_weights, unpack_validation
 from kerasckpt.random import draw_seed
 from kerasckpt.utils import pack_x_y_sample_weight, unpack_x_y_sample_weight
@@ -231,7 +229,8 @@ class DatasetSource(Source):
         return f"{type(self.dataset).__qualname__}: {self.dataset.num_batches} batches"
 
     def open(self):
-        """Make the stream (its seed drawn now) and start its workers."""
+        """Make the stream (its seed drawn now, before the model is built, so a built or loaded model gets the
+        same seed as a new one) and start its workers."""
         if self.stream is None:
             self.stream = DatasetStream(self.dataset, shuffle=self.shuffle, seed=draw_seed())
         return self.stream
@@ -240,15 +239,13 @@ class DatasetSource(Source):
         return f"the batch at index {index} of {self._name} (its __getitem__({index}))"
 
     def sample(self):
-        """The first batch, to build the model from: loaded in this thread, without epoch hooks, before the
-        stream's seed is drawn (as for arrays, whose shuffle seed is drawn after the build)."""
-        batch = load_batch(self.dataset, epochs_of(self.dataset)[0], 0, 0)
-        return ArrayData(*unpack_x_y_sample_weight(_standardize(batch, self._where(0), self.class_weight,
+        """A batch to build the model from (by a worker process if there are any), without epoch hooks."""
+        index, batch = self.open().sample()
+        return ArrayData(*unpack_x_y_sample_weight(_standardize(batch, self._where(index), self.class_weight,
                                                                 self.need_targets)))
 
     def start(self, steps_per_epoch, initial_epoch):
-        stream = self.open()
-        return steps_per_epoch or stream.num_batches
+        return steps_per_epoch or self.stream.num_batches
 
     def next(self):
         batch = self.stream.next()

@@ -361,11 +361,12 @@ class Trainer:
 
     def _fit(self, source, val, epochs, verbose, callbacks, shuffle, class_weight, sample_weight, initial_epoch,
              steps_per_epoch, validation_steps, validation_batch_size, validation_freq, batch_size):
-        if self._build_needed():
-            self._build_from_data(source.sample())  # before the shuffle seed is drawn, as in a model built beforehand
-        steps = source.start(steps_per_epoch, initial_epoch)
+        source.open()  # a dataset's streams draw their seeds and start their workers; arrays wait for the build
         if val is not None:
             val.open()
+        if self._build_needed():
+            self._build_from_data(source.sample())  # before the shuffle seed of arrays is drawn, as in a model
+        steps = source.start(steps_per_epoch, initial_epoch)  # built beforehand or loaded
         verbose = 1 if verbose == "auto" else verbose
         cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
