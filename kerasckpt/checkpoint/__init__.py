@@ -66,4 +66,8 @@ def load_weights_native(model, path, skip_mismatch=False):
     ckpt = Checkpoint(**_roots(model))
     weights = {id(w) for w in getattr(model, "weights", [])}
     required = [(f"model/{p}", obj) for p, obj in ObjectGraph(model).state_objects() if id(obj) in weights]
-    return ckpt._restore(path, skip_mismatch=skip_mismatch, required=required, check=must_be_built).expect_partial()
+
+    def root_of(nodes):  # tf.keras's save_weights: the file's root is the model itself (its optimizer a child)
+        return ckpt if any(name == "model" for name, _ in nodes[0].get("children", [])) else model
+    return ckpt._restore(path, skip_mismatch=skip_mismatch, required=required, check=must_be_built,
+                         root_of=root_of).expect_partial()

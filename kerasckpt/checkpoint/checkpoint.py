@@ -12,9 +12,11 @@ import numpy as np
 
 from kerasckpt import _background, tracking
 from kerasckpt._background import BackgroundWriter, PreparedSave
-from kerasckpt.checkpoint import files
-from kerasckpt.checkpoint.graph import SEED_FIELDS, SLOT_MARK, ObjectGraph, children_of, is_checkpointable, slots_of
-from kerasckpt.errors import CheckpointIsADirectoryError, CheckpointMismatchError
+from kerasckpt.checkpoint import files, trackable_graph
+from kerasckpt.checkpoint.graph import (SEED_FIELDS, SLOT_MARK, ObjectGraph, aliases_of, children_of, is_checkpointable,
+                                        slot_names, slots_of)
+from kerasckpt.checkpoint.trackable_graph import GRAPH_KEY
+from kerasckpt.errors import CheckpointFormatError, CheckpointIsADirectoryError, CheckpointMismatchError
 from kerasckpt.random import SeedGenerator
 from kerasckpt.tracking import Trackable
 from kerasckpt.variables import Variable
@@ -268,18 +270,21 @@ class Checkpoint(Trackable):
             return InitializationOnlyStatus()
         return self._restore(save_path)
 
-    def _restore(self, save_path, skip_mismatch=False, required=None, check=None):
+    def _restore(self, save_path, skip_mismatch=False, required=None, check=None, root_of=None):
+        """Restore into this Checkpoint, or into `root_of(nodes)` (the object the checkpoint's root stands for)."""
         self._wait_for(os.fspath(save_path))  # a background save of it may be in flight
         with files.CheckpointReader(save_path) as reader:
             if check is not None:  # after the file opened: a missing or damaged file is reported first
                 check()
-            session = _Restoration(reader)
+            nodes = restore_graph(reader)
+            root = self if root_of is None else root_of(nodes)
+            session = _Restoration(reader, nodes)
             try:
-                session.restore_root(self, reader, skip_mismatch=skip_mismatch, required=required)
+                session.restore_root(root, reader, skip_mismatch=skip_mismatch, required=required)
             except BaseException:
                 session.state.expect_partial = True  # nothing was restored: nothing to warn about later
                 raise
-        return CheckpointLoadStatus(session, self)
+        return CheckpointLoadStatus(session, root)
 
 
 # ---------------------------------------------------------------------------------------------- restoring
@@ -344,12 +349,38 @@ class _HeldSlots:
         return self.session.apply_slot(self, optimizer, slot_name, reference, slot)
 
 
+def restore_graph(reader):
+    """The object graph of the checkpoint `reader` reads, as the restore code walks it (see `_Restoration`).
+
+    kerasckpt's own index stores it; a TensorFlow checkpoint has it in `_CHECKPOINTABLE_OBJECT_GRAPH`.
+    """
+    nodes = getattr(reader, "nodes", None)
+    if nodes is not None:
+        return nodes
+    data = reader.read(GRAPH_KEY)
+    data = data.item() if hasattr(data, "item") else data
+    try:
+        graph = trackable_graph.parse(data)
+    except trackable_graph.GraphFormatError as e:
+        raise CheckpointFormatError(f"Checkpoint '{reader.prefix}' has an unreadable object graph: {e}. It was not "
+                                    "written by TensorFlow or kerasckpt; list_variables(path) still shows its "
+                                    "values.") from None
+    known = set(reader.keys())
+    missing = [n.value_key() for n in graph if n.value_key() and n.value_key() not in known]
+    if missing:
+        raise CheckpointFormatError(f"Checkpoint '{reader.prefix}' is inconsistent: its object graph names "
+                                    f"{len(missing)} value(s) the index does not hold ({', '.join(missing[:3])}). "
+                                    "Restore an earlier checkpoint.")
+    return trackable_graph.restore_nodes(graph, {n.value_key(): reader.shape(n.value_key()) for n in graph
+                                                 if n.value_key()})
+
+
 def _can_hold(obj, name):
     """Whether `obj` may still gain the child `name` (so a value for it is worth holding)."""
     if isinstance(obj, Checkpoint):
         return name == "save_counter"  # roots set later are not waited for: a partial restore stays cheap
-    if isinstance(obj, (Variable, SeedGenerator, list, tuple, dict)) or slots_of(obj):
-        return False
+    if isinstance(obj, (Variable, SeedGenerator, list, tuple, dict)) or callable(getattr(obj, "slot_variables", None)):
+        return False  # an optimizer's slots are matched to their variables, never held by position
     return isinstance(obj, Trackable) and getattr(obj, "built", None) is False
 
 
@@ -362,33 +393,35 @@ def _shape_dtype(target):
 class _Restoration:
     """One restore of one checkpoint file: plans, verifies, assigns, and serves the held values."""
 
-    def __init__(self, reader):
+    def __init__(self, reader, nodes):
         self.path = reader.prefix
-        self.nodes = reader.nodes
-        self.meta = {k: (reader.dtype(k), reader.shape(k)) for k in reader.keys()}
+        self.nodes = nodes
+        self.meta = {k: (reader.dtype(k), reader.shape(k)) for k in {n["key"] for n in nodes if "key" in n}}
         trivial = set()
         for node in self.nodes:
             if node.get("kind") == "Checkpoint":
                 for name, index in node.get("children", []):
                     if name == "save_counter" and "key" in self.nodes[index]:
                         trivial.add(self.nodes[index]["key"])
-        self.state = _State(self.path, reader.keys(), trivial)
+        self.state = _State(self.path, [k for k in reader.keys() if k != GRAPH_KEY], trivial)
         self.held = {}  # key -> [array, number of holds needing it]
         self.obj_node = weakref.WeakKeyDictionary()  # program Variable -> checkpoint node index
         self.matched = weakref.WeakSet()  # program Variables and SeedGenerators that got a value
         self.slot_pending = {}  # optimizer node index -> set of slot node indices not applied yet
         self._slot_entries = {}  # optimizer node index -> its _HeldSlots
+        self._tables = {}  # optimizer node index -> its slot lookup tables
         weakref.finalize(self, _State.report, self.state)
 
     # ------------------------------------------------------------------ planning
     def _plan(self, obj, index):
         plan = _Plan()
-        queue, seen = deque([(obj, index)]), set()
+        queue, seen, bound, candidates = deque([(obj, index)]), set(), {}, []
         while queue:
             obj, index = queue.popleft()
-            if id(obj) in seen:
-                continue
+            if id(obj) in seen or bound.get(index, obj) is not obj:
+                continue  # each object and each checkpoint node is matched once: the shallowest edge wins
             seen.add(id(obj))
+            bound[index] = obj
             plan.keep.append(obj)
             node = self.nodes[index]
             key = node.get("key")
@@ -404,40 +437,59 @@ class _Restoration:
                         plan.assign.append(((obj, name), self.nodes[child]["key"], child))
                 continue
             program = children_of(obj)
+            program.update(aliases_of(obj))  # TensorFlow's and Keras's names for the same children
             for name, child in children:
                 if name in program:
                     queue.append((program[name], child))
                 elif _can_hold(obj, name):
-                    plan.holds.append((obj, name, child))
-            if node.get("slots"):
+                    candidates.append((obj, name, child))
+            if node.get("slots") or node.get("unresolved_slots"):
                 plan.optimizers.append((obj, index))
+        # A node reached through another edge (tf.keras's `layer-1` beside `layer_with_weights-0`) waits for
+        # nothing, and neither does one without values.
+        plan.holds = [h for h in candidates if h[2] not in bound and self._subtree_keys(h[2])]
         for optimizer, index in plan.optimizers:
             self._plan_slots(plan, optimizer, index)
         return plan
 
     def _slot_tables(self, index):
-        by_ref, by_path = {}, {}
-        for ref_index, ref_path, slot_name, slot_index in self.nodes[index].get("slots", []):
-            if ref_index is not None:
-                by_ref[(ref_index, slot_name)] = slot_index
-            by_path.setdefault((ref_path, slot_name), slot_index)
-        return by_ref, by_path
+        tables = self._tables.get(index)
+        if tables is None:
+            by_ref, by_path = {}, {}
+            for ref_index, ref_path, slot_name, slot_index in self.nodes[index].get("slots", []):
+                if ref_index is not None:
+                    by_ref.setdefault((ref_index, slot_name), slot_index)
+                by_path.setdefault((ref_path, slot_name), slot_index)
+            tables = self._tables[index] = (by_ref, by_path)
+        return tables
 
-    def _find_slot(self, index, reference, slot_name, var_node=None):
+    def _find_slot(self, index, optimizer, reference, slot_name, var_node=None):
         by_ref, by_path = self._slot_tables(index)
         ref_index = (var_node or {}).get(id(reference))
         if ref_index is None:
             ref_index = self.obj_node.get(reference)
-        if ref_index is not None:
-            return by_ref.get((ref_index, slot_name))
-        # The variable is not reachable through this restore: match by its Variable.path.
-        return by_path.get((getattr(reference, "path", None), slot_name))
+        for name in slot_names(optimizer, slot_name):  # kerasckpt's name, Keras's list, tf.keras's legacy name
+            if ref_index is not None:
+                found = by_ref.get((ref_index, name))
+            else:  # the variable is not reachable through this restore: match by its Variable.path
+                found = by_path.get((getattr(reference, "path", None), name))
+            if found is not None:
+                return found
+        return None
 
     def _plan_slots(self, plan, optimizer, index):
+        unresolved = self.nodes[index].get("unresolved_slots")
+        if unresolved and hasattr(optimizer, "slot_variables"):
+            raise CheckpointMismatchError(
+                f"Cannot restore the optimizer state of checkpoint '{self.path}': the checkpoint does not say which "
+                f"variable {len(unresolved)} slot(s) belong to, and kerasckpt does not guess from positions:\n  "
+                + "\n  ".join(unresolved[:_MAX_LISTED]) + "\nNo variable was changed. Restore the model alone "
+                "(e.g. Checkpoint(model=model) or a Checkpoint without the optimizer) and let the optimizer start "
+                "fresh.")
         pending = self.slot_pending.setdefault(
             index, {s[3] for s in self.nodes[index].get("slots", [])})
         for slot_name, reference, slot in slots_of(optimizer):
-            slot_index = self._find_slot(index, reference, slot_name, plan.var_node)
+            slot_index = self._find_slot(index, optimizer, reference, slot_name, plan.var_node)
             if slot_index is not None and slot_index in pending and isinstance(slot, Variable):
                 plan.assign.append((slot, self.nodes[slot_index]["key"], slot_index))
                 plan.slots_done.append((index, slot_index))
@@ -651,7 +703,7 @@ class _Restoration:
     def apply_slot(self, entry, optimizer, slot_name, reference, slot):
         index = entry.node
         pending = self.slot_pending.get(index, set())
-        slot_index = self._find_slot(index, reference, slot_name)
+        slot_index = self._find_slot(index, optimizer, reference, slot_name)
         if slot_index is None or slot_index not in pending:
             return False
         key = self.nodes[slot_index]["key"]

@@ -232,6 +232,18 @@ class Optimizer(Trackable):
             children["learning_rate"] = self._learning_rate
         return children
 
+    # Per slot name: the attribute holding that slot's list (Keras 3's and tf.keras's name, an edge in their
+    # checkpoints), then the slot's name in the checkpoints of tf.keras's legacy optimizers.
+    _checkpoint_slot_names = {"average": ("_model_variables_moving_average",),
+                              "gradient_accumulator": ("_accumulated_gradients",)}
+
+    def _checkpoint_aliases(self):
+        # Keras 3 and tf.keras name the counter `_iterations`, tf.keras's legacy optimizers `iter`.
+        aliases = {"_iterations": self._iterations, "iter": self._iterations}
+        if isinstance(self._learning_rate, Variable):
+            aliases["_learning_rate"] = self._learning_rate
+        return aliases
+
     # ----------------------------------------------------------------------------------- build
     def build(self, var_list):
         """Record the variables to optimize (their order fixes the slot order) and create base slots.
