@@ -9,10 +9,11 @@ from kerasckpt.checkpoint.files import CheckpointReader
 from kerasckpt.checkpoint.graph import ObjectGraph
 from kerasckpt.checkpoint.inspect import list_variables, load_checkpoint, load_variable
 from kerasckpt.checkpoint.manager import CheckpointManager, CheckpointState, latest_checkpoint
+from kerasckpt.checkpoint.name_based import init_from_checkpoint
 
 __all__ = ["Checkpoint", "CheckpointManager", "CheckpointOptions", "CheckpointLoadStatus", "InitializationOnlyStatus",
            "CheckpointReader", "CheckpointState", "ObjectGraph", "latest_checkpoint", "list_variables",
-           "load_variable", "load_checkpoint", "save_weights_native", "load_weights_native"]
+           "load_variable", "load_checkpoint", "init_from_checkpoint", "save_weights_native", "load_weights_native"]
 
 
 def _roots(model):

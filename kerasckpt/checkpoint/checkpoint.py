@@ -15,6 +15,7 @@ from kerasckpt._background import BackgroundWriter, PreparedSave
 from kerasckpt.checkpoint import files, trackable_graph
 from kerasckpt.checkpoint.graph import (SEED_FIELDS, SLOT_MARK, ObjectGraph, aliases_of, children_of, is_checkpointable,
                                         slot_names, slots_of)
+from kerasckpt.checkpoint.name_based import name_based_nodes
 from kerasckpt.checkpoint.trackable_graph import GRAPH_KEY
 from kerasckpt.errors import CheckpointFormatError, CheckpointIsADirectoryError, CheckpointMismatchError
 from kerasckpt.random import SeedGenerator
@@ -22,6 +23,7 @@ from kerasckpt.tracking import Trackable
 from kerasckpt.variables import Variable
 
 _MAX_LISTED = 20
+_NOT_VALUES = frozenset({GRAPH_KEY, "_KERASCKPT_METADATA"})  # entries that describe a checkpoint, not values
 
 
 class CheckpointOptions:
@@ -277,8 +279,11 @@ class Checkpoint(Trackable):
             if check is not None:  # after the file opened: a missing or damaged file is reported first
                 check()
             nodes = restore_graph(reader)
-            root = self if root_of is None else root_of(nodes)
-            session = _Restoration(reader, nodes)
+            name_based = nodes is None  # no object graph (TensorFlow 1's Saver): match variables by path
+            root = self if root_of is None or name_based else root_of(nodes)
+            if name_based:
+                nodes = name_based_nodes(root, reader.keys())
+            session = _Restoration(reader, nodes, name_based=name_based)
             try:
                 session.restore_root(root, reader, skip_mismatch=skip_mismatch, required=required)
             except BaseException:
@@ -291,8 +296,8 @@ class Checkpoint(Trackable):
 class _State:
     """What a restore used, kept apart from the restoration so the exit warning can read it."""
 
-    def __init__(self, path, keys, trivial):
-        self.path, self.keys, self.trivial = path, keys, trivial
+    def __init__(self, path, keys, trivial, name_based=False):
+        self.path, self.keys, self.trivial, self.name_based = path, keys, trivial, name_based
         self.consumed = set()
         self.held = set()   # keys waiting for their objects
         self.expect_partial = False
@@ -302,7 +307,7 @@ class _State:
 
     @staticmethod
     def report(state):
-        if state.expect_partial:
+        if state.expect_partial or state.name_based:  # by name, as TensorFlow: other names are no concern
             return
         unused = state.unused()
         if not unused:
@@ -352,13 +357,15 @@ class _HeldSlots:
 def restore_graph(reader):
     """The object graph of the checkpoint `reader` reads, as the restore code walks it (see `_Restoration`).
 
-    kerasckpt's own index stores it; a TensorFlow checkpoint has it in `_CHECKPOINTABLE_OBJECT_GRAPH`.
+    kerasckpt's own index stores it; a TensorFlow checkpoint has it in `_CHECKPOINTABLE_OBJECT_GRAPH`; a
+    name-based one (TensorFlow 1's `Saver`) has none: None.
     """
     nodes = getattr(reader, "nodes", None)
     if nodes is not None:
         return nodes
-    data = reader.read(GRAPH_KEY)
-    data = data.item() if hasattr(data, "item") else data
+    data = getattr(reader, "object_graph", None)
+    if data is None:
+        return None
     try:
         graph = trackable_graph.parse(data)
     except trackable_graph.GraphFormatError as e:
@@ -393,8 +400,9 @@ def _shape_dtype(target):
 class _Restoration:
     """One restore of one checkpoint file: plans, verifies, assigns, and serves the held values."""
 
-    def __init__(self, reader, nodes):
+    def __init__(self, reader, nodes, name_based=False):
         self.path = reader.prefix
+        self.name_based = name_based
         self.nodes = nodes
         self.meta = {k: (reader.dtype(k), reader.shape(k)) for k in {n["key"] for n in nodes if "key" in n}}
         trivial = set()
@@ -403,7 +411,7 @@ class _Restoration:
                 for name, index in node.get("children", []):
                     if name == "save_counter" and "key" in self.nodes[index]:
                         trivial.add(self.nodes[index]["key"])
-        self.state = _State(self.path, [k for k in reader.keys() if k != GRAPH_KEY], trivial)
+        self.state = _State(self.path, [k for k in reader.keys() if k not in _NOT_VALUES], trivial, name_based)
         self.held = {}  # key -> [array, number of holds needing it]
         self.obj_node = weakref.WeakKeyDictionary()  # program Variable -> checkpoint node index
         self.matched = weakref.WeakSet()  # program Variables and SeedGenerators that got a value
@@ -749,7 +757,13 @@ class CheckpointLoadStatus:
         self._root = root
 
     def _program(self):
-        return ObjectGraph(self._root).state_objects()
+        graph = ObjectGraph(self._root)
+        if not self._session.name_based:
+            return graph.state_objects()
+        # By name, as TensorFlow's NameBasedSaverStatus: a Checkpoint's own counter and kerasckpt's random
+        # streams are never in such a checkpoint, so they are not expected from it.
+        counters = {node.children.get("save_counter") for node in graph.nodes if node.kind == "Checkpoint"}
+        return [(n.obj.path, n.obj) for n in graph.nodes if isinstance(n.obj, Variable) and n.index not in counters]
 
     def _unmatched(self):
         matched = self._session.matched
@@ -773,13 +787,21 @@ class CheckpointLoadStatus:
                       for k in unused[:_MAX_LISTED]]
             if len(unused) > _MAX_LISTED:
                 lines.append(f"    ... and {len(unused) - _MAX_LISTED} more")
+        if self._session.name_based:
+            action = ("The checkpoint has no object graph (a TensorFlow 1 Saver's): variables were matched by their "
+                      "path (Variable.path). Map other names with kerasckpt.init_from_checkpoint(path, "
+                      "{'checkpoint_scope/': model}), or expect_partial() for an intended partial restore.")
         lines.append(action)
         return "\n".join(lines)
 
     def assert_consumed(self):
-        """Assert that every checkpoint value was used and every object got a value."""
+        """Assert that every checkpoint value was used and every object got a value.
+
+        From a checkpoint without an object graph (TensorFlow 1's `Saver`, matched by variable path) only
+        the objects are checked, as TensorFlow does: such files hold optimizer variables of other names.
+        """
         unmatched, unused = self._unmatched(), self._session.state.unused()
-        if unmatched or unused:
+        if unmatched or (unused and not self._session.name_based):
             raise AssertionError(self._message(
                 "Not every value was matched", unmatched, unused,
                 "Make the attribute and root names agree with the saved ones, create the missing objects (values "

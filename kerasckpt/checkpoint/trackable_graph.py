@@ -261,3 +261,89 @@ def _by_full_name(slot_name, names):
                               "belong to any of them")
             return found[0], None
     return None, "no variable of the checkpoint has the name it ends with"
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def from_object_graph(graph, key_of=lambda key: key + VALUE_SUFFIX):
+    """The TrackableObjectGraph bytes of a kerasckpt `ObjectGraph`, for TensorFlow to restore from.
+
+    kerasckpt's own edges come first (so its paths stay the keys), then every alias edge of
+    `Trackable._checkpoint_aliases` (`_kernel`, `layer_with_weights-0`, Keras 3's `_operations`) and the
+    positional lists of optimizers (`_variables`, `_trainable_variables`, `_momentums`, ...), new nodes
+    standing for lists and views. `tf.train.Checkpoint(...).read()` and Keras 3 on TensorFlow then find
+    each value under the names they use. kerasckpt-only state (random streams, slots of variables that
+    are not in the checkpoint) is left out of this graph; kerasckpt restores it from its own index.
+
+    Args:
+        graph: the `ObjectGraph` being saved.
+        key_of: the bundle key of a kerasckpt value key.
+    """
+    from kerasckpt.checkpoint.graph import UNREACHABLE_SLOTS, aliases_of, children_of
+    from kerasckpt.random import SeedGenerator
+    from kerasckpt.variables import Variable
+
+    kept = [n for n in graph.nodes if not isinstance(n.obj, SeedGenerator) and n.kind != "field"
+            and f"/{UNREACHABLE_SLOTS}/" not in n.path]
+    ids = {n.index: i for i, n in enumerate(kept)}
+    by_object = {id(n.obj): ids[n.index] for n in kept}
+    nodes = []
+    for n in kept:
+        node = TrackableNode([(_unescape(name), ids[child]) for name, child in n.children.items() if child in ids])
+        if isinstance(n.obj, Variable):
+            node.attributes.append(Attribute(VARIABLE_VALUE, n.obj.path, key_of(n.key)))
+        nodes.append(node)
+    keep_alive = []  # views and lists made here: their ids must stay unique until the walk ends
+
+    def node_for(value):
+        known = by_object.get(id(value))
+        if known is not None:
+            return known
+        if isinstance(value, Variable):
+            return None  # a variable this checkpoint does not hold
+        keep_alive.append(value)
+        index = by_object[id(value)] = len(nodes)
+        nodes.append(TrackableNode())
+        nodes[index].children = _edges(children_of(value).items(), node_for)
+        return index
+
+    for n in kept:
+        node = nodes[ids[n.index]]
+        extra = list(aliases_of(n.obj).items())
+        lists = getattr(n.obj, "_keras_positional_lists", None)
+        if callable(lists):
+            extra += list(lists().items())
+        have = {name for name, _ in node.children}
+        node.children += [edge for edge in _edges(extra, node_for) if edge[0] not in have]
+    _mark_values(nodes)
+    return serialize(nodes)
+
+
+def _edges(items, node_for):
+    edges = []
+    for name, value in items:
+        index = node_for(value)
+        if index is not None:
+            edges.append((_unescape(name), index))
+    return edges
+
+
+def _unescape(name):
+    """A kerasckpt child name (`/` and `%` percent-escaped) as the raw name TensorFlow keeps in the graph."""
+    return name.replace("%2F", "/").replace("%25", "%") if "%" in name else name
+
+
+def _mark_values(nodes):
+    """Set `has_checkpoint_values`: true on nodes with a value at or below them."""
+    parents = [[] for _ in nodes]
+    for index, node in enumerate(nodes):
+        for _, child in node.children:
+            parents[child].append(index)
+    marked = [bool(node.attributes) for node in nodes]
+    queue = [i for i, m in enumerate(marked) if m]
+    for index in queue:
+        for parent in parents[index]:
+            if not marked[parent]:
+                marked[parent] = True
+                queue.append(parent)
+    for node, value in zip(nodes, marked):
+        node.has_checkpoint_values = value
