@@ -12,7 +12,7 @@ import numpy as np
 
 from kerasckpt import _background, tracking
 from kerasckpt._background import BackgroundWriter, PreparedSave
-from kerasckpt.checkpoint import files, trackable_graph
+from kerasckpt.checkpoint import bundle, files, trackable_graph
 from kerasckpt.checkpoint.graph import (SEED_FIELDS, SLOT_MARK, ObjectGraph, aliases_of, children_of, is_checkpointable,
                                         slot_names, slots_of)
 from kerasckpt.checkpoint.name_based import name_based_nodes
@@ -275,7 +275,7 @@ class Checkpoint(Trackable):
     def _restore(self, save_path, skip_mismatch=False, required=None, check=None, root_of=None):
         """Restore into this Checkpoint, or into `root_of(nodes)` (the object the checkpoint's root stands for)."""
         self._wait_for(os.fspath(save_path))  # a background save of it may be in flight
-        with files.CheckpointReader(save_path) as reader:
+        with _open_reader(save_path) as reader:
             if check is not None:  # after the file opened: a missing or damaged file is reported first
                 check()
             nodes = restore_graph(reader)
@@ -315,7 +315,7 @@ class _State:
         lines = [f"Checkpoint '{state.path}' is being deleted with {len(unused)} restored values that no object "
                  "used. To silence this warning, call `status.expect_partial()` on the status restore() returned."]
         lines += [f"  Value in checkpoint not used: {k}" + ("  (held for an object never created)"
-                                                            if k in state.held else "") for k in unused]
+                                                            if k in state.held else _tf_only(k)) for k in unused]
         try:
             warnings.warn("\n".join(lines), UserWarning, stacklevel=1)
         except Exception:  # noqa: BLE001  interpreter shutting down
@@ -352,6 +352,14 @@ class _HeldSlots:
 
     def apply_slot(self, optimizer, slot_name, reference, slot):
         return self.session.apply_slot(self, optimizer, slot_name, reference, slot)
+
+
+def _open_reader(save_path):
+    # Until the native writer writes tensor bundles: kerasckpt 0.1's index, else a TensorFlow bundle.
+    try:
+        return files.CheckpointReader(save_path)
+    except CheckpointFormatError:
+        return bundle.CheckpointReader(save_path)
 
 
 def restore_graph(reader):
@@ -733,6 +741,16 @@ class _Restoration:
 
 
 # ---------------------------------------------------------------------------------------------- statuses
+def _tf_only(key):
+    """A note for a value only TensorFlow can restore (a saved tensor other than a variable's value)."""
+    marker = f"/{trackable_graph.ATTRIBUTES}/"
+    if marker in key and not key.endswith(trackable_graph.VALUE_SUFFIX):
+        kind = key.rsplit("/", 1)[-1]
+        return (f"  [TensorFlow-only state ({kind}{', a tf.data iterator' if kind.startswith('ITERATOR') else ''}): "
+                "kerasckpt cannot restore it; expect_partial() silences this]")
+    return ""
+
+
 def _did_you_mean(name, candidates, fallback=()):
     """`  (did you mean ...)` for the closest of `candidates`, or of `fallback` only when there are none.
 
@@ -741,8 +759,15 @@ def _did_you_mean(name, candidates, fallback=()):
     pool = list(candidates) or list(fallback)
     root, slot = name.split("/", 1)[0], SLOT_MARK in name
     pool = [c for c in pool if c.split("/", 1)[0] == root and (SLOT_MARK in c) == slot] or pool
-    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
-    return f"  (did you mean `{close[0]}`?)" if close else ""
+    # Compared without TensorFlow's `/.ATTRIBUTES/VARIABLE_VALUE` (on either side), shown as they are.
+    bare = {_bare(c): c for c in reversed(pool)}
+    close = difflib.get_close_matches(_bare(name), list(bare), n=1, cutoff=0.6)
+    return f"  (did you mean `{bare[close[0]]}`?)" if close else ""
+
+
+def _bare(key):
+    suffix = trackable_graph.VALUE_SUFFIX
+    return key[:-len(suffix)] if key.endswith(suffix) else key
 
 
 class CheckpointLoadStatus:
@@ -783,7 +808,7 @@ class CheckpointLoadStatus:
         if unused:
             lines.append(f"  {len(unused)} checkpoint value(s) were not used:")
             lines += [f"    {k}{_did_you_mean(k, unmatched)}"
-                      + ("  [held: its object has not been created yet]" if k in state.held else "")
+                      + ("  [held: its object has not been created yet]" if k in state.held else _tf_only(k))
                       for k in unused[:_MAX_LISTED]]
             if len(unused) > _MAX_LISTED:
                 lines.append(f"    ... and {len(unused) - _MAX_LISTED} more")
