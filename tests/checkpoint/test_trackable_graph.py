@@ -172,3 +172,88 @@ def test_written_graph_round_trips():
 def test_malformed_graphs_are_refused(data, message):
     with pytest.raises(tg.GraphFormatError, match=message):
         tg.parse(data)
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _trained(kind):
+    import numpy as np
+    import kerasckpt
+    from kerasckpt import layers
+    kerasckpt.utils.set_random_seed(0)
+    if kind == "sequential":
+        model = kerasckpt.Sequential([layers.Input((3,)), layers.Dense(4), layers.Dropout(0.5), layers.Dense(2)])
+    else:
+        inputs = kerasckpt.Input((3,))
+        model = kerasckpt.Model(inputs, layers.Dense(2)(layers.BatchNormalization()(layers.Dense(4)(inputs))))
+    model.compile(optimizer="adam", loss="mse")
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    model.fit(x, x[:, :2], epochs=1, batch_size=4, verbose=0)
+    return model
+
+
+def _written_graph(kind):
+    import kerasckpt
+    from kerasckpt.checkpoint.graph import ObjectGraph
+    model = _trained(kind)
+    graph = ObjectGraph(kerasckpt.Checkpoint(model=model, optimizer=model.optimizer))
+    return model, graph, tg.parse(tg.from_object_graph(graph))
+
+
+def _node_at(nodes, path):
+    index = 0
+    for name in path.split("/"):
+        index = dict(nodes[index].children)[name]
+    return index
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_written_graph_has_keras3_and_tf_keras_names_for_every_value(kind):
+    model, graph, nodes = _written_graph(kind)
+    kernel = model.layers[-1].kernel
+    key = graph.node_of(kernel).key + tg.VALUE_SUFFIX
+    last = len(model.layers) - 1
+    keras3 = f"model/_functional/_operations/{last + 1}/_kernel" if kind == "sequential" else \
+        f"model/_operations/{last}/_kernel"
+    for path in ("model/dense_1/kernel", keras3, "model/layer_with_weights-1/kernel" if kind == "sequential"
+                 else "model/layer_with_weights-2/kernel",
+                 f"optimizer/_trainable_variables/{model.optimizer.variable_index(kernel)}"):
+        assert nodes[_node_at(nodes, path)].value_key() == key, path
+    optimizer = model.optimizer
+    listed = dict(nodes[_node_at(nodes, "optimizer/_variables")].children)
+    assert len(listed) == len(optimizer.variables)  # Keras 3's order: iterations, learning rate, the slots
+    for position, variable in enumerate(optimizer.variables):
+        expected_key = (graph.node_of(variable).key or "") + tg.VALUE_SUFFIX
+        assert nodes[listed[str(position)]].value_key() == expected_key
+        assert nodes[listed[str(position)]].full_name() == variable.path
+    momentum = dict(nodes[_node_at(nodes, "optimizer/_momentums")].children)
+    assert nodes[momentum["0"]].value_key() == graph.node_of(optimizer._momentums[0]).key + tg.VALUE_SUFFIX
+    assert nodes[_node_at(nodes, "optimizer/_iterations")].value_key() == "optimizer/iterations" + tg.VALUE_SUFFIX
+
+
+def test_written_graph_leaves_out_kerasckpt_only_state_and_marks_values():
+    model, graph, nodes = _written_graph("sequential")
+    keys = {n.value_key() for n in nodes if n.value_key()}
+    assert not any("seed_generator" in k for k in keys)  # Dropout's random stream: kerasckpt's own index
+    assert keys == {n.key + tg.VALUE_SUFFIX for n in graph.value_nodes() if "seed_generator" not in n.key}
+    dropout = nodes[_node_at(nodes, "model/dropout")]
+    input_layer = nodes[_node_at(nodes, "model/_functional/_operations/0")]
+    assert dropout.has_checkpoint_values is False and input_layer.has_checkpoint_values is False
+    assert nodes[0].has_checkpoint_values is True and not any(n.slot_variables for n in nodes)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_kerasckpt_restores_its_graph_as_tensorflow_sees_it(tmp_path, kind):
+    """Without kerasckpt's own record, a checkpoint restores through the TensorFlow graph alone (slots included)."""
+    import numpy as np
+    import kerasckpt
+    from kerasckpt.checkpoint import bundle
+    model, graph, _ = _written_graph(kind)
+    prefix = str(tmp_path / "ckpt")
+    entries = [(n.key + tg.VALUE_SUFFIX, np.array(n.value())) for n in graph.value_nodes()]
+    bundle.write_bundle(prefix, entries + [(tg.GRAPH_KEY, tg.from_object_graph(graph))])
+    fresh = _trained(kind)
+    for v in fresh.weights + fresh.optimizer.variables:
+        v.assign(np.zeros(v.shape, v.dtype))
+    kerasckpt.Checkpoint(model=fresh, optimizer=fresh.optimizer).restore(prefix).expect_partial()
+    for ours, theirs in zip(fresh.weights + fresh.optimizer.variables, model.weights + model.optimizer.variables):
+        assert np.array_equal(ours.numpy(), theirs.numpy()), ours.path
