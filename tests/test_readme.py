@@ -3,11 +3,14 @@
 ```python blocks run as scripts, ```bash blocks with `bash -e -o pipefail`, so a later block can use the
 files an earlier one wrote (the command-line examples read the checkpoints of the Python ones). `python`
 and `kerasckpt` on the PATH are this interpreter and this checkout. Only the two install commands at the
-top are not run here: CI runs exactly those.
+top are not run here: CI runs exactly those. The directory starts with copies of checkpoints TensorFlow wrote
+(tests/data/tf), under the names its tutorials use: `training_1/` (tf.keras 2 `save_weights`), `tf_ckpts/`
+(the "Training checkpoints" guide) and `tf1/` (a TensorFlow 1 `Saver`).
 """
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -20,6 +23,7 @@ BLOCKS = [(lang.strip(), code) for lang, code in FENCE.findall(README)]
 INSTALL_COMMANDS = {'python -m pip install . && python examples/quickstart.py',
                     'python -m pip install -e ".[test]" && python -m pytest'}
 RUN = [(i, lang, code) for i, (lang, code) in enumerate(BLOCKS) if code.strip() not in INSTALL_COMMANDS]
+TF_CHECKPOINTS = {"training_1": "tf_keras/sequential/training_1", "tf_ckpts": "guide/tf_ckpts", "tf1": "tf1_saver/run"}
 
 
 def test_the_readme_has_examples_in_python_and_shell():
@@ -39,6 +43,8 @@ def test_every_block_is_python_or_bash():
 def session(tmp_path_factory):
     """Runs the blocks in order on demand; remembers each result, so a failure is reported once."""
     workdir = tmp_path_factory.mktemp("readme")
+    for name, source in TF_CHECKPOINTS.items():
+        shutil.copytree(REPO / "tests" / "data" / "tf" / source, workdir / name)
     shims = tmp_path_factory.mktemp("bin")
     for name, command in (("python", f'exec "{sys.executable}" "$@"'),
                           ("kerasckpt", f'exec "{sys.executable}" -m kerasckpt "$@"')):
