@@ -39,7 +39,8 @@ def save_weights_native(model, path, options=None):
 
 
 def load_weights_native(model, path, skip_mismatch=False):
-    """Load weights written by `save_weights_native` (or any checkpoint with a `model` root).
+    """Load weights written by `save_weights_native` (or any checkpoint with a `model` root), or by tf.keras 2's
+    `save_weights` in the TensorFlow format (the file's root is the model; its optimizer a child).
 
     The model must be built. Every weight it has must be in the file with the same shape and dtype,
     and every model value in the file must find a built layer, else a `CheckpointMismatchError` (a

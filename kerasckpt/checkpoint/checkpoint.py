@@ -239,7 +239,9 @@ class Checkpoint(Trackable):
         """Restore values from `save_path`; returns a status to check what was matched.
 
         Values of objects that exist are assigned at once; the others are held and assigned when
-        their variables are created. `save_counter` is created first, as in TensorFlow.
+        their variables are created. `save_counter` is created first, as in TensorFlow. TensorFlow's
+        checkpoints restore by their object graph too (tf.keras's and Keras 3's names included); one
+        without a graph (TensorFlow 1's `Saver`) by each variable's `.path`.
 
         Args:
             save_path: a checkpoint prefix (from `save()`, `latest_checkpoint()`, ...); None gives a
@@ -250,7 +252,8 @@ class Checkpoint(Trackable):
         assigned: a failing restore changes no variable. A held value that does not fit fails the
         build that creates its variable as a whole, listing every such value: the layers stay
         unbuilt, no variable changes and the values stay held (TensorFlow assigns half, keeps the
-        half-built layer and duplicates its variables on the next call).
+        half-built layer and duplicates its variables on the next call). Optimizer slots are matched to
+        their variables by what the checkpoint records, never by position (TensorFlow's are positional).
         """
         if save_path is None:
             return InitializationOnlyStatus()

@@ -139,7 +139,8 @@ def load_weights(model, filepath, skip_mismatch=False):
 
     Args:
         model: a built model of the same architecture.
-        filepath: a `.weights.h5`, `.keras`, `.h5`/`.hdf5` file or a native checkpoint prefix.
+        filepath: a `.weights.h5`, `.keras`, `.h5`/`.hdf5` file or a checkpoint prefix: kerasckpt's, or
+            TensorFlow's (tf.keras 2 `save_weights("cp.ckpt")`, with the optimizer state).
         skip_mismatch: skip weights whose count or shape does not fit instead of raising.
 
     Note: unlike Keras, the optimizer state is restored even when the optimizer is not built yet
