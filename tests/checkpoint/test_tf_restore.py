@@ -231,3 +231,22 @@ def test_ambiguous_slot_names_are_refused_and_nothing_changes(tmp_path):
     assert np.array_equal(net.l1.kernel.numpy(), entries[[k for k, _ in entries].index(
         "net/l1/kernel/.ATTRIBUTES/VARIABLE_VALUE")][1])
     status.expect_partial()
+
+
+def test_keras3_tensorflow_functional_with_sgd_momentum():
+    """Keras 3's functional layers are `model/_operations/N` (BatchNormalization's moving statistics only there)."""
+    part = expected("keras3_tf_functional")
+    record, x = part["models"]["functional"], decode(part["inputs"]["x"])
+    inputs = kerasckpt.Input((3,))
+    h = layers.BatchNormalization()(layers.Dense(4)(inputs))
+    model = kerasckpt.Model(inputs, layers.Dense(2)(h))
+    optimizer = kerasckpt.optimizers.SGD(0.5, momentum=0.9)
+    model.compile(optimizer=optimizer, loss="mse")
+    status = kerasckpt.Checkpoint(model=model, optimizer=optimizer).restore(
+        os.path.join(TF_DATA, "keras3_tf_functional", "functional", "ckpt-1"))
+    np.testing.assert_allclose(model.predict(x, verbose=0), decode(record["predictions"]), rtol=1e-5, atol=1e-6)
+    optimizer.build(model.trainable_weights)
+    assert len(optimizer.variables) == len(record["optimizer_variables"]) == 8
+    for var, (name, value) in zip(optimizer.variables, record["optimizer_variables"]):
+        assert np.array_equal(var.numpy(), decode(value)), name
+    status.assert_consumed()
