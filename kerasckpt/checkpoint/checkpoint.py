@@ -455,9 +455,11 @@ class _Restoration:
                     if name in SEED_FIELDS and self.nodes[child].get("key") is not None:
                         plan.assign.append(((obj, name), self.nodes[child]["key"], child))
                 continue
-            program = children_of(obj)
-            program.update(aliases_of(obj))  # TensorFlow's and Keras's names for the same children
+            program, aliased = children_of(obj), False
             for name, child in children:
+                if name not in program and not aliased:  # TensorFlow's and Keras's names for the same children
+                    program.update(aliases_of(obj, program))
+                    aliased = True
                 if name in program:
                     queue.append((program[name], child))
                 elif _can_hold(obj, name):

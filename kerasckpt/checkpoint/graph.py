@@ -54,13 +54,13 @@ def children_of(obj):
     return {name: value for name, value in items if is_checkpointable(value)}
 
 
-def aliases_of(obj):
+def aliases_of(obj, own=None):
     """`{name: child}` of the other names TensorFlow and Keras checkpoints use for `obj`'s children
-    (`Trackable._checkpoint_aliases`); names `children_of` already has are left out."""
+    (`Trackable._checkpoint_aliases`); names `children_of` (`own`, when given) already has are left out."""
     fn = getattr(obj, "_checkpoint_aliases", None)
     if fn is None or not isinstance(obj, Trackable):
         return {}
-    own = children_of(obj)
+    own = children_of(obj) if own is None else own
     return {name: value for name, value in fn().items() if name not in own and is_checkpointable(value)}
 
 

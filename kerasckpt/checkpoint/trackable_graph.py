@@ -6,6 +6,8 @@ the root; each node lists its children (`node_id`, `local_name`), its saved tens
 key), legacy optimizer slots (`slot_variables`) and `has_checkpoint_values`. This module parses and
 writes those bytes; it knows nothing of files (`parse` callers name the file in their errors).
 """
+import functools
+
 from kerasckpt.checkpoint import protowire as pw
 
 GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -113,24 +115,39 @@ def _parse_node(fields):
 
 def serialize(nodes):
     """The bytes of a TrackableObjectGraph with `nodes` (TrackableNodes, root first)."""
-    return b"".join(pw.bytes_field(1, _serialize_node(node)) for node in nodes)
+    return b"".join(_field(1, _serialize_node(node)) for node in nodes)
+
+
+_SMALL = [bytes((i,)) for i in range(128)]
+
+
+def _varint(value):
+    return _SMALL[value] if 0 <= value < 128 else pw.encode_varint(value)
+
+
+def _field(number, data):
+    """A length-delimited field: a string or a sub-message (`number` < 16: a one-byte tag)."""
+    return _SMALL[number << 3 | pw.LEN] + _varint(len(data)) + data
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(number, text):
+    return _field(number, text.encode("utf-8")) if text else b""
+
+
+def _number(number, value):
+    return _SMALL[number << 3] + _varint(value) if value else b""
 
 
 def _serialize_node(node):
-    out = [pw.bytes_field(1, pw.varint_field(1, node_id) + pw.bytes_field(2, name, skip_default=True))
-           for name, node_id in node.children]
-    out += [pw.bytes_field(2, pw.bytes_field(1, a.name, skip_default=True)
-                           + pw.bytes_field(2, a.full_name, skip_default=True)
-                           + pw.bytes_field(3, a.checkpoint_key, skip_default=True)
-                           + pw.varint_field(4, a.optional_restore)) for a in node.attributes]
-    out += [pw.bytes_field(3, pw.varint_field(1, s.original) + pw.bytes_field(2, s.name, skip_default=True)
-                           + pw.varint_field(3, s.slot)) for s in node.slot_variables]
+    out = [_field(1, _number(1, node_id) + _text(2, name)) for name, node_id in node.children]
+    out += [_field(2, _text(1, a.name) + _text(2, a.full_name) + _text(3, a.checkpoint_key)
+                   + _number(4, int(a.optional_restore))) for a in node.attributes]
+    out += [_field(3, _number(1, s.original) + _text(2, s.name) + _number(3, s.slot)) for s in node.slot_variables]
     if node.registered_saver is not None:
-        name, object_name = node.registered_saver
-        out.append(pw.bytes_field(4, pw.bytes_field(1, name, skip_default=True)
-                                  + pw.bytes_field(2, object_name, skip_default=True)))
+        out.append(_field(4, _text(1, node.registered_saver[0]) + _text(2, node.registered_saver[1])))
     if node.has_checkpoint_values is not None:
-        out.append(pw.bytes_field(5, pw.varint_field(1, node.has_checkpoint_values)))
+        out.append(_field(5, _number(1, int(node.has_checkpoint_values))))
     return b"".join(out)
 
 
