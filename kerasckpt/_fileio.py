@@ -99,7 +99,9 @@ def crc32_combine(crc1, crc2, len2):
     return crc_combine(crc1, crc2, len2, "crc32")
 
 
-_CHECKSUMS = {"crc32": checksum, "crc32c": crc32c}
+def _checksum_fn(kind):
+    """The checksum function of `kind`, looked up when called (so tests can wrap the module's functions)."""
+    return {"crc32": checksum, "crc32c": crc32c}[kind]
 
 
 # ----------------------------------------------------------------------------------------- threads
@@ -148,7 +150,7 @@ def checksum_many(buffers, parallel_min=PARALLEL_CHUNK, kind="crc32"):
     Args:
         kind: "crc32" (zlib's CRC-32) or "crc32c" (TensorFlow's CRC-32C).
     """
-    fn = _CHECKSUMS[kind]
+    fn = _checksum_fn(kind)
     views = [b if isinstance(b, (bytes, bytearray)) else memoryview(b).cast("B") for b in buffers]
     pieces = [(i, start, view[start:start + PARALLEL_CHUNK]) for i, view in enumerate(views)
               if len(view) >= parallel_min for start in range(0, len(view), PARALLEL_CHUNK)]
@@ -202,7 +204,7 @@ class StreamingWriter:
     def __init__(self, fd, kind="crc32"):
         self.fd = fd
         self.kind = kind  # "crc32" (zlib's) or "crc32c" (TensorFlow's)
-        self._fn = _CHECKSUMS[kind]
+        self._fn = _checksum_fn(kind)
         self._parts = []  # per write() or track(): [(CRC-32 or its future, length)]
         self._syncs = []
         self._unsynced = 0

@@ -11,7 +11,7 @@ import kerasckpt
 from kerasckpt import _background
 from kerasckpt.callbacks import (BackupAndRestore, Callback, CSVLogger, EarlyStopping, ModelCheckpoint,
                                  ReduceLROnPlateau)
-from kerasckpt.checkpoint import files
+from kerasckpt.checkpoint import bundle as files
 from kerasckpt.errors import CheckpointError
 from conftest import make_model, tiny_data
 from crashing import Crash

@@ -9,7 +9,7 @@ import warnings
 
 from kerasckpt import _background
 from kerasckpt.callbacks.monitor import MonitorCallback, is_nan
-from kerasckpt.checkpoint import files as checkpoint_files
+from kerasckpt.checkpoint import bundle
 from kerasckpt.errors import CheckpointIsADirectoryError, CheckpointNotADirectoryError
 from kerasckpt.saving import api as saving_api
 
@@ -75,7 +75,7 @@ def file_identity(path):
             st = os.stat(candidate)
         except OSError:
             continue
-        if candidate != path and not checkpoint_files.is_complete(path):
+        if candidate != path and not bundle.is_complete(path):
             return None
         return [st.st_ino, st.st_mtime_ns, st.st_size]
     return None

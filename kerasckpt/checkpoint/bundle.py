@@ -60,6 +60,9 @@ DATA_RE = re.compile(r"\.data-(\d{5})-of-(\d{5})(?:\.g(\d+))?$")
 _PARALLEL_MIN = 4 << 20  # values from this size on are checksummed in pieces on the CPU pool
 _EMPTY_CRC = _fileio.mask_crc(0)  # what TensorFlow stores for a tensor without bytes
 _TF_VERSION = 1  # the bundle format version this reader understands (TensorFlow's kTensorBundleVersion)
+# A field of the index's header entry TensorFlow does not define (and skips): the prefix's file name when
+# kerasckpt wrote it, so that an index renamed without its data files can say where they are.
+_WRITTEN_AS_FIELD = 1000
 
 
 # ---------------------------------------------------------------------------------------------- dtypes
@@ -269,9 +272,14 @@ def resolve_prefix(path):
                                       "latest_checkpoint(directory).")
     prefix = strip_suffix(path)
     if os.path.isdir(prefix) and not os.path.isfile(prefix + ".index"):
-        raise CheckpointIsADirectoryError(
-            f"'{prefix}' is a directory, not a checkpoint. Pass a checkpoint prefix such as 'dir/ckpt-1' (the path "
-            "save() returned), or use latest_checkpoint(directory).")
+        try:
+            indexes = [os.path.join(prefix, n) for n in os.listdir(prefix) if n.endswith(".index")]
+            newest = max(indexes, key=os.path.getmtime)[:-len(".index")] if indexes else None
+        except OSError:
+            newest = None
+        hint = (f"The newest checkpoint in it is '{newest}': pass that, or latest_checkpoint(directory)." if newest
+                else "Pass a checkpoint prefix such as 'dir/ckpt-1' (the path save() returned).")
+        raise CheckpointIsADirectoryError(f"'{prefix}' is a directory, not a checkpoint. {hint}")
     if not os.path.isfile(prefix + ".index"):
         directory, base = os.path.split(prefix)
         try:
@@ -309,8 +317,8 @@ class CheckpointReader:
         self.directory = os.path.dirname(self.prefix)
         self.index_path = self.prefix + ".index"
         self._maps, self._sizes = {}, {}
-        self.nodes, self.metadata = None, {}
-        self._file_metadata = {"format_version": None, "kerasckpt_version": None, "saved_at": None}
+        self._record = None  # (nodes, metadata, file metadata): read on first use (see `_kerasckpt_record`)
+        self._written_names = None  # the data file names when the files were written, when recorded
         blob = self._read_index()
         if legacy.looks_like(blob[:8]):
             self._open_legacy(blob)
@@ -348,6 +356,7 @@ class CheckpointReader:
             self.num_shards = pw.signed(header.varint(1), 32)
             self.big_endian = header.varint(2) == 1
             version = header.message(3)
+            written_as = header.text(_WRITTEN_AS_FIELD, "")
             min_consumer, bad_consumers = version.varint(2), version.varints(3)
         except pw.ProtoError as e:
             raise bad(f"its header entry is malformed ({e})") from None
@@ -375,7 +384,9 @@ class CheckpointReader:
                     raise bad(f"'{entry.key}' is sliced, but the entry of its slice {extents} is missing")
         self._data_names = [os.path.basename(data_file_name(self.prefix, k, self.num_shards))
                             for k in range(self.num_shards)]
-        self._read_kerasckpt_record()
+        if written_as and os.path.basename(written_as) == written_as:
+            self._written_names = [os.path.basename(data_file_name(written_as, k, self.num_shards))
+                                   for k in range(self.num_shards)]
 
     def _parse_entry(self, key, value, bad):
         msg = pw.parse(value)
@@ -399,30 +410,39 @@ class CheckpointReader:
             raise bad(f"'{key}' holds {entry.size} bytes, too few for {entry.num_elements} {dtype.name} elements")
         return entry
 
+    def _kerasckpt_record(self):
+        """`(nodes, metadata, file metadata)` from kerasckpt's record (its object graph and saver metadata, in the
+        data file), read when first needed: listing a checkpoint never reads its data files."""
+        if self._record is None:
+            self._record = self._read_kerasckpt_record()
+        return self._record
+
     def _read_kerasckpt_record(self):
-        """kerasckpt's record (its object graph and saver metadata), when kerasckpt wrote the bundle."""
+        unknown = (None, {}, {"format_version": None, "kerasckpt_version": None, "saved_at": None})
         entry = self.entries.get(KERASCKPT_KEY)
         if entry is None or entry.dtype.name != "string" or entry.shape:
-            return
+            return unknown
+        raw = self.raw_bytes(KERASCKPT_KEY)  # a damaged or missing data file raises here, as itself
         try:
-            record = json.loads(self.raw_bytes(KERASCKPT_KEY).decode("utf-8"))
+            record = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
             raise CheckpointFormatError(f"'{self.index_path}' holds an unreadable '{KERASCKPT_KEY}' entry ({e}). "
                                         "Pass a checkpoint kerasckpt wrote.") from None
         if not isinstance(record, dict) or record.get("format") != FORMAT:
-            return
+            return unknown
         if int(record.get("version", 0)) > FORMAT_VERSION:
             raise CheckpointFormatError(f"'{self.index_path}' was written by a newer kerasckpt (format version "
                                         f"{record.get('version')}; this one reads up to {FORMAT_VERSION}). Upgrade "
                                         "kerasckpt to read it.")
-        graph = record.get("graph")
+        graph, nodes = record.get("graph"), None
         if isinstance(graph, dict) and "nodes" in graph:
-            self.nodes = legacy.check_nodes(graph["nodes"], self.entries, self.index_path)
-        self.metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+            known = set(self.entries) | {k[:-len(VALUE_SUFFIX)] for k in self.entries if k.endswith(VALUE_SUFFIX)}
+            nodes = legacy.check_nodes(graph["nodes"], known, self.index_path)
+        metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
         written_by = record.get("written_by") if isinstance(record.get("written_by"), dict) else {}
-        self._file_metadata = {"format_version": record.get("version"),
-                               "kerasckpt_version": written_by.get("kerasckpt_version"),
-                               "saved_at": written_by.get("saved_at")}
+        return nodes, metadata, {"format_version": record.get("version"),
+                                 "kerasckpt_version": written_by.get("kerasckpt_version"),
+                                 "saved_at": written_by.get("saved_at")}
 
     def _open_legacy(self, blob):
         self.format = "kerasckpt-0.1"
@@ -440,8 +460,17 @@ class CheckpointReader:
             self.entries[key] = Entry(key, tf, shape, shard=chunks[0][0] if chunks else 0,
                                       offset=chunks[0][1] if chunks else 0, size=sum(c[2] for c in chunks),
                                       crc32c=None, chunks=chunks)
-        self.nodes, self.metadata = index.nodes, index.metadata
-        self._file_metadata = index.file_metadata
+        self._record = (index.nodes, index.metadata, index.file_metadata)
+
+    @property
+    def nodes(self):
+        """kerasckpt's object graph (JSON-ready nodes) when kerasckpt wrote the checkpoint, else None."""
+        return self._kerasckpt_record()[0]
+
+    @property
+    def metadata(self):
+        """What the saver attached (`save_counter`, a backup's loop state); {} for other writers."""
+        return self._kerasckpt_record()[1]
 
     @property
     def file_metadata(self):
@@ -450,7 +479,7 @@ class CheckpointReader:
         `saved_at` is the UTC time the checkpoint was written (ISO-8601, e.g. `2025-01-31T12:00:00.000Z`).
         What the saver itself attached (`save_counter`, a backup's loop state) is `metadata`.
         """
-        return dict(self._file_metadata)
+        return dict(self._kerasckpt_record()[2])
 
     @property
     def object_graph(self):
@@ -469,11 +498,19 @@ class CheckpointReader:
         return key in self.entries
 
     def entry(self, key):
-        """The Entry of `key`; raises CheckpointKeyError (a KeyError) naming close keys."""
+        """The Entry of `key`; raises CheckpointKeyError (a KeyError) naming close keys.
+
+        A variable's object path stands for its value's key too: `model/dense/kernel` for
+        `model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE` (kerasckpt 0.1's keys; TensorFlow needs the full key).
+        """
         entry = self.entries.get(key)
+        if entry is None and isinstance(key, str):
+            entry = self.entries.get(key + VALUE_SUFFIX)
         if entry is None:
             import difflib
-            close = difflib.get_close_matches(key, list(self.entries), n=3, cutoff=0.5)
+            short = {k[:-len(VALUE_SUFFIX)] if k.endswith(VALUE_SUFFIX) and not str(key).endswith(VALUE_SUFFIX) else k: k
+                     for k in self.entries}  # compare like with like: object paths, or full keys
+            close = difflib.get_close_matches(str(key), list(short), n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise CheckpointKeyError(f"Key {key!r} not found in checkpoint '{self.prefix}'.{hint} "
                                      "list_variables(path) shows every key.")
@@ -489,6 +526,23 @@ class CheckpointReader:
     def tf_dtype(self, key):
         """TensorFlow's dtype of `key` (a DType)."""
         return self.entry(key).dtype
+
+    # ------------------------------------------------------------------ TensorFlow's CheckpointReader names
+    def has_tensor(self, name):
+        """Whether the checkpoint holds `name` (the exact key, as TensorFlow's `has_tensor`)."""
+        return name in self.entries
+
+    def get_tensor(self, name):
+        """The verified value of `name`: an ndarray, a NumPy scalar for a 0-d value (bytes for a string)."""
+        return self.get(name)
+
+    def get_variable_to_shape_map(self):
+        """`{name: [dims]}` of every tensor (slice keys hidden), as TensorFlow's reader returns it."""
+        return {key: list(entry.shape) for key, entry in self.entries.items()}
+
+    def get_variable_to_dtype_map(self):
+        """`{name: DType}`: TensorFlow's dtype of every tensor (`.name`, `.as_numpy_dtype`; see DType)."""
+        return {key: entry.dtype for key, entry in self.entries.items()}
 
     def data_files(self):
         """The data file names (in the checkpoint's directory), shard by shard."""
@@ -520,27 +574,23 @@ class CheckpointReader:
         path = self._shard_path(shard)
         holds = f"it holds {_some(self._display(self._keys_in(shard)))} of checkpoint '{self.prefix}'"
         expected = ", ".join(f"'{n}'" for n in self._data_names)
-        suffix = self._data_names[shard][len(os.path.basename(self.prefix)):]
-        written = getattr(self, "_written_names", None)
-        if written and written[shard] != self._data_names[shard]:
-            candidates = [written[shard]]
-        else:
-            try:
-                candidates = sorted(n for n in os.listdir(self.directory or ".") if n.endswith(suffix)
-                                    and n != self._data_names[shard] and not os.path.exists(
-                                        os.path.join(self.directory, n[:-len(suffix)] + ".index")))
-            except OSError:
-                candidates = []
-        candidates = [n for n in candidates if os.path.exists(os.path.join(self.directory, n))]
-        if candidates:
-            old_prefix = os.path.join(self.directory, DATA_RE.sub("", candidates[0]))
+        written = self._written_names
+        pairs = [(w, n) for w, n in zip(written, self._data_names) if w != n] if written else []
+        if not pairs:
+            return CheckpointNotFoundError(f"'{path}' is missing: {holds} (its data files: {expected}). {ADVICE}")
+        m = DATA_RE.search(pairs[0][0])
+        old_prefix = os.path.join(self.directory, pairs[0][0][:m.start()] if m else pairs[0][0])
+        renames = ", ".join(f"'{w}' -> '{n}'" for w, n in pairs[:3]) + (", ..." if len(pairs) > 3 else "")
+        old = os.path.join(self.directory, written[shard])
+        if os.path.exists(old):
             return CheckpointNotFoundError(
                 f"'{path}' is missing: {holds}. The checkpoint seems renamed or moved without its data files: "
-                f"'{os.path.join(self.directory, candidates[0])}' is there. A checkpoint is its .index file plus "
-                f"data files named after the same prefix ({expected}); rename them together, or rename "
-                f"'{self.index_path}' back to '{old_prefix}.index'.")
-        return CheckpointNotFoundError(f"'{path}' is missing: {holds} (its data files: {expected}). If you renamed or "
-                                       f"moved the checkpoint, move its data files with it. Otherwise: {ADVICE}")
+                f"it was written as '{old_prefix}', and '{old}' is still there. A checkpoint is its .index "
+                f"file plus data files named after the same prefix ({expected}); rename them together "
+                f"({renames}), or rename '{self.index_path}' back to '{old_prefix}.index'.")
+        return CheckpointNotFoundError(
+            f"'{path}' is missing: {holds} (its data files: {expected}). It was written as '{old_prefix}': if "
+            f"you renamed or moved it, rename or move its data files with it ({renames}). Otherwise: {ADVICE}")
 
     def _display(self, keys):
         """Slice keys shown as the name of the tensor they belong to."""
@@ -849,7 +899,7 @@ def referenced_data_names(prefix):
     """The data file names the index at `prefix` uses; None when it cannot be read (assume any)."""
     try:
         with CheckpointReader(prefix) as reader:
-            return set(reader.data_files()) | set(getattr(reader, "_written_names", ()))
+            return set(reader.data_files()) | set(reader._written_names or ())
     except CheckpointNotFoundError:
         return set()
     except (OSError, ValueError):
@@ -865,7 +915,8 @@ def _written_by():
 
 
 def kerasckpt_record(graph=None, metadata=None):
-    """The `_KERASCKPT_METADATA` value: kerasckpt's object graph (JSON) and the saver's metadata."""
+    """The `_KERASCKPT_METADATA` value: kerasckpt's object graph (JSON), the saver's metadata, who wrote it
+    and when."""
     record = {"format": FORMAT, "version": FORMAT_VERSION, "written_by": _written_by(),
               "graph": graph, "metadata": metadata or {}}
     return json.dumps(record, separators=(",", ":")).encode("utf-8")
@@ -1029,7 +1080,8 @@ def write_bundle(prefix, entries, max_shard_size=None, alignment=ALIGNMENT):
             if item.slices:
                 full = Entry(item.key, item.dtype, item.shape, slices=item.slices)
                 table.append((item.key.encode("utf-8", "surrogateescape"), encode_entry(full)))
-        header = pw.varint_field(1, num_shards) + pw.bytes_field(3, pw.varint_field(1, _TF_VERSION))
+        header = (pw.varint_field(1, num_shards) + pw.bytes_field(3, pw.varint_field(1, _TF_VERSION))
+                  + pw.bytes_field(_WRITTEN_AS_FIELD, base))
         table.sort(key=lambda kv: kv[0])
         index = sstable.build_table([(b"", header)] + table)
         index_tmp = _fileio.claim_temp(prefix + ".index")

@@ -2,7 +2,6 @@
 when they are created (deferred restoration); the restore statuses and their assertions.
 """
 import difflib
-import json
 import os
 import warnings
 import weakref
@@ -12,18 +11,19 @@ import numpy as np
 
 from kerasckpt import _background, tracking
 from kerasckpt._background import BackgroundWriter, PreparedSave
-from kerasckpt.checkpoint import bundle, files, trackable_graph
+from kerasckpt.checkpoint import bundle, trackable_graph
 from kerasckpt.checkpoint.graph import (SEED_FIELDS, SLOT_MARK, ObjectGraph, aliases_of, children_of, is_checkpointable,
                                         slot_names, slots_of)
 from kerasckpt.checkpoint.name_based import name_based_nodes
-from kerasckpt.checkpoint.trackable_graph import GRAPH_KEY
+from kerasckpt.checkpoint.state import write_plain_state
+from kerasckpt.checkpoint.trackable_graph import GRAPH_KEY, VALUE_SUFFIX
 from kerasckpt.errors import CheckpointFormatError, CheckpointIsADirectoryError, CheckpointMismatchError
 from kerasckpt.random import SeedGenerator
 from kerasckpt.tracking import Trackable
 from kerasckpt.variables import Variable
 
 _MAX_LISTED = 20
-_NOT_VALUES = frozenset({GRAPH_KEY, "_KERASCKPT_METADATA"})  # entries that describe a checkpoint, not values
+_NOT_VALUES = frozenset({GRAPH_KEY, bundle.KERASCKPT_KEY})  # entries that describe a checkpoint, not values
 
 
 class CheckpointOptions:
@@ -54,7 +54,8 @@ class CheckpointOptions:
         self.save_in_background = bool(save_in_background or enable_async or experimental_enable_async_checkpoint)
 
 
-def _in_background(options):
+def in_background(options):
+    """Whether `options` (a CheckpointOptions or None) asks to save in the background."""
     return bool(getattr(options, "save_in_background", False))
 
 
@@ -76,14 +77,18 @@ def prepare_checkpoint_write(prefix, graph, metadata=None, max_shard_size=None, 
             raise ValueError(f"Two objects of this Checkpoint have the same path '{node.key}'. Rename one of "
                              "the attributes or roots.")
         seen.add(node.key)
-        keys.append(node.key)
-        arrays.append(node.value())
-    graph_json = graph.to_json()
-    metadata = json.loads(json.dumps(metadata)) if metadata else None  # a deep copy: live state moves on
+        value = node.value()
+        if np.asarray(value).dtype.kind not in "biufc":
+            raise TypeError(f"Cannot checkpoint '{node.key}': dtype {np.asarray(value).dtype} is not numeric. Only "
+                            "numeric and bool values are stored; keep other state out of Variables.")
+        keys.append(node.key + VALUE_SUFFIX)
+        arrays.append(value)
+    # Fixed now, with the values: TensorFlow's object graph, and kerasckpt's own (its keys without the suffix)
+    extra = [(bundle.GRAPH_KEY, trackable_graph.from_object_graph(graph)),
+             (bundle.KERASCKPT_KEY, bundle.kerasckpt_record(graph.to_json(), metadata))]
 
     def write(values):
-        files.write_checkpoint(prefix, list(zip(keys, values)), graph_json, max_shard_size=max_shard_size,
-                               metadata=metadata)
+        bundle.write_bundle(prefix, list(zip(keys, values)) + extra, max_shard_size=max_shard_size)
         if then is not None:
             then(prefix)
         return prefix
@@ -197,7 +202,7 @@ class Checkpoint(Trackable):
         prefix = os.fspath(file_prefix)
         self.wait_until_finished()
         prepared = self._prepare_write(prefix, options)
-        if _in_background(options):
+        if in_background(options):
             self._writer().submit(prepared)
         else:
             prepared.write()
@@ -217,7 +222,6 @@ class Checkpoint(Trackable):
         Note: the `checkpoint` state file is replaced atomically after the checkpoint is complete (in
         the background too); use `CheckpointManager` to keep several checkpoints and delete old ones.
         """
-        from kerasckpt.checkpoint.manager import write_plain_state
         prefix = os.fspath(file_prefix)
         self.wait_until_finished()
         counter = self.save_counter
@@ -225,7 +229,7 @@ class Checkpoint(Trackable):
         counter.assign(number)
         try:
             prepared = self._prepare_write(f"{prefix}-{number}", options, then=write_plain_state)
-            if _in_background(options):  # a failure shows later; its number stays used
+            if in_background(options):  # a failure shows later; its number stays used
                 self._writer().submit(prepared)
             else:
                 prepared.write()
@@ -278,7 +282,7 @@ class Checkpoint(Trackable):
     def _restore(self, save_path, skip_mismatch=False, required=None, check=None, root_of=None):
         """Restore into this Checkpoint, or into `root_of(nodes)` (the object the checkpoint's root stands for)."""
         self._wait_for(os.fspath(save_path))  # a background save of it may be in flight
-        with _open_reader(save_path) as reader:
+        with bundle.CheckpointReader(save_path) as reader:
             if check is not None:  # after the file opened: a missing or damaged file is reported first
                 check()
             nodes = restore_graph(reader)
@@ -357,14 +361,6 @@ class _HeldSlots:
         return self.session.apply_slot(self, optimizer, slot_name, reference, slot)
 
 
-def _open_reader(save_path):
-    # Until the native writer writes tensor bundles: kerasckpt 0.1's index, else a TensorFlow bundle.
-    try:
-        return files.CheckpointReader(save_path)
-    except CheckpointFormatError:
-        return bundle.CheckpointReader(save_path)
-
-
 def restore_graph(reader):
     """The object graph of the checkpoint `reader` reads, as the restore code walks it (see `_Restoration`).
 
@@ -415,14 +411,18 @@ class _Restoration:
         self.path = reader.prefix
         self.name_based = name_based
         self.nodes = nodes
-        self.meta = {k: (reader.dtype(k), reader.shape(k)) for k in {n["key"] for n in nodes if "key" in n}}
+        own = getattr(reader, "nodes", None) is nodes  # kerasckpt's graph: its keys are the values to restore
+        keys = [n["key"] for n in nodes if "key" in n]
+        self.meta = {k: (reader.dtype(k), reader.shape(k)) for k in keys}
         trivial = set()
         for node in self.nodes:
             if node.get("kind") == "Checkpoint":
                 for name, index in node.get("children", []):
                     if name == "save_counter" and "key" in self.nodes[index]:
                         trivial.add(self.nodes[index]["key"])
-        self.state = _State(self.path, [k for k in reader.keys() if k not in _NOT_VALUES], trivial, name_based)
+        if not own:  # a TensorFlow graph, or none: every entry is named (TensorFlow-only values too)
+            keys = [k for k in reader.keys() if k not in _NOT_VALUES]
+        self.state = _State(self.path, keys, trivial, name_based)
         self.held = {}  # key -> [array, number of holds needing it]
         self.obj_node = weakref.WeakKeyDictionary()  # program Variable -> checkpoint node index
         self.matched = weakref.WeakSet()  # program Variables and SeedGenerators that got a value

@@ -49,10 +49,9 @@ def init_from_checkpoint(ckpt_dir_or_file, assignment_map):
     one of them fits: a missing name, a shape or dtype that differs (TensorFlow changes the variable's
     dtype), a scope without variables or an unbuilt model raise a `ValueError` and change nothing.
     """
-    from kerasckpt.checkpoint.checkpoint import _open_reader
-    from kerasckpt.checkpoint.inspect import _resolve
+    from kerasckpt.checkpoint.inspect import load_checkpoint
     pairs = list(assignment_map.items()) if isinstance(assignment_map, Mapping) else list(assignment_map)
-    with _open_reader(_resolve(ckpt_dir_or_file)) as reader:
+    with load_checkpoint(ckpt_dir_or_file) as reader:
         path = reader.prefix
         known = set(reader.keys())
         plan, problems = [], []  # plan: (key, [variables], split)

@@ -11,7 +11,7 @@ import pytest
 import kerasckpt
 from kerasckpt import _background, layers
 from kerasckpt.callbacks import BackupAndRestore, Callback, EarlyStopping
-from kerasckpt.checkpoint import files
+from kerasckpt.checkpoint import bundle as files
 from crashing import Crash
 
 EPOCHS, BATCH = 6, 8  # 48 samples -> 6 batches per epoch
