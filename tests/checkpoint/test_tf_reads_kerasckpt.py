@@ -73,7 +73,8 @@ for case in spec["models"]:
     roots = {"model": model, "optimizer": optimizer}
     if case["step"]:
         roots["step"] = step
-    status = tf.train.Checkpoint(**roots).read(case["prefix"])
+    ckpt = tf.train.Checkpoint(**roots)
+    status = ckpt.restore(case["prefix"]) if case["step"] else ckpt.read(case["prefix"])  # save() / write()
     status.assert_existing_objects_matched()
     x = np.load(case["x"])
     predictions = model.predict(x, verbose=0)
@@ -129,7 +130,7 @@ def tensorflow_read(tmp_path_factory):
     d = tmp_path_factory.mktemp("tf_reads")
     plain = kerasckpt.Checkpoint(w=kerasckpt.Variable(np.arange(6, dtype="float32").reshape(2, 3)),
                                  table={"a/b": kerasckpt.Variable(1.5), "c.d": kerasckpt.Variable(-2.0)},
-                                 blocks=[kerasckpt.Variable(3.0), kerasckpt.Variable(np.array([0.25, 1e300]))],
+                                 blocks=[kerasckpt.Variable(3.0), kerasckpt.Variable(np.array([0.25, 1e300]), dtype="float64")],
                                  block=Block())
     spec = {"plain": plain.write(str(d / "plain" / "ckpt")), "models": []}
     rng = np.random.default_rng(0)
