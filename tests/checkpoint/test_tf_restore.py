@@ -250,3 +250,26 @@ def test_keras3_tensorflow_functional_with_sgd_momentum():
     for var, (name, value) in zip(optimizer.variables, record["optimizer_variables"]):
         assert np.array_equal(var.numpy(), decode(value)), name
     status.assert_consumed()
+
+
+def test_variables_dicts_with_slashes_and_dots_and_every_dtype():
+    """`tf.train.Checkpoint(**variables).write()` of every dtype, and a dict with keys `a/b` and `c.d`."""
+    prefix = os.path.join(TF_DATA, "dtypes", "object", "ckpt")
+    seen = expected("dtypes")["checkpoints"]["object/ckpt"]
+    names = ["f16", "f32", "f64", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "flag", "c64", "c128", "step",
+             "empty"]
+    values = {n: tf_value("dtypes", "object/ckpt", f"{n}/.ATTRIBUTES/VARIABLE_VALUE") for n in names}
+    roots = {n: kerasckpt.Variable(np.zeros(v.shape, v.dtype), dtype=v.dtype) for n, v in values.items()}
+    table = {"a/b": kerasckpt.Variable(0.0), "c.d": kerasckpt.Variable(0.0)}
+    bits = tf_value("dtypes", "object/ckpt", "bf16/.ATTRIBUTES/VARIABLE_VALUE")  # bfloat16: its 16 bits
+    roots["bf16"] = kerasckpt.Variable(np.zeros(bits.shape, "float32"))  # read exactly widened to float32
+    values["bf16"] = (bits.astype(np.uint32) << 16).view(np.float32)
+    status = kerasckpt.Checkpoint(table=table, **roots).read(prefix)
+    for name, value in values.items():
+        got = roots[name].numpy()
+        assert got.dtype == value.dtype and got.tobytes() == value.tobytes(), name  # bit for bit (NaNs too)
+    assert float(table["a/b"].numpy()) == 1.0 and float(table["c.d"].numpy()) == 2.0
+    with pytest.raises(AssertionError, match=r"(?s)1 checkpoint value\(s\) were not used:\n    s/.ATTRIBUTES"):
+        status.assert_consumed()  # a string tensor has no kerasckpt Variable to go to
+    assert "table/a.Sb/.ATTRIBUTES/VARIABLE_VALUE" in seen["values"]  # TensorFlow's escaped key for `a/b`
+    status.expect_partial()
