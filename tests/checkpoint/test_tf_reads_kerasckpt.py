@@ -9,6 +9,7 @@ import pytest
 import kerasckpt
 from kerasckpt import layers
 
+from tests.checkpoint.ckpt_helpers import TwoDense
 from tests.checkpoint.tf_runner import run_tf
 
 pytestmark = pytest.mark.slow
@@ -99,19 +100,9 @@ class Block(layers.Layer):
         self.inner = Inner()
 
 
-class TwoDense(kerasckpt.Model):
-    def __init__(self):
-        super().__init__()
-        self.dense_1 = layers.Dense(4, activation="relu")
-        self.dense_2 = layers.Dense(2)
-
-    def call(self, x):
-        return self.dense_2(self.dense_1(x))
-
-
 def make(kind):
     if kind == "subclassed":
-        return TwoDense()
+        return TwoDense(units=4, outputs=2)  # Keras 3's: dense_1 Dense(4, relu), dense_2 Dense(2)
     if kind == "sequential":
         return kerasckpt.Sequential([layers.Input((3,)), layers.Dense(4, activation="relu"), layers.Dropout(0.1),
                                      layers.Dense(2)])

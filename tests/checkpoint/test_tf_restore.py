@@ -13,6 +13,7 @@ from kerasckpt import layers
 from kerasckpt.checkpoint import bundle, trackable_graph
 from kerasckpt.errors import CheckpointMismatchError
 
+from tests.checkpoint.ckpt_helpers import TwoDense
 from tests.checkpoint.tf_fixtures import TF_DATA, decode, expected
 
 
@@ -177,23 +178,11 @@ def test_tf_keras_weights_into_another_architecture_change_nothing():
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
-class TwoDense3(kerasckpt.Model):
-    """Keras 3's fixture model: `dense_1` Dense(4, relu), `dense_2` Dense(2)."""
-
-    def __init__(self):
-        super().__init__()
-        self.dense_1 = layers.Dense(4, activation="relu")
-        self.dense_2 = layers.Dense(2)
-
-    def call(self, x):
-        return self.dense_2(self.dense_1(x))
-
-
 @pytest.mark.parametrize("kind", ["subclassed", "sequential"])
 def test_keras3_tensorflow_checkpoint_restores_model_adam_and_step(kind):
     record = expected("keras3_tf")["models"][kind]
     x = decode(expected("keras3_tf")["inputs"]["x"])
-    model = TwoDense3() if kind == "subclassed" else kerasckpt.Sequential(
+    model = TwoDense(units=4, outputs=2) if kind == "subclassed" else kerasckpt.Sequential(
         [layers.Input((3,)), layers.Dense(4, activation="relu"), layers.Dense(2)])
     optimizer, step = kerasckpt.optimizers.Adam(0.5), kerasckpt.Variable(0, dtype="int64")
     model.compile(optimizer=optimizer, loss="mse")
