@@ -187,11 +187,12 @@ _POSITIONAL_SKIP = frozenset({"_variables", "_trainable_variables", "_index_dict
 def restore_nodes(nodes, shapes=None):
     """The graph as the restore code walks it: one dict per node, as kerasckpt's own index stores it.
 
-    `children` `[[local name, node id]]` (names escaped as `graph.escape` does); `key` (the bundle key of a variable's value); `slots`
-    `[[variable node id, variable name, slot name, slot node id]]` from legacy `slot_variables` and from
-    the positional lists of newer optimizers, the slot name being the list's (`_momentums`); `tf_keys`
-    (other saved tensors, e.g. a tf.data iterator's); `unresolved_slots` (lines naming slots whose variable
-    the graph does not determine). `shapes` (`{bundle key: shape}`) lets a slot's variable be checked.
+    `children` `[[local name, node id]]` (names escaped as `graph.escape` does); `key` (the bundle key of a
+    variable's value); `slots` `[[variable node id, variable name, slot name, slot node id]]` from legacy
+    `slot_variables` and from the positional lists of newer optimizers, the slot name being the list's
+    (`_momentums`); `tf_keys` (other saved tensors, e.g. a tf.data iterator's); `unresolved_slots` (lines
+    naming slots whose variable the graph does not determine). `shapes` (`{bundle key: shape}`) lets a
+    slot's variable be checked.
     """
     from kerasckpt.checkpoint.graph import escape  # child names as kerasckpt's walk spells them (`a%2Fb`)
     out = []

@@ -69,11 +69,13 @@ def test_two_live_variables_of_one_path_are_refused():
 
 
 @pytest.mark.parametrize("mapping, error, message", [
-    ({"dense/kernl": "v"}, CheckpointMismatchError, r"Tensor 'dense/kernl' is not found in checkpoint '.*model.ckpt-3'\. "
+    ({"dense/kernl": "v"}, CheckpointMismatchError,
+     r"Tensor 'dense/kernl' is not found in checkpoint '.*model.ckpt-3'\. "
                                                      r"Did you mean 'dense/kernel'\?"),
     ({"dense/kernel": "wrong"}, CheckpointMismatchError, r"'dense/kernel': the checkpoint holds shape \(3, 2\) but "
                                                          r"'variable' has shape \(2, 2\)"),
-    ({"global_step": "int32"}, CheckpointMismatchError, r"'global_step': the checkpoint holds int64 but 'variable' is int32"),
+    ({"global_step": "int32"}, CheckpointMismatchError,
+     r"'global_step': the checkpoint holds int64 but 'variable' is int32"),
     ({"dense": "layer"}, ValueError, r"should map to scope only 'dense'\. Should be 'scope/': 'other_scope/'"),
     ({"dense/": "unbuilt"}, ValueError, r"'unbuilt_dense' is not built yet"),
     ({"dense/": 3}, TypeError, r"must be a Variable, a list of Variables, a model or layer, or a name"),

@@ -121,7 +121,8 @@ def tensorflow_read(tmp_path_factory):
     d = tmp_path_factory.mktemp("tf_reads")
     plain = kerasckpt.Checkpoint(w=kerasckpt.Variable(np.arange(6, dtype="float32").reshape(2, 3)),
                                  table={"a/b": kerasckpt.Variable(1.5), "c.d": kerasckpt.Variable(-2.0)},
-                                 blocks=[kerasckpt.Variable(3.0), kerasckpt.Variable(np.array([0.25, 1e300]), dtype="float64")],
+                                 blocks=[kerasckpt.Variable(3.0),
+                                         kerasckpt.Variable(np.array([0.25, 1e300]), dtype="float64")],
                                  block=Block())
     spec = {"plain": plain.write(str(d / "plain" / "ckpt")), "models": []}
     rng = np.random.default_rng(0)

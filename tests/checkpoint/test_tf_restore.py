@@ -105,7 +105,8 @@ def test_guide_checkpoint_with_a_renamed_attribute_suggests_the_saved_one():
     net = Renamed()
     net(np.zeros((1, 1), "float32"))
     status = kerasckpt.Checkpoint(net=net).read(os.path.join(TF_DATA, "guide", "tf_ckpts", "ckpt-5"))
-    with pytest.raises(AssertionError, match=r"net/l2/kernel  \(did you mean `net/l1/kernel/.ATTRIBUTES/VARIABLE_VALUE`"):
+    with pytest.raises(AssertionError,
+                       match=r"net/l2/kernel  \(did you mean `net/l1/kernel/.ATTRIBUTES/VARIABLE_VALUE`"):
         status.assert_existing_objects_matched()
     status.expect_partial()
 
