@@ -91,6 +91,19 @@ class DType:
     def readable(self):
         return self.as_numpy_dtype is not None
 
+    @property
+    def kind(self):
+        """NumPy's kind letter of the values returned ("f" for bfloat16, "O" for strings, "V" when unreadable)."""
+        return self.as_numpy_dtype.kind if self.readable else "V"
+
+    @property
+    def itemsize(self):
+        """Bytes per element in the file (0 for strings, variants and resources, whose sizes vary)."""
+        return self.size or 0
+
+    def __str__(self):
+        return self.name
+
     def __eq__(self, other):
         if isinstance(other, DType):
             return other.name == self.name
@@ -872,6 +885,16 @@ class CheckpointReader:
         if entry.size == 0:
             return np.zeros(entry.shape, entry.dtype.as_numpy_dtype)
         return self._region(entry).view(entry.dtype._stored).reshape(entry.shape)
+
+    def regions(self):
+        """`[(shard, offset, length)]` of every stored value's bytes (what the CRCs cover)."""
+        out = []
+        for entry in self._all_entries():
+            if entry.chunks is not None:
+                out += [(c[0], c[1], c[2]) for c in entry.chunks]
+            elif not entry.slices and entry.size:
+                out.append((entry.shard, entry.offset, entry.size))
+        return out
 
     def close(self):
         """Drop the mappings (arrays returned by `view` keep their file mapped until they are freed)."""
