@@ -33,3 +33,10 @@ def test_custom_training_loop_resumes_bit_identically():
     out = _run("custom_training_loop.py")
     assert "resumed from " in out
     assert out.strip().endswith("resumed run bit-identical to the uninterrupted run: True")
+
+
+@pytest.mark.slow
+def test_train_longer_after_a_finished_run_equals_one_long_run():
+    out = _run("train_longer.py", "--first", "2", "--epochs", "4")
+    assert "this fit() trained epochs 3-4 (2 entries in history.history['loss']); the whole run has 4 epochs" in out
+    assert out.strip().endswith("bit-identical to one run of 4 epochs: True")

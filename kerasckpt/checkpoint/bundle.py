@@ -43,7 +43,7 @@ import struct
 
 import numpy as np
 
-from kerasckpt import _fileio
+from kerasckpt import _fileio, _storage
 from kerasckpt.checkpoint import legacy, sstable
 from kerasckpt.checkpoint import protowire as pw
 from kerasckpt.errors import (CheckpointDamagedError, CheckpointFormatError, CheckpointIsADirectoryError,
@@ -280,6 +280,7 @@ def strip_suffix(path):
 
 def resolve_prefix(path):
     """The checkpoint prefix for `path` (a prefix, its .index or a data file); raises for what is not there."""
+    _storage.refuse_url(path or "", "read native checkpoints from")
     if path is None:
         raise CheckpointNotFoundError("No checkpoint path given (None). Pass a path returned by save(), or "
                                       "latest_checkpoint(directory).")
@@ -329,7 +330,7 @@ class CheckpointReader:
         self.prefix = resolve_prefix(path)
         self.directory = os.path.dirname(self.prefix)
         self.index_path = self.prefix + ".index"
-        self._maps, self._sizes = {}, {}
+        self._maps, self._sizes, self._files, self._needed = {}, {}, {}, None
         self._record = None  # (nodes, metadata, file metadata): read on first use (see `_kerasckpt_record`)
         self._written_names = None  # the data file names when the files were written, when recorded
         blob = self._read_index()
@@ -578,9 +579,13 @@ class CheckpointReader:
         return not entry.slices and entry.shard == shard and entry.size > 0
 
     def _needed_size(self, shard):
-        ends = [c[1] + c[2] for e in self._all_entries() if e.chunks for c in e.chunks if c[0] == shard]
-        ends += [e.offset + e.size for e in self._all_entries() if e.chunks is None and self._in_shard(e, shard)]
-        return max(ends, default=0)
+        """How long data file `shard` must be for the values in it (computed once for every shard)."""
+        if self._needed is None:
+            needed = {}
+            for shard_id, offset, length in self.regions():
+                needed[shard_id] = max(needed.get(shard_id, 0), offset + length)
+            self._needed = needed
+        return self._needed.get(shard, 0)
 
     def _missing(self, shard):
         """The error for a data file that is not there; says so when the checkpoint looks renamed or moved."""
@@ -617,29 +622,54 @@ class CheckpointReader:
                 out.append(name)
         return out
 
-    def _map(self, shard):
-        """The data file as a read-only uint8 array (memory-mapped), after checking its size."""
-        m = self._maps.get(shard)
-        if m is not None:
-            return m
+    def _open(self, shard):
+        """`(descriptor, size)` of a data file, opened once, after checking its size against its values."""
+        opened = self._files.get(shard)
+        if opened is not None:
+            return opened
         path = self._shard_path(shard)
         try:
-            f = open(path, "rb")
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except FileNotFoundError:
             raise self._missing(shard) from None
         except IsADirectoryError:
             raise CheckpointIsADirectoryError(f"'{path}' is a directory, not a data file of checkpoint "
                                               f"'{self.prefix}'.") from None
-        with f:
-            size = os.fstat(f.fileno()).st_size
+        try:
+            size = os.fstat(fd).st_size
             self._check_size(shard, size)
-            if size == 0:
-                m = np.zeros(0, np.uint8)
-            else:
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-                m = np.frombuffer(mm, dtype=np.uint8)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._files[shard] = (fd, size)
+        return fd, size
+
+    def _map(self, shard):
+        """The data file as a read-only uint8 array (memory-mapped), after checking its size."""
+        m = self._maps.get(shard)
+        if m is not None:
+            return m
+        fd, size = self._open(shard)
+        if size == 0:
+            m = np.zeros(0, np.uint8)
+        else:
+            m = np.frombuffer(mmap.mmap(fd, 0, access=mmap.ACCESS_READ), dtype=np.uint8)
         self._maps[shard] = m
         return m
+
+    def _read_bytes(self, entry):
+        """A fresh uint8 array of an entry's bytes, read (not mapped: no page faults) from its data file."""
+        fd, _ = self._open(entry.shard)
+        out = np.empty(entry.size, np.uint8)
+        view, done = memoryview(out), 0
+        while done < entry.size:
+            n = os.preadv(fd, [view[done:]], entry.offset + done) if hasattr(os, "preadv") else \
+                len(_pread_into(fd, view[done:], entry.offset + done))
+            if n <= 0:
+                raise CheckpointDamagedError(f"'{self._shard_path(entry.shard)}' is damaged: it ended while reading "
+                                             f"'{entry.key}' (it was cut short while open). {ADVICE}")
+            done += n
+        return out
 
     def _check_size(self, shard, size):
         path = self._shard_path(shard)
@@ -803,9 +833,7 @@ class CheckpointReader:
                 data[pos:pos + length] = self._map(shard)[offset:offset + length]
                 pos += length
         else:
-            data = np.empty(leaf.size, np.uint8)
-            if leaf.size:
-                data[:] = self._region(leaf)
+            data = self._read_bytes(leaf)
             got = _fileio.checksum_many([data], _PARALLEL_MIN, kind="crc32c")[0]
             if leaf.size and got != _fileio.unmask_crc(leaf.crc32c):  # checked on the copy: what is returned is what was checked
                 raise self._bad_crc(leaf, leaf.shard, leaf.offset, leaf.size, _fileio.unmask_crc(leaf.crc32c), got)
@@ -897,8 +925,17 @@ class CheckpointReader:
         return out
 
     def close(self):
-        """Drop the mappings (arrays returned by `view` keep their file mapped until they are freed)."""
+        """Close the data files and drop the mappings (arrays from `view` keep their file mapped until freed)."""
         self._maps.clear()
+        files, self._files = self._files, {}
+        for fd, _ in files.values():
+            os.close(fd)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001  interpreter shutting down
+            pass
 
     def __enter__(self):
         return self
@@ -906,6 +943,12 @@ class CheckpointReader:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def _pread_into(fd, view, offset):
+    data = os.pread(fd, len(view), offset)
+    view[:len(data)] = data
+    return data
 
 
 def is_complete(prefix):
@@ -1054,6 +1097,7 @@ def write_bundle(prefix, entries, max_shard_size=None, alignment=ALIGNMENT):
             files (as TensorFlow's MaxShardSizePolicy does). None: one data file.
         alignment: each value starts at a multiple of this many bytes (zeros between values).
     """
+    _storage.refuse_url(prefix, "write native checkpoints to")
     prefix = os.fspath(prefix)
     directory, base = os.path.split(prefix)
     if not base:

@@ -14,7 +14,7 @@ import threading
 import time
 import warnings
 
-from kerasckpt import _background
+from kerasckpt import _background, _storage
 from kerasckpt.checkpoint import bundle
 from kerasckpt.checkpoint.checkpoint import Checkpoint, in_background
 from kerasckpt.checkpoint.state import (NUMBERED, STATE_FILE, CheckpointState, absolute_path, choose_latest,
@@ -72,6 +72,7 @@ class CheckpointManager:
         if not checkpoint_name or os.sep in checkpoint_name or "/" in checkpoint_name:
             raise ValueError(f"`checkpoint_name` must be a plain file name prefix. Received: {checkpoint_name!r}")
         self._checkpoint = checkpoint
+        _storage.refuse_url(directory, "manage native checkpoints in")
         self._directory = os.fspath(directory)
         self._max_to_keep = max_to_keep
         self._keep_checkpoint_every_n_hours = keep_checkpoint_every_n_hours
@@ -349,7 +350,10 @@ class CheckpointManager:
 
     # ------------------------------------------------------------------ restoring
     def restore_or_initialize(self):
-        """Restore `latest_checkpoint` and return its path; or call `init_fn` and return None."""
+        """Restore `latest_checkpoint` and return its path; or call `init_fn` and return None.
+
+        That is the newest entry of `checkpoints`, unless another prefix saved a newer checkpoint in the
+        directory since (`Checkpoint.save`, another manager): then that one, as in TensorFlow."""
         self._checkpoint.wait_until_finished()
         latest = self.latest_checkpoint
         if latest is not None:

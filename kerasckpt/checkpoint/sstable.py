@@ -98,13 +98,11 @@ def read_table(data):
     if magic != MAGIC:
         raise TableError(f"its last 8 bytes are not the sorted-table magic number (found {magic:016x}): "
                          "truncated, appended to, or not a TensorFlow checkpoint index")
-    _, _, pos = _handle(data, footer, "metaindex")
+    meta_offset, meta_size, pos = _handle(data, footer, "metaindex")
     index_offset, index_size, pos = _handle(data, pos, "index")
     if pos > len(data) - 8:
         raise TableError("its footer is malformed")
-    # The metaindex block holds filter names (none in checkpoints); its CRC is checked all the same.
-    meta_offset, meta_size, _ = _handle(data, footer, "metaindex")
-    _block(data, meta_offset, meta_size, "metaindex")
+    _block(data, meta_offset, meta_size, "metaindex")  # filter names (none in checkpoints): its CRC is checked
     index = _entries(_block(data, index_offset, index_size, "index"), "index")
     out, previous_end = [], 0
     for n, (separator, handle) in enumerate(index):

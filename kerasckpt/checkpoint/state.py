@@ -14,7 +14,7 @@ import os
 import re
 import warnings
 
-from kerasckpt import _fileio
+from kerasckpt import _fileio, _storage
 from kerasckpt.checkpoint import bundle
 from kerasckpt.errors import CheckpointNotFoundError
 
@@ -241,6 +241,7 @@ def latest_checkpoint(checkpoint_dir, latest_filename=None):
     default) that names no checkpoint is looked up by its name in `checkpoint_dir`, so a directory copied
     from another machine still has its latest checkpoint (TensorFlow: None).
     """
+    _storage.refuse_url(checkpoint_dir, "find native checkpoints in")
     directory = os.fspath(checkpoint_dir)
     path = os.path.join(directory, latest_filename or STATE_FILE)
     if latest_filename not in (None, STATE_FILE):

@@ -155,6 +155,7 @@ while True:
     step.assign(gen)
     manager.save(checkpoint_number=1 if mode == "overwrite" else None)
     if gen == 2:
+        manager.wait_until_finished()  # in the background too: two complete checkpoints before the kill
         print("ready", flush=True)
 '''
 
