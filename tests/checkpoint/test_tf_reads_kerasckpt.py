@@ -10,9 +10,10 @@ import kerasckpt
 from kerasckpt import layers
 
 from tests.checkpoint.ckpt_helpers import TwoDense
-from tests.checkpoint.tf_runner import run_tf
+from tests.checkpoint.tf_runner import run_tf, tensorflow_python
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(tensorflow_python() is None, reason="needs TensorFlow "
+                                                   "(tensorflow-cpu), or KERASCKPT_TF_PYTHON naming a python that has it")]
 
 TF_SCRIPT = r'''
 import json, sys

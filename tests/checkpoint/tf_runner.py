@@ -1,8 +1,8 @@
 """Run TensorFlow in a child process, for the tests that check what TensorFlow reads of kerasckpt's files.
 
-TensorFlow is never imported in the test process (kerasckpt never imports it). The python used: the one in
-$KERASCKPT_TF_PYTHON, else this interpreter when it has TensorFlow (CI installs it), else the local
-TensorFlow venv of this machine; without any, the tests skip.
+TensorFlow is never imported in the test process (kerasckpt never imports it). The python used, as in
+test_tf_interop.py: this interpreter when it has TensorFlow (CI installs it), else the one named by
+$KERASCKPT_TF_PYTHON; without either, the tests skip.
 """
 import importlib.util
 import json
@@ -12,16 +12,12 @@ import sys
 
 import pytest
 
-LOCAL_TF_PYTHON = "/work/venvs/tf/bin/python"  # this project's development machine
-
 
 def tensorflow_python():
-    chosen = os.environ.get("KERASCKPT_TF_PYTHON")
-    if chosen:
-        return chosen
     if importlib.util.find_spec("tensorflow") is not None:
         return sys.executable
-    return LOCAL_TF_PYTHON if os.path.exists(LOCAL_TF_PYTHON) else None
+    chosen = os.environ.get("KERASCKPT_TF_PYTHON")
+    return chosen if chosen and os.path.exists(chosen) else None
 
 
 def run_tf(script, spec):
