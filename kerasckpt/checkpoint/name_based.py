@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from kerasckpt.checkpoint.graph import ObjectGraph, is_checkpointable
+from kerasckpt.checkpoint.graph import SLOT_MARK, ObjectGraph, is_checkpointable
 from kerasckpt.errors import CheckpointMismatchError
 from kerasckpt.variables import Variable, live_variables
 
@@ -54,7 +54,7 @@ def init_from_checkpoint(ckpt_dir_or_file, assignment_map):
     with load_checkpoint(ckpt_dir_or_file) as reader:
         path = reader.prefix
         known = set(reader.keys())
-        plan, problems = [], []  # plan: (key, [variables], split)
+        plan, problems = [], []  # plan: (checkpoint key, [variables]); several variables: its partitions
         for name, target in sorted(pairs, key=lambda pair: pair[0]):
             for key, variables in _targets(name, target, known, path):
                 plan.append((key, variables))
@@ -68,8 +68,7 @@ def init_from_checkpoint(ckpt_dir_or_file, assignment_map):
                 + "\n  ".join(problems[:_MAX_LISTED]) + ("\n  ..." if len(problems) > _MAX_LISTED else "")
                 + "\nNo variable was changed. Map each name to a variable of the saved shape and dtype "
                 "(list_variables(path) shows them).")
-        reader.verify(sorted({key for key, _ in plan}))
-        values = {key: reader.read(key) for key in {key for key, _ in plan}}
+        values = {key: reader.read(key) for key, _ in plan}  # every checksum verified before any assignment
     for key, variables in plan:
         start = 0
         for variable in variables:
@@ -101,7 +100,7 @@ def _targets(name, target, known, path):
             raise ValueError(f"init_from_checkpoint: '{getattr(target, 'name', target)}' is not built yet, so it has "
                              "no variables to assign. Build it first (call it on a batch, or build(input_shape)).")
         pairs = [(node.path, node.obj) for node in ObjectGraph(target).nodes
-                 if isinstance(node.obj, Variable) and node.key is not None and ".OPTIMIZER_SLOT" not in node.path]
+                 if isinstance(node.obj, Variable) and node.key is not None and SLOT_MARK not in node.path]
         if not pairs:
             raise ValueError(f"init_from_checkpoint: {target!r} holds no variables to assign.")
         return _scope(name, getattr(target, "name", type(target).__name__), pairs, known, path)
