@@ -2,6 +2,7 @@
 from kerasckpt._registry import builtin
 from kerasckpt.layers.base import KerasTensor, Layer
 from kerasckpt.layers.input_layer import InputLayer
+from kerasckpt.layers.masking import with_mask
 from kerasckpt.models.model import Model, layers_by_class_name, model_config, rebuild_from_config, tf_keras_layer_edges
 from kerasckpt.tracking import AliasView
 
@@ -72,8 +73,8 @@ class Sequential(Model):
             layer._output_shape = shape
         self._build_shapes = tuple(input_shape)
 
-    def call(self, inputs, training=None):
-        x = inputs
+    def call(self, inputs, training=None, mask=None):
+        x = inputs if mask is None else with_mask(inputs, mask)
         for layer in self._layers:
             x = layer(x, training=training) if training is not None else layer(x)
         return x
