@@ -27,6 +27,7 @@ FULL = {
     "data_pipeline": ["--batches", "40", "--repeats", "3"],
     "s3_speed": ["--params", "1e7", "--repeats", "5"],
     "tf_read": ["--params", "1e7", "--repeats", "5"],
+    "restore_many_variables": ["--layers", "100", "400", "--repeats", "5"],
 }
 QUICK = {
     "fit_throughput": ["--samples", "4096", "--repeats", "3"],
@@ -38,6 +39,7 @@ QUICK = {
     "data_pipeline": ["--batches", "16", "--repeats", "1"],
     "s3_speed": ["--params", "1e6", "--repeats", "3"],
     "tf_read": ["--params", "1e6", "--repeats", "3"],
+    "restore_many_variables": ["--layers", "100", "--repeats", "3"],
 }
 
 
