@@ -20,7 +20,7 @@ class DatasetIterator(Trackable):
 
     Args:
         dataset: a `kerasckpt.utils.PyDataset`.
-        epochs: how many epochs to yield; None for no end.
+        epochs: how many epochs to yield; None for no end (an endless dataset has none either).
         shuffle: take each epoch's batches in a random order (saved and replayed with the position).
 
     Example:
@@ -28,6 +28,9 @@ class DatasetIterator(Trackable):
         manager = CheckpointManager(Checkpoint(model=model, optimizer=opt, iterator=it), "ckpts", 3)
         manager.restore_or_initialize()
         x, y = next(it)  # the batch after the one the saved run took last
+
+    Note: Keras has no iterator a checkpoint can hold; this one follows TensorFlow's
+    `Checkpoint(iterator=iter(dataset))`, and its state is one uint8 vector of JSON in the checkpoint.
     """
 
     def __init__(self, dataset, epochs=1, shuffle=False, _plain=False):
