@@ -1,4 +1,6 @@
 """Small public helpers: seeding and session reset."""
+import re
+
 from kerasckpt import random as _random
 
 _uid_counters = {}
@@ -31,13 +33,9 @@ def clear_session():
 
 
 def snake_case(name):
-    """`BatchNormalization` -> `batch_normalization`, as Keras names layers by default."""
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())):
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
+    """`BatchNormalization` -> `batch_normalization`, `Conv2D` -> `conv2d`: Keras's default-name rule."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def pack_x_y_sample_weight(x, y=None, sample_weight=None):

@@ -7,52 +7,12 @@ import numpy as np
 from kerasckpt import initializers, ops, random, tracking
 from kerasckpt.autograd import Tensor
 from kerasckpt.layers import masking
+from kerasckpt.symbolic import KerasTensor, Node  # noqa: F401 - re-exported for the layers and models
 from kerasckpt.tracking import Trackable, is_trackable_value
 from kerasckpt.utils import get_uid, snake_case
 from kerasckpt.variables import Variable, name_scope
 
 _training_context = []  # the `training` value of the enclosing layer calls, innermost last
-
-
-class KerasTensor:
-    """A symbolic tensor of the functional API: a shape (None for the batch) and where it came from."""
-
-    def __init__(self, shape, dtype="float32", history=None, name=None):
-        self.shape = tuple(shape)
-        self.dtype = dtype
-        self._keras_history = history  # (layer, node_index, tensor_index)
-        self.name = name
-        self._keras_mask = None  # a KerasTensor (or None): the mask the layer that made this one attached
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    def __repr__(self):
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
-
-    def _refuse(self, *args, **kwargs):
-        raise TypeError(
-            "A symbolic input of the functional API cannot be used with operators or NumPy. "
-            "Wrap the computation in a layer (for example Activation or Dense), or subclass Model "
-            "and write it in call().")
-
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __matmul__ = _refuse
-    __array__ = __getitem__ = __neg__ = _refuse
-
-
-class Node:
-    """One call of a layer on symbolic tensors: its arguments and the tensors it produced."""
-
-    def __init__(self, layer, call_args, call_kwargs, outputs):
-        self.layer = layer
-        self.call_args = call_args
-        self.call_kwargs = call_kwargs
-        self.outputs = outputs  # list of KerasTensors
-
-    @property
-    def input_tensors(self):
-        return [t for t in flatten((self.call_args, self.call_kwargs)) if isinstance(t, KerasTensor)]
 
 
 def flatten(structure):
@@ -513,13 +473,27 @@ class Layer(Trackable):
 
         symbolic = _map_together(to_symbolic, [result for result, _ in runs])
         if with_masks:
+            recorded = self._symbolic_masks(inputs, prior)
             for i, tensor in enumerate(flatten(symbolic)):
+                if recorded is not None and i < len(recorded) and isinstance(recorded[i], KerasTensor):
+                    tensor._keras_mask = recorded[i]  # made by op nodes (`ops.not_equal`), as Keras's graph has it
+                    continue
                 values = [masks[i] for _, masks in runs if masks is not None and masks[i] is not None]
                 if values and len(values) == len(runs):
                     tensor._keras_mask = KerasTensor(shape_and_dtype(values)[0], "bool")
         self._inbound_nodes.append(Node(self, args, kwargs, outputs))
         self._output_shape = map_structure(lambda t: t.shape, symbolic)
         return symbolic
+
+    def _symbolic_masks(self, inputs, prior):
+        """`compute_mask` on the symbolic tensors, so that masks computed with `kerasckpt.ops` become op nodes
+        (a layer taking `mask=` downstream then records them, and files hold them, as Keras's do); None when
+        `compute_mask` needs values (then the masks' shapes come from the calls on zeros)."""
+        try:
+            masks = self.compute_mask(inputs, prior)
+        except TypeError:  # NumPy on a symbolic tensor
+            return None
+        return None if masks is None else flatten(masks)
 
     def _concrete_call(self, args, kwargs, prior, with_masks, free_length):
         """`call()` on zeros shaped like the symbolic arguments: the output values, and the output masks

@@ -1,6 +1,6 @@
 """Functional models: a graph of layer calls from `Input` tensors to outputs."""
 from kerasckpt._registry import builtin
-from kerasckpt.layers.base import KerasTensor, flatten, map_structure
+from kerasckpt.layers.base import KerasTensor, Layer, flatten, map_structure
 from kerasckpt.layers.masking import with_mask
 from kerasckpt.layers.input_layer import InputLayer
 from kerasckpt.models.model import Model, layers_by_class_name, model_config
@@ -20,14 +20,21 @@ class Functional(Model):
         self._inputs_struct, self._outputs_struct = inputs, outputs
         self.inputs, self.outputs = flatten(inputs), flatten(outputs)
         self._nodes, first_visits = _nodes_in_order(self.inputs, self.outputs)
-        for layer in _layers_by_depth(self.inputs, self._nodes, first_visits):
-            self._track(layer)
+        self._operations = _layers_by_depth(self.inputs, self._nodes, first_visits)
+        for layer in self._operations:
+            if isinstance(layer, Layer):  # op nodes (kerasckpt.ops on symbolic tensors) have no weights
+                self._track(layer)
         self._build_shapes = map_structure(lambda t: t.shape, inputs)
         self.built = True
 
     @property
     def input_shape(self):
         return self._build_shapes
+
+    @property
+    def operations(self):
+        """The layers and op nodes of the graph, in Keras's order (`layers` without the op nodes)."""
+        return list(self._operations)
 
     @property
     def output_names(self):
@@ -93,7 +100,7 @@ def _nodes_in_order(inputs, outputs):
 
 
 def _layers_by_depth(inputs, nodes, first_visits):
-    """The layers in Keras's order: farthest from the outputs first, ties in first-visit order.
+    """The layers and op nodes in Keras's order: farthest from the outputs first, ties in first-visit order.
 
     `layers`, and so `weights`, `get_weights()` and the layer keys of saved files, follow this order,
     so it must be Keras's own for the files and weight lists of multi-branch models to agree.

@@ -52,10 +52,11 @@ class Model(Trainer, Layer):
         self._init_trainer()
 
     def build(self, input_shape):
-        """Create every weight by calling the model once on zeros of `input_shape` (None -> 1)."""
+        """Create every weight by calling the model once on zeros of `input_shape` (None -> 1): a shape, or a
+        list or dict of shapes for a model called with a list or dict of inputs."""
         if type(self).call is Model.call:
             raise NotImplementedError(f"Model '{self.name}' has no call() method. Subclasses of Model must define call().")
-        zeros = np.zeros(tuple(1 if d is None else d for d in input_shape), dtype="float32")
+        zeros = _zeros_for(input_shape)
         self.call(zeros, training=False) if self._call_has_training else self.call(zeros)
 
     def call(self, inputs, training=False):
@@ -165,6 +166,18 @@ class Model(Trainer, Layer):
         """Load weights (and optimizer state) saved by `save_weights` or by Keras."""
         from kerasckpt.saving import api
         api.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+
+def _zeros_for(shapes):
+    """float32 zeros for a shape, or for each shape of a (nested) list, tuple or dict of shapes."""
+    if isinstance(shapes, dict):
+        return {key: _zeros_for(value) for key, value in shapes.items()}
+    if isinstance(shapes, (list, tuple)) and all(d is None or isinstance(d, (int, np.integer)) for d in shapes):
+        return np.zeros(tuple(1 if d is None else int(d) for d in shapes), dtype="float32")
+    if isinstance(shapes, (list, tuple)):
+        return [_zeros_for(s) for s in shapes]
+    raise TypeError(f"build() needs a shape (a tuple of sizes, None for unknown), or a list or dict of shapes. "
+                    f"Received: {shapes!r}")
 
 
 # ---------------------------------------------------------------------- configs
