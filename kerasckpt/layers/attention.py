@@ -8,6 +8,7 @@ import numpy as np
 from kerasckpt import initializers, ops
 from kerasckpt._registry import builtin
 from kerasckpt.autograd import record, value_of
+from kerasckpt.layers.activations import Softmax
 from kerasckpt.layers.base import Layer
 from kerasckpt.layers.core import Dropout
 from kerasckpt.layers.einsum_dense import EinsumDense
@@ -130,6 +131,7 @@ class MultiHeadAttention(Layer):
         self._dot_product_equation, self._combine_equation, scores_rank = _build_attention_equation(
             rank, self._attention_axes)
         self._norm_axes = tuple(range(scores_rank - len(self._attention_axes), scores_rank))
+        self._softmax = Softmax(axis=self._norm_axes, dtype=self.dtype)
         self._dropout_layer = Dropout(rate=self._dropout, dtype=self.dtype, seed=self.seed)
         output_shape = self._output_shape_arg or (query_shape[-1],)
         self.output_dense = self._projection(len(query_shape), 2, len(output_shape), output_shape, "attention_output")
@@ -161,11 +163,13 @@ class MultiHeadAttention(Layer):
         q = ops.multiply(self.query_dense(query), np.float32(self._inverse_sqrt_key_dim))
         k, v = self.key_dense(key), self.value_dense(value)
         scores = ops.einsum(self._dot_product_equation, k, q)
-        fused = not (self._dropout > 0.0 or return_attention_scores or np.ndim(value_of(q)) != 4)
         if mask is not None:
             for _ in range(np.ndim(value_of(scores)) - mask.ndim):
                 mask = np.expand_dims(mask, axis=-len(self._attention_axes) * 2 - 1)
-        probs = masked_softmax(scores, mask, self._norm_axes, zero_masked=not fused)
+        if self._dropout > 0.0 or return_attention_scores or np.ndim(value_of(q)) != 4:
+            probs = self._softmax(scores, mask=mask)  # Keras's Softmax layer: all-masked slices give zeros
+        else:  # Keras's fused dot-product attention: all-masked slices attend uniformly
+            probs = masked_softmax(scores, mask, self._norm_axes)
         dropped = self._dropout_layer(probs, training=training) if self._dropout > 0.0 else probs
         out = ops.einsum(self._combine_equation, dropped, v)
         out = self.output_dense(ops.multiply(out, gate) if gate is not None else out)
@@ -208,25 +212,25 @@ class MultiHeadAttention(Layer):
                 "bias_constraint": None, "seed": self.seed}
 
 
-def masked_softmax(x, mask, axes, zero_masked=False):
-    """Softmax of `x` over `axes` where `mask` (broadcast to `x`) is True; masked entries get no weight.
+def masked_softmax(x, mask, axes):
+    """Softmax of `x` over `axes` where `mask` (broadcast to `x`) is True: masked entries get no weight and
+    no gradient; a slice whose entries are all masked comes out uniform (and its gradient is zero).
 
-    A slice whose entries are all masked comes out uniform, or zeros with `zero_masked`.
+    Note: Keras's torch backend adds a large negative bias instead of replacing the masked scores, so its
+    gradients for an all-masked slice (a padded query position) are not zero; the TensorFlow and JAX
+    backends give zero, as here.
     """
     xv = value_of(x)
     m = None if mask is None else np.broadcast_to(mask, xv.shape)
     shifted = xv if m is None else np.where(m, xv, np.float32(_LARGE_NEGATIVE))
     e = np.exp(shifted - shifted.max(axis=axes, keepdims=True))
     probs = e / e.sum(axis=axes, keepdims=True)
-    out = probs if m is None or not zero_masked else np.where(m, probs, np.float32(0))
 
     def backward(g):
-        if m is not None and zero_masked:
-            g = np.where(m, g, np.float32(0))
         dx = probs * (g - (g * probs).sum(axis=axes, keepdims=True))
         return (dx if m is None else np.where(m, dx, np.float32(0)),)
 
-    return record(out, (x,), backward)
+    return record(probs, (x,), backward)
 
 
 def _fresh(initializer):

@@ -7,6 +7,7 @@ import numpy as np
 from kerasckpt import initializers, ops, random, tracking
 from kerasckpt.autograd import Tensor
 from kerasckpt.layers import masking
+from kerasckpt.layers.auto_config import constructor_arguments, fit_to_init, with_constructor_arguments
 from kerasckpt.symbolic import KerasTensor, Node  # noqa: F401 - re-exported for the layers and models
 from kerasckpt.tracking import Trackable, is_trackable_value
 from kerasckpt.utils import get_uid, snake_case
@@ -155,6 +156,12 @@ class Layer(Trackable):
         super().__init_subclass__(**kwargs)
         if "build" in cls.__dict__:
             cls.build = _scoped_build(cls.__dict__["build"])
+
+    def __new__(cls, *args, **kwargs):
+        instance = super().__new__(cls)
+        if cls.get_config is Layer.get_config:  # a custom layer relying on the automatic config
+            instance._auto_config = constructor_arguments(cls, args, kwargs)
+        return instance
 
     def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
         object.__setattr__(self, "_tracked", {})
@@ -536,13 +543,24 @@ class Layer(Trackable):
     # ------------------------------------------------------------------ configs
 
     def get_config(self):
-        """The constructor arguments as Keras writes them (`name`, `trainable`, `dtype`, ...)."""
-        return {"name": self.name, "trainable": self.trainable, "dtype": serialize_dtype(self.dtype)}
+        """The constructor arguments as Keras writes them (`name`, `trainable`, `dtype`, ...).
+
+        A custom layer that does not override `get_config()` gets the arguments its constructor received
+        (when they are plain values), as in Keras 3.
+
+        Note: keys that its `__init__` cannot take back (no such argument, no `**kwargs`) are left out, so
+        the file reloads; Keras writes them and then cannot load its own file.
+        """
+        config = {"name": self.name, "trainable": self.trainable, "dtype": serialize_dtype(self.dtype)}
+        if type(self).get_config is not Layer.get_config or "_auto_config" not in vars(self):
+            return config  # an override extends this base config
+        return with_constructor_arguments(self, config, "Layer")
 
     @classmethod
     def from_config(cls, config):
-        """A new layer from `get_config()` output."""
-        config = dict(config)
+        """A new layer from `get_config()` output (`name`, `trainable` and `dtype` dropped when `__init__`
+        cannot take them, as in configs Keras writes for custom layers)."""
+        config = fit_to_init(cls, config)
         if "dtype" in config:
             config["dtype"] = deserialize_dtype(config["dtype"])
         return cls(**config)
