@@ -234,28 +234,67 @@ def _pool_args(inputs, pool_size, strides, padding, data_format):
     return xv, _channels_last(xv, data_format), pool, strides, padding, data_format
 
 
+def _taps(xp, outs, pool, strides):
+    """(offset, view) for each position of the pooling window, in row-major order: view[n, *o, c] is the
+    value at that position of window `o` (a strided slice of `xp`, no copy)."""
+    for offset in itertools.product(*(range(k) for k in pool)):
+        yield offset, xp[(slice(None),) + tuple(slice(o, o + (n - 1) * s + 1, s)
+                                                for o, n, s in zip(offset, outs, strides))]
+
+
 def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     """Largest value of each window, as `keras.ops.max_pool`; the gradient goes to the first largest value of a
     window (in row-major order), as in TensorFlow and torch."""
     xv, x, pool, strides, padding, data_format = _pool_args(inputs, pool_size, strides, padding, data_format)
-    rank = len(pool)
-    outs, pads = _plan(x.shape[1:-1], pool, strides, (1,) * rank, padding)
-    n, channels, taps = x.shape[0], x.shape[-1], math.prod(pool)
+    outs, pads = _plan(x.shape[1:-1], pool, strides, (1,) * len(pool), padding)
     lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     xp = _pad(x, pads, lowest)
-    win = _windows(xp, outs, pool, strides, (1,) * rank)  # (N, *outs, *pool, C)
-    win = np.moveaxis(win.reshape((n,) + outs + (taps, channels)), -2, -1)  # (N, *outs, C, taps), a copy
-    pick = win.argmax(axis=-1)[..., None]
-    out = _channels_back(np.take_along_axis(win, pick, axis=-1)[..., 0], data_format)
+    best = None
+    for _, view in _taps(xp, outs, pool, strides):
+        best = view.copy() if best is None else np.maximum(best, view, out=best)
+    out = _channels_back(best, data_format)
+
+    tiles = strides == pool and not any(lo or hi for lo, hi in pads)  # windows tile the input: reshape, no loop
 
     def backward(g):
-        chosen = pick == np.arange(taps)  # one-hot (N, *outs, C, taps)
-        gwin = np.moveaxis(chosen * _channels_last(g, data_format)[..., None], -1, -2)
-        gwin = gwin.reshape((n,) + outs + pool + (channels,))
-        return (_channels_back(_crop(_add_windows(gwin, xp.shape, outs, pool, strides, (1,) * rank), pads),
-                               data_format),)
+        g = _channels_last(g, data_format)
+        if tiles:
+            return (_channels_back(_tiled_max_grad(xp, best, g, pool), data_format),)
+        grad, taken = np.zeros(xp.shape, g.dtype), np.zeros(best.shape, bool)
+        zero = g.dtype.type(0)
+        for offset, view in _taps(xp, outs, pool, strides):
+            hit = (view == best) & ~taken
+            taken |= hit
+            target = (slice(None),) + tuple(slice(o, o + (n - 1) * s + 1, s) for o, n, s in zip(offset, outs, strides))
+            grad[target] += np.where(hit, g, zero)
+        return (_channels_back(_crop(grad, pads), data_format),)
 
     return record(out, (inputs,), backward)
+
+
+def _tiled_max_grad(x, best, g, pool):
+    """The max-pool gradient when the windows tile `x` (strides == pool_size, no padding): on a reshaped view,
+    one comparison, then boolean passes that keep only the first largest value of each window."""
+    rank, outs = len(pool), best.shape[1:-1]
+    split = (x.shape[0],) + tuple(d for o, p in zip(outs, pool) for d in (o, p)) + (x.shape[-1],)
+    inner = x[(slice(None),) + tuple(slice(0, o * p) for o, p in zip(outs, pool))]
+    hit = inner.reshape(split) == best.reshape(_tile_shape(best.shape, rank))
+    seen = np.zeros(best.shape, bool)
+    for offset in itertools.product(*(range(p) for p in pool)):  # ties: the first in row-major order wins
+        view = hit[(slice(None),) + tuple(i for o in offset for i in (slice(None), o)) + (slice(None),)]
+        view &= ~seen
+        seen |= view
+    window_grad = np.where(hit, g.reshape(_tile_shape(g.shape, rank)), g.dtype.type(0)).reshape(inner.shape)
+    if inner.shape == x.shape:
+        return window_grad
+    grad = np.zeros(x.shape, g.dtype)
+    grad[(slice(None),) + tuple(slice(0, n) for n in inner.shape[1:-1])] = window_grad
+    return grad
+
+
+def _tile_shape(shape, rank):
+    """(N, o1, 1, o2, 1, ..., C): an output-shaped array broadcast over the positions of each window."""
+    return (shape[0],) + tuple(d for o in shape[1:1 + rank] for d in (o, 1)) + (shape[-1],)
 
 
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):

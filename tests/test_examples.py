@@ -33,3 +33,15 @@ def test_custom_training_loop_resumes_bit_identically():
     out = _run("custom_training_loop.py")
     assert "resumed from " in out
     assert out.strip().endswith("resumed run bit-identical to the uninterrupted run: True")
+
+
+@pytest.mark.slow
+def test_mnist_convnet_example_trains_and_reloads_its_best_model():
+    out = _run("mnist_convnet.py")
+    assert "best model reloaded: val_loss" in out and "Total params: 34,826" in out
+
+
+@pytest.mark.slow
+def test_timeseries_classification_example_trains_and_reloads_its_best_model():
+    out = _run("timeseries_classification.py")
+    assert "best model reloaded: val_loss" in out and "Test accuracy" in out

@@ -125,3 +125,18 @@ def test_keras_only_op_arguments_are_refused_unless_at_their_default():
     config["layers"][1]["config"]["initial"] = 5.0
     with pytest.raises(ValueError, match="initial"):
         kerasckpt.Model.from_config(config)
+
+
+@pytest.mark.keras
+def test_summary_lists_op_nodes_as_keras_does():
+    keras = pytest.importorskip("keras")
+    tables = []
+    for lib in (kerasckpt, keras):
+        lib.utils.clear_session()
+        a = lib.Input((4,))
+        model = lib.Model(a, lib.ops.mean(lib.layers.Dense(3)(a) + 1.0, axis=-1))
+        lines = []
+        model.summary(print_fn=lambda text, line_break=False: lines.extend(text.splitlines()))
+        tables.append([line for line in lines if line.strip()])
+    assert tables[0] == tables[1]
+    assert any("mean (Mean)" in line and "(None)" in line for line in tables[0])
