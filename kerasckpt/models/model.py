@@ -56,7 +56,8 @@ class Model(Trainer, Layer):
         if type(self).call is Model.call:
             raise NotImplementedError(f"Model '{self.name}' has no call() method. Subclasses of Model must define call().")
         zeros = _zeros_for(input_shape)
-        self.call(zeros, training=False) if self._call_has_training else self.call(zeros)
+        with np.errstate(all="ignore"):  # zeros only build the weights: all-padding masks divide by zero
+            self.call(zeros, training=False) if self._call_has_training else self.call(zeros)
 
     def call(self, inputs, training=False):
         raise NotImplementedError(f"Model '{self.name}' has no call() method. Subclasses of Model must define call().")
