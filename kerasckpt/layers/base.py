@@ -610,10 +610,13 @@ def _scoped_build(build):
                     result = build(self, *args, **kwargs)
                 finally:
                     _building.pop()
-            if args or "input_shape" in kwargs:
-                self._build_shapes = args[0] if args else kwargs["input_shape"]
-            elif kwargs:  # build(query_shape=..., value_shape=...): Keras's `shapes_dict`
-                self._build_shapes = _ShapesDict(kwargs)
+            if args or kwargs:  # the shapes by build()'s argument names: several make Keras's `shapes_dict`
+                try:
+                    shapes = inspect.signature(build).bind(self, *args, **kwargs).arguments
+                    shapes.pop(next(iter(shapes)))
+                except TypeError:
+                    shapes = {"input_shape": args[0] if args else next(iter(kwargs.values()))}
+                self._build_shapes = next(iter(shapes.values())) if len(shapes) == 1 else _ShapesDict(shapes)
             self.built = True
             if not _building:  # the outermost build: held values that did not fit raise now, nothing built
                 tracking.raise_problems()

@@ -422,14 +422,12 @@ class _CellLayer(RNN):
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def get_config(self):
-        """Keras's keys: the RNN's (`return_sequences`, ...) and the cell's arguments, without `cell`."""
-        cell_config = self.cell.get_config()
-        for key in ("name", "trainable", "dtype", "seed"):
-            cell_config.pop(key)
-        return {**super().get_config(), **cell_config, "activity_regularizer": None, **self._config_tail()}
+        """Keras's keys, in Keras's order: the RNN's (`return_sequences`, ...), then the cell's arguments."""
+        cell_config = {**self.cell.get_config(), "activity_regularizer": None}
+        keys = [k for k in _LAYER_CONFIG_KEYS if k in cell_config and (k != "seed" or self._config_has_seed)]
+        return {**super().get_config(), **{k: cell_config[k] for k in keys}}
 
-    def _config_tail(self):
-        return {"seed": self.cell.seed}
+    _config_has_seed = True
 
     @classmethod
     def from_config(cls, config):
@@ -439,6 +437,11 @@ class _CellLayer(RNN):
         return cls(**config)
 
 
+_LAYER_CONFIG_KEYS = (  # the cell's arguments in the order Keras's SimpleRNN, LSTM and GRU write them
+    "units", "activation", "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
+    "bias_initializer", "unit_forget_bias", "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+    "activity_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout",
+    "recurrent_dropout", "reset_after", "seed")
 _CELL_PROPERTIES = frozenset({
     "units", "activation", "recurrent_activation", "use_bias", "unit_forget_bias", "kernel_initializer",
     "recurrent_initializer", "bias_initializer", "dropout", "recurrent_dropout", "reset_after", "seed",
@@ -474,8 +477,7 @@ class SimpleRNN(_CellLayer):
                          cell_arguments=_cell_arguments(names, arguments), activity_regularizer=activity_regularizer,
                          **kwargs)
 
-    def _config_tail(self):
-        return {}  # Keras's SimpleRNN config has no seed
+    _config_has_seed = False  # Keras's SimpleRNN config has no seed
 
 
 @builtin()
