@@ -86,6 +86,19 @@ def _channels_back(x, data_format):
     return np.ascontiguousarray(np.moveaxis(x, -1, 1)) if data_format == "channels_first" else x
 
 
+def _conv_args(op, inputs, kernel, strides, padding, data_format, dilation_rate):
+    """The arrays and checked arguments of a convolution: (inputs, kernel, rank, strides, dilations,
+    padding, data_format)."""
+    data_format, padding = _check_format(data_format, padding)
+    xv, wv = _float_array(inputs), _float_array(kernel)
+    rank = wv.ndim - 2
+    if xv.ndim != rank + 2:
+        raise ValueError(f"{op} with a {rank}-D kernel of shape {wv.shape} needs inputs of rank {rank + 2}. "
+                         f"Received inputs of shape {xv.shape}.")
+    return (xv, wv, rank, _tuple(strides, rank, "strides"), _tuple(dilation_rate, rank, "dilation_rate"), padding,
+            data_format)
+
+
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
     """N-D convolution (cross-correlation) as in `keras.ops.conv`, for 1 and 2 (or more) spatial axes.
 
@@ -93,13 +106,8 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
     channels divided by `kernel.shape[-2]`. `padding` is "valid" or "same" (TensorFlow's split, the extra
     pixel after).
     """
-    data_format, padding = _check_format(data_format, padding)
-    xv, wv = _float_array(inputs), _float_array(kernel)
-    rank = wv.ndim - 2
-    if xv.ndim != rank + 2:
-        raise ValueError(f"conv with a {rank}-D kernel of shape {wv.shape} needs inputs of rank {rank + 2}. "
-                         f"Received inputs of shape {xv.shape}.")
-    strides, dilations = _tuple(strides, rank, "strides"), _tuple(dilation_rate, rank, "dilation_rate")
+    xv, wv, rank, strides, dilations, padding, data_format = _conv_args(
+        "conv", inputs, kernel, strides, padding, data_format, dilation_rate)
     x = _channels_last(xv, data_format)
     channels, per_group, filters = x.shape[-1], wv.shape[-2], wv.shape[-1]
     if per_group < 1 or channels % per_group or filters % (channels // per_group):
@@ -170,13 +178,8 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
     `kernel` has shape `(*kernel_size, filters, in_channels)`; output sizes follow Keras's rule, with
     `output_padding` (None, or one integer per axis, each below the stride) adding to the end.
     """
-    data_format, padding = _check_format(data_format, padding)
-    xv, wv = _float_array(inputs), _float_array(kernel)
-    rank = wv.ndim - 2
-    if xv.ndim != rank + 2:
-        raise ValueError(f"conv_transpose with a {rank}-D kernel of shape {wv.shape} needs inputs of rank "
-                         f"{rank + 2}. Received inputs of shape {xv.shape}.")
-    strides, dilations = _tuple(strides, rank, "strides"), _tuple(dilation_rate, rank, "dilation_rate")
+    xv, wv, rank, strides, dilations, padding, data_format = _conv_args(
+        "conv_transpose", inputs, kernel, strides, padding, data_format, dilation_rate)
     if output_padding is not None:
         output_padding = _tuple(output_padding, rank, "output_padding")
     x = _channels_last(xv, data_format)

@@ -89,20 +89,21 @@ class Node:
 
     @property
     def input_tensors(self):
-        return [t for t in _leaves((self.call_args, self.call_kwargs)) if isinstance(t, KerasTensor)]
+        return [t for t in flatten((self.call_args, self.call_kwargs)) if isinstance(t, KerasTensor)]
 
 
-def _leaves(structure):
+def flatten(structure):
+    """The leaves of nested lists, tuples and dicts, in order."""
     if isinstance(structure, (list, tuple)):
-        return [leaf for item in structure for leaf in _leaves(item)]
+        return [leaf for item in structure for leaf in flatten(item)]
     if isinstance(structure, dict):
-        return [leaf for key in structure for leaf in _leaves(structure[key])]
+        return [leaf for key in structure for leaf in flatten(structure[key])]
     return [structure]
 
 
 def is_symbolic(structure):
     """Whether `structure` (a value, or nested lists, tuples and dicts) holds a KerasTensor."""
-    return any(isinstance(t, KerasTensor) for t in _leaves(structure))
+    return any(isinstance(t, KerasTensor) for t in flatten(structure))
 
 
 class Operation:
@@ -151,7 +152,7 @@ class Operation:
         """Record a node: the output shape comes from running the op on zeros with unknown sizes 1, then 2."""
         first = self._run_on_zeros(args, kwargs, 1)
         shape = first.shape
-        if any(d is None for t in _leaves((args, kwargs)) if isinstance(t, KerasTensor) for d in t.shape):
+        if any(d is None for t in flatten((args, kwargs)) if isinstance(t, KerasTensor) for d in t.shape):
             try:
                 second = self._run_on_zeros(args, kwargs, 2).shape
             except (ValueError, IndexError, TypeError):

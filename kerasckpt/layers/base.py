@@ -8,21 +8,12 @@ from kerasckpt import initializers, ops, random, tracking
 from kerasckpt.autograd import Tensor
 from kerasckpt.layers import masking
 from kerasckpt.layers.auto_config import constructor_arguments, fit_to_init, with_constructor_arguments
-from kerasckpt.symbolic import KerasTensor, Node  # noqa: F401 - re-exported for the layers and models
+from kerasckpt.symbolic import KerasTensor, Node, flatten  # noqa: F401 - re-exported for the layers and models
 from kerasckpt.tracking import Trackable, is_trackable_value
 from kerasckpt.utils import get_uid, snake_case
 from kerasckpt.variables import Variable, name_scope
 
 _training_context = []  # the `training` value of the enclosing layer calls, innermost last
-
-
-def flatten(structure):
-    """The leaves of nested lists, tuples and dicts, in order."""
-    if isinstance(structure, (list, tuple)):
-        return [leaf for item in structure for leaf in flatten(item)]
-    if isinstance(structure, dict):
-        return [leaf for key in structure for leaf in flatten(structure[key])]
-    return [structure]
 
 
 def map_structure(fn, structure):

@@ -106,7 +106,7 @@ class AveragePooling2D(BasePooling):
 class BaseGlobalPooling(Layer):
     """Max or mean over every spatial axis."""
 
-    rank = None
+    rank, mode = None, None
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -122,6 +122,10 @@ class BaseGlobalPooling(Layer):
         first = 1 if self.data_format == "channels_last" else 2
         return tuple(range(first, first + self.rank))
 
+    def call(self, inputs):
+        reduce = ops.max if self.mode == "max" else ops.mean
+        return reduce(inputs, axis=self._spatial_axes(inputs), keepdims=self.keepdims)
+
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
 
@@ -135,7 +139,7 @@ class GlobalAveragePooling1D(BaseGlobalPooling):
         keepdims: keep the steps axis with length 1.
     """
 
-    rank = 1
+    rank, mode = 1, "average"
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(data_format, keepdims, **kwargs)
@@ -164,10 +168,7 @@ class GlobalAveragePooling2D(BaseGlobalPooling):
         keepdims: keep the spatial axes with length 1.
     """
 
-    rank = 2
-
-    def call(self, inputs):
-        return ops.mean(inputs, axis=self._spatial_axes(inputs), keepdims=self.keepdims)
+    rank, mode = 2, "average"
 
 
 @builtin()
@@ -179,10 +180,7 @@ class GlobalMaxPooling1D(BaseGlobalPooling):
         keepdims: keep the steps axis with length 1.
     """
 
-    rank = 1
-
-    def call(self, inputs):
-        return ops.max(inputs, axis=self._spatial_axes(inputs), keepdims=self.keepdims)
+    rank, mode = 1, "max"
 
 
 @builtin()
@@ -194,7 +192,4 @@ class GlobalMaxPooling2D(BaseGlobalPooling):
         keepdims: keep the spatial axes with length 1.
     """
 
-    rank = 2
-
-    def call(self, inputs):
-        return ops.max(inputs, axis=self._spatial_axes(inputs), keepdims=self.keepdims)
+    rank, mode = 2, "max"

@@ -10,7 +10,7 @@ import numpy as np
 from kerasckpt import _registry
 from kerasckpt.autograd import Tensor
 from kerasckpt.errors import CheckpointFormatError, UnknownObjectError, UnsafeCheckpointError
-from kerasckpt.symbolic import KerasTensor, Operation
+from kerasckpt.symbolic import KerasTensor, Operation, flatten
 
 KERAS_VERSION = "3.15.1"  # the Keras release whose file layouts kerasckpt writes
 _CODE_CLASSES = {  # objects that carry or load code: never deserialized, whatever safe_mode says
@@ -537,7 +537,7 @@ def _functional_from_config(config, ctx, where):
             raise ctx.error(at, f"malformed inbound node {str(node)[:80]}.")
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             raise ctx.error(at, "malformed inbound node arguments.")
-        if any(v is _Pending for v in _leaves([args, kwargs])):
+        if any(v is _Pending for v in flatten([args, kwargs])):
             return None
         kwargs.pop("training", None)
         if kwargs.get("mask", 0) is None:
@@ -561,7 +561,7 @@ def _functional_from_config(config, ctx, where):
                     out = layers[name](*call[0], **call[1])
                 except (TypeError, ValueError) as err:
                     raise ctx.error(at, f"calling layer '{name}' failed ({err}).") from None
-                made.append(_leaves(out))
+                made.append(flatten(out))
                 index += 1
                 progress = True
     if any(len(outputs_of[n]) < len(nodes_of[n]) for n in order if type(layers[n]).__name__ != "InputLayer"):
@@ -601,14 +601,6 @@ class _PendingType:
 
 
 _Pending = _PendingType()
-
-
-def _leaves(structure):
-    if isinstance(structure, (list, tuple)):
-        return [leaf for item in structure for leaf in _leaves(item)]
-    if isinstance(structure, dict):
-        return [leaf for key in structure for leaf in _leaves(structure[key])]
-    return [structure]
 
 
 # ----------------------------------------------------------------------------------------- compile
