@@ -77,6 +77,11 @@ def needs_grad(x):
     return isinstance(x, Variable)
 
 
+def recording():
+    """Whether a GradientTape records now (ops link their results for gradients)."""
+    return _recording[0] > 0
+
+
 def record(value, parents, backward):
     """Wrap an op's result, linking it to `parents` when a tape records and a parent needs a grad."""
     if value.__class__ is not np.ndarray:

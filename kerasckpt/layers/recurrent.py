@@ -1,5 +1,7 @@
 """Recurrent layers: the SimpleRNN, LSTM and GRU cells, the RNN layer that runs a cell over a sequence,
 and SimpleRNN, LSTM and GRU, with Keras 3's arguments, configs and weight layout (`<layer>/cell/...`)."""
+import inspect
+
 import numpy as np
 
 from kerasckpt import _registry, activations, initializers, ops
@@ -448,8 +450,14 @@ _CELL_PROPERTIES = frozenset({
     "implementation"})
 
 
-def _cell_arguments(names, values):
-    return {k: values[k] for k in names}
+def _split_arguments(cell_class, arguments):
+    """The `__init__` arguments of SimpleRNN, LSTM or GRU (its `locals()`) as `_CellLayer.__init__` keywords:
+    those the cell takes (but `units`) in `cell_arguments`, the rest as they are."""
+    arguments = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+    kwargs = arguments.pop("kwargs")
+    accepted = inspect.signature(cell_class.__init__).parameters
+    cell = {k: arguments.pop(k) for k in list(arguments) if k in accepted and k != "units"}
+    return {**arguments, **kwargs, "cell_arguments": cell}
 
 
 @builtin()
@@ -469,13 +477,7 @@ class SimpleRNN(_CellLayer):
                  recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False, unroll=False,
                  seed=None, **kwargs):
-        arguments = dict(locals())
-        names = ("activation", "use_bias", "kernel_initializer", "recurrent_initializer", "bias_initializer",
-                 "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "kernel_constraint",
-                 "recurrent_constraint", "bias_constraint", "dropout", "recurrent_dropout", "seed")
-        super().__init__(units, return_sequences, return_state, go_backwards, stateful, unroll,
-                         cell_arguments=_cell_arguments(names, arguments), activity_regularizer=activity_regularizer,
-                         **kwargs)
+        super().__init__(**_split_arguments(self._cell_class, locals()))
 
     _config_has_seed = False  # Keras's SimpleRNN config has no seed
 
@@ -502,14 +504,7 @@ class LSTM(_CellLayer):
                  activity_regularizer=None, kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
                  dropout=0.0, recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, use_cudnn="auto", **kwargs):
-        arguments = dict(locals())
-        names = ("activation", "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
-                 "bias_initializer", "unit_forget_bias", "kernel_regularizer", "recurrent_regularizer",
-                 "bias_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout",
-                 "recurrent_dropout", "seed")
-        super().__init__(units, return_sequences, return_state, go_backwards, stateful, unroll, use_cudnn,
-                         cell_arguments=_cell_arguments(names, arguments), activity_regularizer=activity_regularizer,
-                         **kwargs)
+        super().__init__(**_split_arguments(self._cell_class, locals()))
 
 
 @builtin()
@@ -529,11 +524,4 @@ class GRU(_CellLayer):
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, unroll=False, reset_after=True, use_cudnn="auto", **kwargs):
-        arguments = dict(locals())
-        names = ("activation", "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
-                 "bias_initializer", "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
-                 "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout", "recurrent_dropout",
-                 "reset_after", "seed")
-        super().__init__(units, return_sequences, return_state, go_backwards, stateful, unroll, use_cudnn,
-                         cell_arguments=_cell_arguments(names, arguments), activity_regularizer=activity_regularizer,
-                         **kwargs)
+        super().__init__(**_split_arguments(self._cell_class, locals()))

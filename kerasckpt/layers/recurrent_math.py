@@ -8,7 +8,7 @@ zeros with `zero_output_for_mask`), as Keras 3's torch backend does.
 """
 import numpy as np
 
-from kerasckpt.autograd import needs_grad, record_outputs, value_of
+from kerasckpt.autograd import needs_grad, record_outputs, recording, value_of
 
 
 def _sigmoid(x):
@@ -49,6 +49,7 @@ class _Cell:
         self.rec_masks, self.rb = rec_masks, recurrent_bias
         if isinstance(rec_masks, list):  # per gate: R as (gates, units, units) blocks, h as (gates, batch, units)
             self.blocks = self.R.reshape(self.units, self.gates, self.units).transpose(1, 0, 2)
+            self.mask_stack = np.stack(rec_masks)
 
     def recurrent(self, h):
         """`h @ R` with the recurrent dropout masks; returns it and the inputs that met R."""
@@ -58,7 +59,7 @@ class _Cell:
         if not isinstance(masks, list):
             hm = h * masks
             return hm @ self.R, hm
-        hm = h[None] * np.stack(masks)
+        hm = h[None] * self.mask_stack
         return np.matmul(hm, self.blocks).transpose(1, 0, 2).reshape(h.shape[0], -1), hm
 
     def recurrent_back(self, drec, rec_in):
@@ -69,7 +70,7 @@ class _Cell:
         if not isinstance(masks, list):
             return (drec @ self.R.T) * masks
         per_gate = drec.reshape(drec.shape[0], self.gates, self.units).transpose(1, 0, 2)
-        return (np.matmul(per_gate, self.blocks.transpose(0, 2, 1)) * np.stack(masks)).sum(axis=0)
+        return (np.matmul(per_gate, self.blocks.transpose(0, 2, 1)) * self.mask_stack).sum(axis=0)
 
     def recurrent_kernel_grad(self, rec_ins, drecs):
         """dR from the stacked inputs that met R and the stacked gradients of the products."""
@@ -284,10 +285,11 @@ def recurrent_scan(kind, inputs, kernel, recurrent_kernel, bias, initial_states,
     states = states0
     prev_out = np.zeros_like(states0[0])
     outputs = np.empty((steps,) + prev_out.shape, dtype=prev_out.dtype) if return_sequences else None
-    caches = []
+    caches, keep = [], recording()  # without a tape (inference) no step's values are kept for the backward pass
     for s, t in enumerate(order):
         new, cache = cell.step(xp[t], states)
-        caches.append(cache)
+        if keep:
+            caches.append(cache)
         if mask_tm is None:
             out, states = new[0], new
         else:
@@ -331,7 +333,10 @@ def recurrent_scan(kind, inputs, kernel, recurrent_kernel, bias, initial_states,
                 d_states = [a + c for a, c in zip(d_states, carry)]
         need_x, need_w = needs_grad(inputs), needs_grad(kernel)
         dx, dW = _project_back(x_tm, W, input_masks, cell.gates, dxp, need_x, need_w)
-        dR = cell.recurrent_kernel_grad(rec_ins, _stack_drecs(drecs)) if needs_grad(recurrent_kernel) else None
+        if needs_grad(recurrent_kernel):  # GRU without reset_after keeps a pair of arrays per step
+            dR = cell.recurrent_kernel_grad(rec_ins, np.stack(drecs) if isinstance(drecs[0], np.ndarray) else drecs)
+        else:
+            dR = None
         db = None
         if bias is not None and needs_grad(bias):
             db_in = dxp.sum(axis=(0, 1))
@@ -343,7 +348,3 @@ def recurrent_scan(kind, inputs, kernel, recurrent_kernel, bias, initial_states,
         return (dx, dW, dR, db) + tuple(d_states)
 
     return record_outputs([result] + states, parents, backward)
-
-
-def _stack_drecs(drecs):
-    return np.stack(drecs) if isinstance(drecs[0], np.ndarray) else drecs
