@@ -70,7 +70,9 @@ def with_constructor_arguments(obj, base_config, kind):
             f"{kind} '{obj.name}' of class {cls.__name__} cannot write its config: {reason}. Override "
             "get_config() to return the constructor arguments (and from_config() if they are not plain "
             "values), e.g. `def get_config(self): return {**super().get_config(), \"units\": self.units}`.")
-    return {**copy_plain(auto), **fit_to_init(cls, base_config)}
+    base = fit_to_init(cls, base_config)
+    head = {"name": base.pop("name")} if "name" in base else {}
+    return {**head, **copy_plain(auto), **base}  # Keras's order: name, the arguments, trainable, dtype
 
 
 def fit_to_init(cls, config, keys=("name", "trainable", "dtype")):

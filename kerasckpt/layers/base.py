@@ -150,7 +150,8 @@ class Layer(Trackable):
 
     def __new__(cls, *args, **kwargs):
         instance = super().__new__(cls)
-        if cls.get_config is Layer.get_config:  # a custom layer relying on the automatic config
+        if cls.get_config is Layer.get_config and not str(vars(cls).get("_registered_name", "")).startswith(
+                "kerasckpt>"):  # a custom layer relying on the automatic config (built-ins write Keras's)
             instance._auto_config = constructor_arguments(cls, args, kwargs)
         return instance
 
