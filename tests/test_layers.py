@@ -767,6 +767,7 @@ def _keras_scaled(keras):
     return Scaled
 
 
+@pytest.mark.filterwarnings(r"ignore:`build\(\)` was called on layer")  # Keras warns about its own twin
 def test_custom_layer_config_holds_its_constructor_arguments_and_reloads(tmp_path):
     layer = Scaled(3, factor=0.5)
     assert layer.get_config() == {"units": 3, "factor": 0.5}  # no keys its __init__ could not take back
