@@ -6,7 +6,9 @@ Dropout 0.5 -> Dense 10 softmax; categorical cross-entropy, Adam(1e-3), batch 12
 reference loop starts from the same weights and does the same forward pass (im2col + one matmul per
 convolution, max pooling on a reshaped view), the same backward pass (the convolution's input gradient
 added back one kernel offset at a time) and the same Adam update, by hand. Every repeat runs the three
-one after the other (one epoch each, shuffled), so drift in the machine's load hits all alike; medians.
+one after the other (one epoch each, shuffled), so drift in the machine's load hits all alike; the ratios
+are medians of each repeat's ratio, by the wall clock and by the process's CPU time (which a shared
+machine's load does not inflate).
 
 Run (one BLAS and torch thread, so ratios mean something on a shared machine):
     OMP_NUM_THREADS=1 python benchmarks/convnet_throughput.py
@@ -110,18 +112,21 @@ def reference_epoch(weights, x, y, batch_size, rng, lr=1e-3, b1=0.9, b2=0.999, e
     return total / len(x), correct / len(x)
 
 
+def _timed(fn, samples):
+    """(samples/s by the wall clock, samples/s by this process's CPU time) of one call of `fn`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return samples / (time.perf_counter() - wall), samples / (time.process_time() - cpu)
+
+
 def time_fit(model, init, x, y, batch_size):
     model.set_weights(init)
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
-    return len(x) / (time.perf_counter() - start)
+    return _timed(lambda: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0), len(x))
 
 
 def time_reference(init, x, y, batch_size, seed):
     weights = [w.copy() for w in init]
-    start = time.perf_counter()
-    reference_epoch(weights, x, y, batch_size, np.random.default_rng(seed))
-    return len(x) / (time.perf_counter() - start)
+    return _timed(lambda: reference_epoch(weights, x, y, batch_size, np.random.default_rng(seed)), len(x))
 
 
 def keras_model():
@@ -150,7 +155,7 @@ def main():
     init = ours.get_weights()
     theirs = None if args.no_keras else keras_model()
     batch = 128
-    time_fit(ours, init, x[:256], y[:256], batch)  # warm-up
+    time_fit(ours, init, x[:256], y[:256], batch)  # warm-up (one epoch of each, not timed)
     if theirs is not None:
         time_fit(theirs, init, x[:256], y[:256], batch)
     ref, mine, keras_rates = [], [], []
@@ -159,13 +164,16 @@ def main():
         mine.append(time_fit(ours, init, x, y, batch))
         if theirs is not None:
             keras_rates.append(time_fit(theirs, init, x, y, batch))
-    r, o = statistics.median(ref), statistics.median(mine)
-    k = statistics.median(keras_rates) if keras_rates else None
+    median = statistics.median
     print(f"MNIST convnet (keras.io example), batch {batch}, Adam, {args.samples} samples, median of "
-          f"{args.repeats} epochs each")
-    print(f"{'hand-written NumPy':>20} {'kerasckpt fit()':>17} {'ratio':>6} {'Keras 3 (torch CPU) fit()':>27}")
-    keras_text = "n/a" if k is None else f"{k:,.0f} smp/s"
-    print(f"{r:>14,.0f} smp/s {o:>11,.0f} smp/s {o / r:>6.3f} {keras_text:>27}")
+          f"{args.repeats} epochs each; ratio = median of the per-repeat ratios (wall clock | CPU time)")
+    print(f"{'hand-written NumPy':>20} {'kerasckpt fit()':>17} {'ratio':>13} {'Keras 3 (torch CPU) fit()':>27} "
+          f"{'ratio':>13}")
+    ratio = lambda runs, i: median(o[i] / r[i] for o, r in zip(runs, ref))  # noqa: E731
+    keras_text = f"{median(k[0] for k in keras_rates):,.0f} smp/s" if keras_rates else "n/a"
+    keras_ratio = f"{ratio(keras_rates, 0):.3f} | {ratio(keras_rates, 1):.3f}" if keras_rates else ""
+    print(f"{median(r[0] for r in ref):>14,.0f} smp/s {median(o[0] for o in mine):>11,.0f} smp/s "
+          f"{ratio(mine, 0):.3f} | {ratio(mine, 1):.3f} {keras_text:>27} {keras_ratio:>13}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ FULL = {
     "save_speed": ["--params", "1e6", "1e7", "1e8", "--repeats", "5"],
     "stall": ["--params", "1e8", "--repeats", "5"],
     "memory": ["--params", "1e8"],
+    "s3_speed": ["--params", "1e7", "--repeats", "5"],
 }
 QUICK = {
     "fit_throughput": ["--samples", "4096", "--repeats", "3"],
@@ -34,6 +35,7 @@ QUICK = {
     "save_speed": ["--params", "1e6", "1e7", "--repeats", "3"],
     "stall": ["--params", "1e7", "--repeats", "3"],
     "memory": ["--params", "1e7", "--formats", "native", "weights.h5", "keras"],
+    "s3_speed": ["--params", "1e6", "--repeats", "3"],
 }
 
 

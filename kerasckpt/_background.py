@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from kerasckpt import _storage
+
 _lock = threading.Lock()
 _inflight = set()   # writers with a save running
 _unclaimed = set()  # writers holding an error their owner has not collected yet
@@ -40,12 +42,21 @@ class PreparedSave:
     def __init__(self, arrays, write, paths):
         self.arrays = [np.asarray(a) for a in arrays]
         self._write = write
-        self.paths = tuple(os.path.abspath(os.fspath(p)) for p in paths)
-        self.label = os.fspath(paths[0]) if paths else "?"
+        self.paths = tuple(_storage.absolute(_storage.normalize(p)) for p in paths)
+        self.label = _storage.normalize(paths[0]) if paths else "?"
 
     def write(self, arrays=None):
         """Write the file from `arrays` (default: the live arrays, i.e. a foreground save)."""
         return self._write(self.arrays if arrays is None else arrays)
+
+    def run_first(self, step):
+        """Make `write` call `step()` first, on whichever thread writes (work kept off the training thread)."""
+        write = self._write
+
+        def stepped(arrays):
+            step()
+            return write(arrays)
+        self._write = stepped
 
     @property
     def nbytes(self):
@@ -174,7 +185,7 @@ class BackgroundWriter:
 
 def wait_for_paths(paths):
     """Wait for any save of this process in flight to one of `paths`; errors stay with their owners."""
-    wanted = {os.path.abspath(os.fspath(p)) for p in paths}
+    wanted = {_storage.absolute(_storage.normalize(p)) for p in paths}
     with _lock:
         writers = list(_inflight)
     for writer in writers:
@@ -185,7 +196,7 @@ def wait_for_paths(paths):
 
 def wait_under(directory):
     """Wait for any save of this process in flight to a path inside `directory`."""
-    root = os.path.join(os.path.abspath(os.fspath(directory)), "")
+    root = _storage.join(_storage.absolute(_storage.normalize(directory)), "")
     with _lock:
         writers = list(_inflight)
     for writer in writers:

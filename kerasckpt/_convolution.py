@@ -264,12 +264,11 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
         if tiles:
             return (_channels_back(_tiled_max_grad(xp, best, g, pool), data_format),)
         grad, taken = np.zeros(xp.shape, g.dtype), np.zeros(best.shape, bool)
-        zero = g.dtype.type(0)
         for offset, view in _taps(xp, outs, pool, strides):
             hit = (view == best) & ~taken
             taken |= hit
             target = (slice(None),) + tuple(slice(o, o + (n - 1) * s + 1, s) for o, n, s in zip(offset, outs, strides))
-            grad[target] += np.where(hit, g, zero)
+            grad[target] += hit * g
         return (_channels_back(_crop(grad, pads), data_format),)
 
     return record(out, (inputs,), backward)
@@ -282,12 +281,15 @@ def _tiled_max_grad(x, best, g, pool):
     split = (x.shape[0],) + tuple(d for o, p in zip(outs, pool) for d in (o, p)) + (x.shape[-1],)
     inner = x[(slice(None),) + tuple(slice(0, o * p) for o, p in zip(outs, pool))]
     hit = inner.reshape(split) == best.reshape(_tile_shape(best.shape, rank))
-    seen = np.zeros(best.shape, bool)
+    seen = None
     for offset in itertools.product(*(range(p) for p in pool)):  # ties: the first in row-major order wins
         view = hit[(slice(None),) + tuple(i for o in offset for i in (slice(None), o)) + (slice(None),)]
+        if seen is None:
+            seen = view.copy()
+            continue
         view &= ~seen
         seen |= view
-    window_grad = np.where(hit, g.reshape(_tile_shape(g.shape, rank)), g.dtype.type(0)).reshape(inner.shape)
+    window_grad = (hit * g.reshape(_tile_shape(g.shape, rank))).reshape(inner.shape)  # faster than np.where
     if inner.shape == x.shape:
         return window_grad
     grad = np.zeros(x.shape, g.dtype)

@@ -132,9 +132,44 @@ def pwrite_all(fd, view, offset):
         done += os.pwrite(fd, view[done:done + (1 << 30)], offset + done)
 
 
+class FdFile:
+    """A file descriptor seen as a random-access file, as writers use it (see `_storage.ImageFile`, the other kind).
+
+    `pwrite`'s `borrow` is accepted for the same interface and ignored: the bytes are written at once.
+    """
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def pwrite(self, view, offset, borrow=False):
+        pwrite_all(self.fd, view, offset)
+
+    def pread_into(self, view, offset):
+        done, view = 0, memoryview(view).cast("B")
+        while done < len(view):
+            n = os.preadv(self.fd, [view[done:done + (1 << 30)]], offset + done)
+            if n == 0:
+                break
+            done += n
+        return done
+
+    def truncate(self, size):
+        os.ftruncate(self.fd, size)
+
+    def size(self):
+        return os.fstat(self.fd).st_size
+
+    def writeback(self):
+        """Start the disk on what is written so far (fdatasync)."""
+        _datasync(self.fd)
+
+
 class StreamingWriter:
     """Writes large buffers into a file with their CRC-32s, keeping the CPU, page cache and disk busy at once.
 
+    It writes into a descriptor or any random-access file of the `FdFile` interface (an in-memory
+    `_storage.ImageFile` keeps a reference to each piece instead of copying it: the buffer must not
+    change until that file is uploaded).
     `write` puts a buffer's bytes at an offset with pwrite, straight from the buffer, in pieces of
     `PARALLEL_CHUNK` bytes. While one piece is copied into the page cache, the CPU pool computes the
     CRC-32 of the pieces before it (from the source buffer), and every `WRITEBACK_EVERY` bytes an I/O
@@ -154,7 +189,7 @@ class StreamingWriter:
     """
 
     def __init__(self, fd):
-        self.fd = fd
+        self.file = fd if hasattr(fd, "pwrite") else FdFile(fd)
         self._parts = []  # per write() or track(): [(CRC-32 or its future, length)]
         self._syncs = []
         self._unsynced = 0
@@ -167,10 +202,10 @@ class StreamingWriter:
             piece = view[start:start + PARALLEL_CHUNK]
             parts.append((cpu_pool().submit(checksum, piece) if len(piece) >= POOL_MIN else checksum(piece),
                           len(piece)))
-            pwrite_all(self.fd, piece, offset + start)
+            self.file.pwrite(piece, offset + start, borrow=True)
             self._unsynced += len(piece)
             if self._unsynced >= WRITEBACK_EVERY and (not self._syncs or self._syncs[-1].done()):
-                self._syncs.append(io_pool().submit(_datasync, self.fd))
+                self._syncs.append(io_pool().submit(self.file.writeback))
                 self._unsynced = 0
         self._parts.append(parts)
         return len(self._parts) - 1

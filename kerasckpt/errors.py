@@ -49,3 +49,23 @@ class CheckpointKeyError(CheckpointError, KeyError):
 
     def __str__(self):  # KeyError would show the message in quotes
         return str(self.args[0]) if self.args else ""
+
+
+class StorageUnavailableError(CheckpointError, ImportError):
+    """A URL names a store whose package (fsspec, s3fs, gcsfs, ...) is not installed; nothing was written."""
+
+
+class StorageAccessError(CheckpointError, PermissionError):
+    """The store refused access: no credentials, wrong credentials, or no permission."""
+
+
+class StorageConnectionError(CheckpointError, ConnectionError):
+    """The store could not be reached (after the retries), or a transfer broke off."""
+
+
+class StorageConflictError(CheckpointError, FileExistsError):
+    """A conditional write failed: another writer changed the object first."""
+
+
+class StorageError(CheckpointError, OSError):
+    """Any other failure of a store, with the URL and the store's answer."""

@@ -3,6 +3,7 @@
 Each op computes its result with NumPy and records one `backward(grad)` closure that returns a
 gradient per input, reduced to that input's shape. Inputs may be Tensors, Variables, NumPy arrays
 or Python numbers; results are Tensors (`.numpy()`, `float()`, and NumPy functions work on them).
+Given the symbolic tensors of the functional API, ops record op nodes instead (`kerasckpt.symbolic`).
 """
 import builtins
 import inspect
@@ -12,6 +13,7 @@ import operator
 import numpy as np
 
 from kerasckpt import symbolic
+from kerasckpt._convolution import average_pool, conv, conv_transpose, max_pool  # noqa: F401 - ops of the layers
 from kerasckpt.autograd import Tensor, needs_grad, record, unbroadcast, value_of
 from kerasckpt.symbolic import KerasTensor
 from kerasckpt.variables import Variable
@@ -686,7 +688,6 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=1e-3):
     return record(out, (x, gamma, beta), backward)
 
 
-
 # ---------------------------------------------------------------- einsum and ranges (sequence and attention layers)
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -755,9 +756,6 @@ def arange(start, stop=None, step=1, dtype=None):
     if dtype is None:
         dtype = "int32" if values.dtype.kind in "iu" else "float32"
     return Tensor(values.astype(dtype))
-
-
-from kerasckpt._convolution import average_pool, conv, conv_transpose, max_pool  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------- not differentiable

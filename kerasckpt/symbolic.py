@@ -149,12 +149,13 @@ class Operation:
         return type(self).function(*args, **kwargs, **own)
 
     def _symbolic_call(self, args, kwargs):
-        """Record a node: the output shape comes from running the op on zeros with unknown sizes 1, then 2."""
-        first = self._run_on_zeros(args, kwargs, 1)
+        """Record a node: the output shape comes from running the op on zeros, unknown sizes filled twice (the
+        batch axis with 1 and 2, other axes with 64 and 96); output axes that change are unknown."""
+        first = self._run_on_zeros(args, kwargs, (1, 64))
         shape = first.shape
         if any(d is None for t in flatten((args, kwargs)) if isinstance(t, KerasTensor) for d in t.shape):
             try:
-                second = self._run_on_zeros(args, kwargs, 2).shape
+                second = self._run_on_zeros(args, kwargs, (2, 96)).shape
             except (ValueError, IndexError, TypeError):
                 second = None  # the op needs the sizes it got: they are fixed
             if second is not None and len(second) == len(shape):
@@ -164,10 +165,10 @@ class Operation:
         self._inbound_nodes.append(Node(self, args, kwargs, [out]))
         return out
 
-    def _run_on_zeros(self, args, kwargs, size):
+    def _run_on_zeros(self, args, kwargs, sizes):
         def zeros(t):
             if isinstance(t, KerasTensor):
-                return np.zeros(tuple(size if d is None else d for d in t.shape), dtype=t.dtype)
+                return np.zeros(tuple(sizes[i > 0] if d is None else d for i, d in enumerate(t.shape)), dtype=t.dtype)
             if isinstance(t, (list, tuple)):
                 return type(t)(zeros(v) for v in t)
             if isinstance(t, dict):

@@ -70,3 +70,42 @@ def make_model(kind, features=6, classes=3, units=16, dropout=0.0):
     if kind == "subclass":
         return SubMLP(units, classes, dropout)
     raise ValueError(f"unknown model kind {kind!r}; use one of {MODEL_KINDS}")
+
+
+# ------------------------------------------------------------------------------------------ S3 on loopback
+class S3Target:
+    """A fresh bucket on the test session's moto server: `url(name)` and the `storage_options` to reach it."""
+
+    def __init__(self, server, bucket):
+        self.server, self.bucket = server, bucket
+        self.base = server.make_bucket(bucket)
+        self.storage_options = server.storage_options()
+
+    def url(self, *names):
+        return "/".join([self.base, *names])
+
+    def keys(self, prefix=""):
+        pages = self.server.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def get(self, key):
+        return self.server.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def put(self, key, data):
+        self.server.client().put_object(Bucket=self.bucket, Key=key, Body=data)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server in a child process on 127.0.0.1, for the whole session (see tests/s3server.py)."""
+    import s3server
+    server = s3server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server):
+    """A fresh, empty bucket on the loopback S3 server."""
+    import uuid
+    return S3Target(s3_server, f"kc-{uuid.uuid4().hex[:12]}")

@@ -108,8 +108,13 @@ def _check_resume(tmp_path, kind, save_freq, crash, optimizer, dropout, shuffle,
 
     for a, b in zip(_state(straight), _state(resumed), strict=True):
         assert np.array_equal(a, b)
-    assert resumed.history.history == straight.history.history
-    assert resumed.history.epoch == straight.history.epoch
+    assert resumed.history.run_history == straight.history.history
+    assert resumed.history.run_epoch == straight.history.epoch
+    # fit() returns this call's epochs, as in Keras: from the epoch of the last backup on
+    backed_up = crash[0] * 6 if save_freq == "epoch" else batches_done // save_freq * save_freq
+    first = crash[0] if save_freq == "epoch" else max(backed_up - 1, 0) // 6
+    assert resumed.history.epoch == straight.history.epoch[first:]
+    assert resumed.history.history == {k: v[first:] for k, v in straight.history.history.items()}
     assert resumed_es.stopped_epoch == straight_es.stopped_epoch
     assert resumed_mc.best == straight_mc.best
     assert _checkpoints(resumed_dir / "mc") == _checkpoints(straight_dir / "mc")
@@ -145,8 +150,9 @@ def test_a_backup_of_another_run_is_refused_with_the_differences(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, y, batch_size=8, epochs=3, verbose=0,
                   callbacks=[BackupAndRestore(str(tmp_path), save_freq=1), Crash(0, 2)])
-    with pytest.raises(CheckpointError, match=r"fit argument batch_size: 8 in the backup, 16 now.*epochs: 3"):
-        model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[BackupAndRestore(str(tmp_path))])
+    with pytest.raises(CheckpointError, match=r"fit argument batch_size: 8 in the backup, 16 now.*fit argument "
+                                              r"shuffle: True in the backup, False now"):
+        model.fit(x, y, batch_size=16, epochs=4, shuffle=False, verbose=0, callbacks=[BackupAndRestore(str(tmp_path))])
     other = make_model("sequential", units=5)
     other.compile("adam", "sparse_categorical_crossentropy")
     with pytest.raises(CheckpointError, match=r"has shape \(6, 16\) in the backup, \(6, 5\) now"):
@@ -194,3 +200,49 @@ def test_bad_arguments():
         BackupAndRestore("dir", save_freq=0)
     with pytest.raises(ValueError, match="backup_dir"):
         BackupAndRestore("")
+
+
+class EpochLog(Callback):
+    """Holds no state: learns the epoch in on_epoch_begin, as user callbacks do, and logs what it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch, self.seen = None, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.seen.append(("begin", epoch))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.seen.append((self.epoch, batch))
+
+
+def _scheduled_fit(directory, crash=None):
+    """fit() with hooks whose on_epoch_begin changes what a backup holds: the learning rate (halved from
+    the current one) and the global random state."""
+    kerasckpt.utils.set_random_seed(0)
+    x, y = tiny_data(64)
+    model = make_model("sequential", dropout=0.3)
+    model.compile(kerasckpt.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    log = EpochLog()
+    draw = kerasckpt.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: kerasckpt.random.draw_seed())
+    callbacks = [BackupAndRestore(str(directory), save_freq=3), kerasckpt.callbacks.LearningRateScheduler(
+        lambda epoch, lr: lr * 0.5), draw, log] + ([Crash(*crash)] if crash else [])
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=callbacks)
+    return model, log, kerasckpt.random.get_global_state()
+
+
+def test_a_run_resumed_inside_an_epoch_begins_it_with_on_epoch_begin(tmp_path):
+    """Issue 11: the resumed run continued inside epoch 1 without on_epoch_begin(1)."""
+    straight, straight_log, straight_random = _scheduled_fit(tmp_path / "straight")
+    with pytest.raises(KeyboardInterrupt):
+        _scheduled_fit(tmp_path / "resumed", crash=(1, 4))
+    resumed, log, resumed_random = _scheduled_fit(tmp_path / "resumed")
+    # backed up every 3 batches (8 per epoch), last after batch 3 of epoch 1: batch 4 (crashed) runs again
+    assert log.seen[:3] == [("begin", 1), (1, 4), (1, 5)]
+    assert log.seen[1:] == straight_log.seen[straight_log.seen.index((1, 4)):]
+    # what on_epoch_begin changed had been backed up after it ran: it is put back, so the run stays exact
+    for a, b in zip(_state(straight), _state(resumed), strict=True):
+        assert np.array_equal(a, b)
+    assert float(resumed.optimizer.learning_rate) == float(np.float32(0.01) / 8)  # halved at 3 epoch begins
+    assert resumed_random == straight_random

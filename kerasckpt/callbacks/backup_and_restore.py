@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from kerasckpt import _background
+from kerasckpt import _background, _storage
 from kerasckpt import random as _random
 from kerasckpt.callbacks.base import Callback
 from kerasckpt.checkpoint import files
@@ -18,6 +18,9 @@ from kerasckpt.random import SeedGenerator
 from kerasckpt.variables import Variable
 
 FORMAT = "kerasckpt.backup/1"
+# fit() arguments a resumed run may change: `epochs` (train longer or shorter: the loop stops there) and
+# `initial_epoch` (the backup's position wins, as in Keras). `verbose` and the callbacks are not in the fingerprint.
+MAY_CHANGE = frozenset({"epochs", "initial_epoch"})
 CALLBACK_ARRAYS = "callback_states"  # root of the NumPy values of callback states: callback_states/<key>/<path>
 
 
@@ -32,7 +35,8 @@ class BackupAndRestore(Callback):
         backup_dir: directory for the backup files (created on demand).
         save_freq: `"epoch"`, back up every N batches, or `False`: never back up, only restore a
             backup that is already there (as Keras documents it for preemption checkpointing).
-        delete_checkpoint: remove the backup when `fit()` finishes.
+        delete_checkpoint: remove the backup when `fit()` finishes; keep it (`False`) to train for
+            more epochs later: a kept backup is taken at the end of the run, whatever `save_freq` says.
         double_checkpoint: keep the previous backup too, and fall back to it (with a warning) when
             the newest is damaged.
         save_in_background: copy the training state in memory (training waits only for that copy) and
@@ -41,13 +45,17 @@ class BackupAndRestore(Callback):
             `ModelCheckpoint` and `CheckpointOptions(save_in_background=True)`.
 
     Note: unlike Keras, which restores weights, optimizer and the epoch only, a resumed run here is the
-    same run: with an integer `save_freq` it continues at the next batch of the interrupted epoch, and
-    the final weights, History and callback states equal those of an uninterrupted run bit for bit.
-    Backups are taken after every callback has finished the batch or epoch. A backup made with other
-    `fit()` arguments or another model is refused with an error listing the differences. In the
-    background the backup still holds one consistent point (values, loop state, callback states).
-    NumPy arrays and scalars in a callback's `get_state()` (EarlyStopping's best weights) are stored as
-    checkpoint values, exactly. Keras 3 accepts `save_freq=False` but then backs up after every batch.
+    same run: with an integer `save_freq` it continues at the next batch of the interrupted epoch (after
+    `on_epoch_begin` for it; what that hook changes of the backed-up state is put back), and the final
+    weights, `History.run_history` and callback states equal those of an uninterrupted run bit for bit.
+    What may differ from the run that made the backup: `epochs` (a larger one trains on, ending as a
+    run started with it would; a backup at or past it trains nothing, as in Keras), `initial_epoch` (the
+    backup's position wins, as in Keras), `verbose`, and callbacks whose `get_state()` is None. Anything
+    that changes the batches or what the finished epochs did (data, `batch_size`, `shuffle`, weights,
+    validation arguments), another model, or a stateful callback added or removed (its state would be
+    missing or dropped) is refused with an error listing the differences. Backups are taken after every
+    callback has finished the batch or epoch, in the background too. NumPy values in a callback's
+    `get_state()` are stored exactly. Keras 3 accepts `save_freq=False` but then backs up every batch.
     """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, double_checkpoint=False,
@@ -60,6 +68,7 @@ class BackupAndRestore(Callback):
         if not valid:
             raise ValueError(f"Unrecognized save_freq: {save_freq!r}. Expected 'epoch', a positive number of "
                              "batches, or False (restore only, never back up).")
+        _storage.refuse_url(backup_dir, "back up to")
         self.backup_dir = os.fspath(backup_dir)
         _check_backup_dir(self.backup_dir)
         self.save_freq = save_freq
@@ -121,6 +130,10 @@ class BackupAndRestore(Callback):
         if self.save_freq == "epoch":
             if kind == "epoch":
                 self._save()
+        elif kind == "epoch":
+            loop = self.model._fit_loop
+            if not self.delete_checkpoint and (loop.epoch >= loop.fingerprint["epochs"] or self.model.stop_training):
+                self._save()  # the backup kept after the run is at its end: training longer starts there
         elif kind == "batch":
             self._batches_since_save += 1
             if self._batches_since_save >= self.save_freq:
@@ -199,13 +212,10 @@ class BackupAndRestore(Callback):
             arrays = [(path, reader.read(key) if kind == "array" else reader.read(key)[()])
                       for key, path, kind in stored]
         loop_state = dict(metadata["loop"], callbacks=_join_arrays(prefix, metadata["loop"]["callbacks"], arrays))
-        for node in graph.value_nodes():
-            if isinstance(node.obj, SeedGenerator):
-                setattr(node.obj, node.field, int(values[node.key]))
-            elif isinstance(node.obj, Variable):
-                node.obj.assign(values[node.key])
+        _assign(graph, values, metadata["global_random_state"])
         loop.set_state(loop_state)
-        _random.set_global_state(metadata["global_random_state"])
+        if loop.step > 0:  # inside an epoch: its on_epoch_begin runs again; what it changes was saved after it ran
+            loop.after_epoch_begin(lambda: _assign(graph, values, metadata["global_random_state"]))
         self._batches_since_save = metadata["callback"]["batches_since_save"]
         self._sequence = metadata["sequence"]
 
@@ -213,8 +223,13 @@ class BackupAndRestore(Callback):
         differences = []
         saved_args, args = metadata["loop"]["fingerprint"], loop.fingerprint
         for name in sorted(set(saved_args) | set(args)):
-            if saved_args.get(name) != args.get(name):
+            if name not in MAY_CHANGE and saved_args.get(name) != args.get(name):
                 differences.append(f"fit argument {name}: {saved_args.get(name)!r} in the backup, {args.get(name)!r} now")
+        saved_states, states = set(metadata["loop"]["callbacks"]), _stateful_keys(loop.callbacks)
+        for key in sorted(saved_states - states):
+            differences.append(f"the backup has the state of callback '{key}', which this fit() does not have")
+        for key in sorted(states - saved_states):
+            differences.append(f"callback '{key}' holds state, and the backup has none for it")
         saved_keys = set(reader.keys()) - {key for key, _, _ in metadata.get("callback_arrays", [])}
         keys = {n.key for n in graph.value_nodes()}
         for key in sorted(keys - saved_keys)[:5]:
@@ -234,6 +249,31 @@ class BackupAndRestore(Callback):
 
     def get_state(self):
         return None  # its state is the backup on disk
+
+
+def _stateful_keys(callbacks):
+    """State keys of the callbacks that hold state (`get_state()` is not None), as a backup records them."""
+    keys = set()
+    for key, callback in callbacks.callbacks_by_state_key().items():
+        if type(callback).get_state is Callback.get_state:
+            continue
+        try:
+            if callback.get_state() is None:
+                continue
+        except Exception:  # not ready before its on_train_begin: it overrides get_state(), so it holds state
+            pass
+        keys.add(key)
+    return keys
+
+
+def _assign(graph, values, global_random_state):
+    """Put the backup's variable values, Dropout seeds and the global random state in place."""
+    for node in graph.value_nodes():
+        if isinstance(node.obj, SeedGenerator):
+            setattr(node.obj, node.field, int(values[node.key]))
+        elif isinstance(node.obj, Variable):
+            node.obj.assign(values[node.key])
+    _random.set_global_state(global_random_state)
 
 
 def _check_backup_dir(backup_dir):

@@ -45,6 +45,8 @@ class Callback:
         `set_state(state)` with plain numbers, strings, lists and dicts, and NumPy arrays and scalars
         anywhere inside (BackupAndRestore stores those as checkpoint values). A state restored before
         `on_train_begin` survives it: that hook resets only a callback that was not just restored.
+        A run resumed inside an epoch calls `on_epoch_begin` for that epoch again, on the restored
+        state: what it sets there must come out the same when it runs twice for one epoch.
     """
 
     def __init__(self):

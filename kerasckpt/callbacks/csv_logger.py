@@ -1,11 +1,11 @@
 """`CSVLogger`: stream each epoch's logs to a CSV file."""
 import collections
 import csv
-import os
 import warnings
 
 import numpy as np
 
+from kerasckpt import _storage
 from kerasckpt.callbacks.base import Callback
 
 
@@ -29,6 +29,8 @@ class CSVLogger(Callback):
         separator: String used to separate elements in the CSV file.
         append: Boolean. True: append if file exists (useful for continuing training).
             False: overwrite existing file.
+        storage_options: options of the store when `filename` is an fsspec URL (`s3://...`). A store
+            cannot append, so there the whole file is uploaded again (atomically) after each row.
 
     Note:
         When appending to a file that already has a header, rows follow that header's columns
@@ -40,10 +42,11 @@ class CSVLogger(Callback):
         `append=False` empties the file at the first epoch's start, not when training starts.
     """
 
-    def __init__(self, filename, separator=",", append=False):
+    def __init__(self, filename, separator=",", append=False, storage_options=None):
         super().__init__()
         self.sep = separator
-        self.filename = os.fspath(filename)
+        self.filename = _storage.normalize(filename)
+        self.storage_options = storage_options
         self.append = append
         self.writer = None
         self.keys = None
@@ -60,10 +63,10 @@ class CSVLogger(Callback):
             self._resume = None
         existing_keys = None
         header = ""
-        self._existed = os.path.exists(self.filename)
+        self._existed = _storage.exists(self.filename, self.storage_options)
         if self.append and self._existed:
-            with open(self.filename, "r", newline="") as f:
-                header = f.readline()
+            text = _storage.read_bytes(self.filename, self.storage_options).decode("utf-8", errors="replace")
+            header = text.splitlines(keepends=True)[0] if text else ""
             if header:
                 columns = next(csv.reader([header], delimiter=self.sep))
                 if columns and columns[0] == "epoch":
@@ -73,8 +76,8 @@ class CSVLogger(Callback):
         # Opened without truncating: BackupAndRestore may restore this callback's state later in this same
         # hook, and then the rows of the interrupted run must survive. append=False truncates the file in
         # the next hook (on_epoch_begin), once that is known.
-        self.csv_file = open(self.filename, "a")
-        self._size = os.fstat(self.csv_file.fileno()).st_size if self.append else 0
+        self.csv_file = _storage.AppendFile(self.filename, self.storage_options)
+        self._size = self.csv_file.size() if self.append else 0
         self._cut_to = None if self.append else 0
         self.append_header = not header
         self.writer = None
@@ -111,7 +114,7 @@ class CSVLogger(Callback):
         row.update((key, _handle_value(logs.get(key, "NA"))) for key in self.keys)
         self.writer.writerow(row)
         self.csv_file.flush()
-        self._size = os.fstat(self.csv_file.fileno()).st_size
+        self._size = self.csv_file.size()
 
     def on_train_end(self, logs=None):
         self._take_restored()
@@ -139,7 +142,7 @@ class CSVLogger(Callback):
             return
         resume, self._resume = self._resume, None
         if resume is not None:
-            size = os.fstat(self.csv_file.fileno()).st_size
+            size = self.csv_file.size()
             if size < resume["size"]:
                 what = "is missing, so it starts anew" if not self._existed else f"has only {size} bytes"
                 warnings.warn(f"CSVLogger is resuming {self.filename!r}, which {what}, but {resume['size']} bytes "
@@ -153,8 +156,7 @@ class CSVLogger(Callback):
             self.append_header = not resume["header_written"]
             self.keys, self._checked_keys = resume["keys"], resume["checked_keys"]
         if self._cut_to is not None:
-            self.csv_file.flush()
-            os.ftruncate(self.csv_file.fileno(), self._cut_to)
+            self.csv_file.truncate(self._cut_to)
             self._size, self._cut_to = self._cut_to, None
         elif resume is not None:
-            self._size = os.fstat(self.csv_file.fileno()).st_size
+            self._size = self.csv_file.size()

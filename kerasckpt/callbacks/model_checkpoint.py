@@ -4,10 +4,11 @@ import glob
 import os
 import re
 import string
+import threading
 import time
 import warnings
 
-from kerasckpt import _background
+from kerasckpt import _background, _storage
 from kerasckpt.callbacks.monitor import MonitorCallback, is_nan
 from kerasckpt.checkpoint import files as checkpoint_files
 from kerasckpt.errors import CheckpointIsADirectoryError, CheckpointNotADirectoryError
@@ -26,7 +27,7 @@ class FilepathTemplate(string.Formatter):
 
     def __init__(self, filepath):
         super().__init__()
-        self.template = os.fspath(filepath)
+        self.template = _storage.normalize(filepath)
         self.pattern = self._ANGLE.sub(r"{\1}", self.template)
         self.fields = [field for _, field, _, _ in self.parse(self.pattern) if field is not None]
 
@@ -68,21 +69,27 @@ def file_kind(path, save_weights_only):
     return "prefix"
 
 
-def file_identity(path):
-    """`[inode, mtime_ns, size]` of a saved file (of a prefix's `.index`), or None when it is not there."""
+def file_identity(path, storage_options=None):
+    """`[inode, mtime_ns, size]` of a saved file (of a prefix's `.index`), its ETag on a store; None when absent."""
+    if _storage.is_url(path):
+        return _storage.identity(path, storage_options)
     for candidate in (path, path + ".index"):
-        try:
-            st = os.stat(candidate)
-        except OSError:
+        identity = _storage.identity(candidate)
+        if identity is None:
             continue
         if candidate != path and not checkpoint_files.is_complete(path):
             return None
-        return [st.st_ino, st.st_mtime_ns, st.st_size]
+        return identity
     return None
 
 
 def blocking_file(directory):
-    """The outermost existing non-directory among `directory` and its parents (what stops makedirs), or None."""
+    """The outermost existing non-directory among `directory` and its parents (what stops makedirs), or None.
+
+    Object stores (URLs) have no directories to block: an object and a "directory" of the same name coexist.
+    """
+    if _storage.is_url(directory):
+        return None
     chain = []
     while directory and directory not in chain:
         chain.append(directory)
@@ -99,8 +106,11 @@ def blocked_directory_error(filepath, blocker):
         f"checkpoint directory cannot be created. Move or rename '{blocker}', or pass a filepath in another directory.")
 
 
-def remove_checkpoint_file(path):
+def remove_checkpoint_file(path, storage_options=None):
     """Delete a file this callback wrote, or every file of a native checkpoint prefix."""
+    if _storage.is_url(path):
+        _storage.remove(path, storage_options)
+        return
     if os.path.isfile(path):
         os.remove(path)
         return
@@ -133,10 +143,14 @@ class ModelCheckpoint(MonitorCallback):
             `best_filepath`, `files` and retention advance once the file is complete, at the next save,
             `wait_until_finished()` or `on_train_end`; a failed write is raised there. The same keyword
             as `BackupAndRestore` and `CheckpointOptions(save_in_background=True)`.
+        storage_options: options of the store when `filepath` is an fsspec URL (`s3://bucket/run/...`):
+            credentials, endpoint, ... as fsspec takes them.
 
     Note: every write is atomic, so a crash mid-save never loses the previous file; a NaN monitored
     value is never "best" and does not block later improvements; with `save_best_only` or `save_top_k`
-    a missing `monitor` warns once and saves nothing (Keras warns and saves), and `save_top_k` skips a
+    a `val_` monitor that this `fit()` never logs (no validation, or saving on batches) raises a
+    `ValueError` before training (Keras warns and saves every unscored model as the best); a `monitor`
+    missing at some epochs warns once and saves nothing then (Keras saves), and `save_top_k` skips a
     NaN value, so a file that cannot be ranked never replaces ranked ones; `best`, `best_filepath` and the
     files written survive a resume through `get_state()`/`set_state()`; the file at `best_filepath`
     is never deleted by `save_top_k`/`max_to_keep`, and only files this callback wrote are deleted.
@@ -146,8 +160,9 @@ class ModelCheckpoint(MonitorCallback):
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch", initial_value_threshold=None, save_top_k=None, max_to_keep=None,
-                 save_in_background=False):
+                 save_in_background=False, storage_options=None):
         super().__init__(monitor, mode, initial_value_threshold)
+        self.storage_options = storage_options
         self.template = FilepathTemplate(filepath)
         self.filepath = self.template.template
         self.verbose = verbose
@@ -175,12 +190,15 @@ class ModelCheckpoint(MonitorCallback):
         self._writer = _background.BackgroundWriter("ModelCheckpoint") if self.save_in_background else None
         self._pending = None  # the save queued last, counted once its file is complete (JSON-ready, resumable)
         self._queued = False  # whether `_pending` is this object's writer's job (else: from set_state)
+        self._before_known = threading.Event()  # `_pending["before"]` is set (on the writer thread for URLs)
+        self._before_known.set()
 
     # ------------------------------------------------------------------ hooks
 
     def on_train_begin(self, logs=None):
         self._finish_pending()  # a save left in flight by an interrupted fit() with this callback
         self._check_fixed_directory()
+        self._check_monitor_can_appear()
         self._last_save_time = time.monotonic()
 
     def on_train_end(self, logs=None):
@@ -271,16 +289,16 @@ class ModelCheckpoint(MonitorCallback):
         current = None if current is None else float(current)
         if not self._should_save(epoch, current, filepath, logs):
             return
-        if os.path.isdir(filepath):
+        if _storage.is_directory_in_the_way(filepath, self.storage_options):
             raise CheckpointIsADirectoryError(
                 f"ModelCheckpoint cannot save to '{filepath}': it is an existing directory. "
                 "Give a file path (e.g. 'ckpt/model.keras').")
-        dirname = os.path.dirname(filepath)
+        dirname = _storage.dirname(filepath)
         if dirname:
             blocker = blocking_file(dirname)  # checked first: makedirs would fail with a bare errno message
             if blocker is not None:
                 raise blocked_directory_error(filepath, blocker)
-            os.makedirs(dirname, exist_ok=True)
+        _storage.makedirs_for(filepath, self.storage_options)  # on a store: its bucket is checked, nothing made
         if self._writer is not None:
             self._queue(filepath, epoch, batch, current)
             return
@@ -290,6 +308,27 @@ class ModelCheckpoint(MonitorCallback):
         if self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
 
+    def _check_monitor_can_appear(self):
+        """Refuse before training a `val_` monitor that this fit() never logs where this callback saves."""
+        if not (self.save_best_only or self.save_top_k) or not self.monitor.startswith("val_"):
+            return
+        loop = getattr(self.model, "_fit_loop", None)  # None when a CallbackList is driven by hand
+        if loop is None or loop.epoch >= loop.fingerprint["epochs"]:  # no epoch will run
+            return
+        if self.save_freq != "epoch":
+            reason = f"it saves on batches (save_freq={self.save_freq!r}), whose logs never hold 'val_' keys"
+        elif not loop.validates:
+            reason = ("this fit() validates at no epoch (no validation_data or validation_split, or a "
+                      "validation_freq that selects none of its epochs)")
+        else:
+            return
+        option = "save_best_only=True" if self.save_best_only else f"save_top_k={self.save_top_k}"
+        keys = ", ".join(getattr(self.model, "metrics_names", None) or ["loss"])
+        raise ValueError(
+            f"ModelCheckpoint({option}, monitor={self.monitor!r}) would save nothing in this fit(): {reason}, so "
+            f"{self.monitor!r} never reaches it. The logs will have: {keys}. Pass validation_data= (or "
+            "validation_split=) to fit() with save_freq='epoch', or set monitor= to one of those keys.")
+
     def _check_fixed_directory(self):
         """Fail before training when the directory part that no field can change is blocked by a file."""
         prefix = ""
@@ -297,26 +336,39 @@ class ModelCheckpoint(MonitorCallback):
             prefix += literal
             if field is not None:
                 break
-        blocker = blocking_file(os.path.dirname(prefix))
+        blocker = blocking_file(_storage.dirname(prefix))
         if blocker is not None:
             raise blocked_directory_error(self.filepath, blocker)
 
     def _write(self, filepath):
         kind = file_kind(filepath, self.save_weights_only)
         if kind in ("weights", "prefix"):
-            self.model.save_weights(filepath, overwrite=True)
+            self.model.save_weights(filepath, overwrite=True, storage_options=self.storage_options)
         else:
-            self.model.save(filepath, overwrite=True)
+            self.model.save(filepath, overwrite=True, storage_options=self.storage_options)
 
     def _prepare(self, filepath):
         if file_kind(filepath, self.save_weights_only) in ("weights", "prefix"):
-            return saving_api.prepare_save_weights(self.model, filepath, overwrite=True)
-        return saving_api.prepare_save_model(self.model, filepath, overwrite=True)
+            return saving_api.prepare_save_weights(self.model, filepath, overwrite=True,
+                                                   storage_options=self.storage_options)
+        return saving_api.prepare_save_model(self.model, filepath, overwrite=True, storage_options=self.storage_options)
 
     def _queue(self, filepath, epoch, batch, current):
         prepared = self._prepare(filepath)  # configs and JSON state fixed now; arrays copied by submit()
-        self._pending = {"path": filepath, "epoch": epoch, "batch": batch, "value": current,
-                         "before": file_identity(filepath)}
+        self._pending = {"path": filepath, "epoch": epoch, "batch": batch, "value": current, "before": None}
+        self._before_known.clear()
+        if _storage.is_url(filepath):  # a lookup on a store takes a request: the writer thread makes it
+            pending = self._pending
+
+            def look():
+                try:
+                    pending["before"] = file_identity(filepath, self.storage_options)
+                finally:
+                    self._before_known.set()
+            prepared.run_first(look)
+        else:
+            self._pending["before"] = file_identity(filepath)
+            self._before_known.set()
         try:
             self._writer.submit(prepared)
         except BaseException:
@@ -340,7 +392,7 @@ class ModelCheckpoint(MonitorCallback):
             complete = True
         else:  # restored by set_state(): queued by an interrupted run, which may have finished it
             _background.wait_for_paths([pending["path"]])
-            complete = file_identity(pending["path"]) not in (None, pending["before"])
+            complete = file_identity(pending["path"], self.storage_options) not in (None, pending["before"])
             if not complete:
                 warnings.warn(
                     f"ModelCheckpoint: the save of '{pending['path']}' queued before training was interrupted did "
@@ -388,7 +440,7 @@ class ModelCheckpoint(MonitorCallback):
                                           item[1]["path"] == self.best_filepath, item[0]), reverse=True)
             keep.update(f["path"] for _, f in scored[:self.save_top_k])
         for entry in [f for f in self.files if f["path"] not in keep]:
-            remove_checkpoint_file(entry["path"])
+            remove_checkpoint_file(entry["path"], self.storage_options)
             self.files.remove(entry)
 
     # ------------------------------------------------------------------ state for resuming
@@ -398,7 +450,12 @@ class ModelCheckpoint(MonitorCallback):
                 "batches_seen_since_last_saving": self._batches_seen_since_last_saving,
                 "last_batch_seen": self._last_batch_seen, "current_epoch": self._current_epoch,
                 "warned_missing": self._warned_missing,
-                "pending": None if self._pending is None else dict(self._pending)}
+                "pending": None if self._pending is None else self._pending_state()}
+
+    def _pending_state(self):
+        if self._queued:
+            self._before_known.wait()
+        return dict(self._pending)
 
     def set_state(self, state):
         self.best, self.best_filepath = state["best"], state["best_filepath"]

@@ -29,7 +29,7 @@ import struct
 
 import numpy as np
 
-from kerasckpt import _fileio
+from kerasckpt import _fileio, _storage
 from kerasckpt.errors import (CheckpointDamagedError, CheckpointFormatError, CheckpointIsADirectoryError,
                               CheckpointNotFoundError)
 
@@ -136,6 +136,7 @@ def write_checkpoint(prefix, values, graph, max_shard_size=None, metadata=None):
         max_shard_size: bytes per data file; larger values continue in the next file. None: one file.
         metadata: optional JSON-ready dict stored in the index.
     """
+    _storage.refuse_url(prefix, "write native checkpoints to")
     prefix = os.fspath(prefix)
     directory, base = os.path.split(prefix)
     if not base:
@@ -239,6 +240,7 @@ def _hamming(a, b):
 
 def resolve_prefix(path):
     """The checkpoint prefix for `path`, with the errors for missing files and directories."""
+    _storage.refuse_url(path or "", "read native checkpoints from")
     if path is None:
         raise CheckpointNotFoundError("No checkpoint path given (None). Pass a path returned by save(), or "
                                       "latest_checkpoint(directory).")

@@ -4,8 +4,8 @@ The state file is the manager's commit record: it is replaced atomically, only a
 names is complete, and it stops listing a checkpoint before that checkpoint's files are deleted. The
 state that stops listing them names them in comment lines (`# kerasckpt deleting: "ckpt-1"`, which
 TensorFlow's parser skips), so a save killed before the files are gone leaves a record: the next save
-deletes them. A checkpoint complete on disk whose save was killed before the state named it is taken
-into retention by the next save, as if that save had recorded it.
+deletes them. A checkpoint complete on disk whose save was killed before the state named it is the
+newest: a new manager lists it last in `checkpoints` and restores it, as if that save had recorded it.
 """
 import codecs
 import collections
@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 
-from kerasckpt import _background, _fileio
+from kerasckpt import _background, _fileio, _storage
 from kerasckpt.checkpoint import files
 from kerasckpt.checkpoint.checkpoint import _in_background
 
@@ -162,9 +162,53 @@ def _newest_complete(directory, name=None):
     return None
 
 
-def _number(path):
-    m = _NUMBERED.match(os.path.basename(path) + ".index")
-    return int(m.group(2)) if m else None
+def _unrecorded(directory, state, state_path, name=None):
+    """Complete checkpoints `name-N` (any name when None), oldest first, whose save was killed after their
+    files were complete and before the state file named them: written no earlier than the state file,
+    numbered above every checkpoint of their name it names, and not being deleted by its writer."""
+    try:
+        recorded_at = os.stat(state_path).st_mtime_ns
+    except OSError:
+        return []
+    named = {_absolute(directory, p) for p in
+             state.all_model_checkpoint_paths + [state.model_checkpoint_path] + state.deleting}
+    highest = collections.Counter()
+    for path in named:
+        m = _NUMBERED.match(os.path.basename(path) + ".index")
+        if m and os.path.dirname(path) == directory:
+            highest[m.group(1)] = max(highest[m.group(1)], int(m.group(2)))
+    # A checkpoint kept by keep_checkpoint_every_n_hours fails both tests: it was written before the state
+    # that stopped listing it, and it left the list from the old end.
+    return [prefix for mtime, number, prefix in _candidates(directory, name)
+            if mtime >= recorded_at and number > highest[os.path.basename(prefix).rsplit("-", 1)[0]]
+            and prefix not in named and files.is_complete(prefix)]
+
+
+def _choose_latest(directory, state, problem, state_path):
+    """`(newest complete checkpoint or None, warning or None)` in `directory`, whatever prefix wrote it.
+
+    The state file's latest checkpoint, unless a save killed before the state named it left a newer one
+    complete; the newest complete one it lists when its files are missing or damaged; the newest complete
+    one on disk when there is no state file, or a damaged or empty one (then with a warning)."""
+    if state is None:
+        chosen = _newest_complete(directory)
+        if problem is None:
+            return chosen, None
+        return chosen, (f"{problem}. Using the newest complete checkpoint in '{directory}' instead: "
+                        f"{chosen or 'none found'}. The next CheckpointManager.save() rewrites the state file.")
+    unrecorded = _unrecorded(directory, state, state_path)
+    if unrecorded:
+        return unrecorded[-1], None
+    latest = _absolute(directory, state.model_checkpoint_path)
+    if files.is_complete(latest):
+        return latest, None
+    listed = [_absolute(directory, p) for p in reversed(state.all_model_checkpoint_paths)]
+    candidates = [p for p in listed if p != latest and files.is_complete(p)]
+    candidates = candidates or [p for p in reversed(_scan(directory)) if p != latest]
+    chosen = candidates[0] if candidates else None
+    return chosen, (f"The state file '{state_path}' names '{latest}', whose files are missing or damaged. Using the "
+                    f"newest complete checkpoint instead: {chosen}. Delete the state file or save again to clear "
+                    "this warning.")
 
 
 def _warn(message):
@@ -180,15 +224,17 @@ def latest_checkpoint(checkpoint_dir, latest_filename=None):
 
     Note: TensorFlow returns a checkpoint whose data file is missing, and treats a damaged state file
     as "no checkpoint" (training silently starts over). Here a state file naming missing or damaged
-    files falls back to the newest complete checkpoint it lists, and a damaged state file to the
-    newest complete checkpoint in the directory, each with a warning. Without a state file (e.g. a
-    save killed before its first state file was written) this is the newest complete numbered
-    checkpoint (`name-N`) in the directory, which is what `CheckpointManager` continues from; None
-    when there is none (TensorFlow: always None).
+    files falls back to the newest complete checkpoint it lists, and a damaged or empty state file to
+    the newest complete checkpoint in the directory, each with a warning naming the file. A complete
+    numbered checkpoint (`name-N`) written after the state file, numbered above every `name-N` it
+    names, is a save killed before the state file named it: it is the newest, as `CheckpointManager`
+    finds it. Without a state file this is the newest complete numbered checkpoint in the directory;
+    None when there is none (TensorFlow: always None).
     """
+    _storage.refuse_url(checkpoint_dir, "find native checkpoints in")
     directory = os.fspath(checkpoint_dir)
+    path = os.path.join(directory, latest_filename or STATE_FILE)
     if latest_filename not in (None, STATE_FILE):
-        path = os.path.join(directory, latest_filename)
         try:
             with open(path, encoding="utf-8") as f:
                 state, problem = parse_state(f.read()), None
@@ -198,26 +244,10 @@ def latest_checkpoint(checkpoint_dir, latest_filename=None):
             state, problem = None, f"the state file '{path}' is damaged ({e})"
     else:
         state, problem = read_state(directory)
-    if state is None and problem is None:
-        return _newest_complete(directory)  # CheckpointManager adopts the same one
-    if state is None:
-        chosen = _newest_complete(directory)
-        _warn(f"{problem}. Falling back to the newest complete checkpoint in '{directory}': "
-              f"{chosen or 'none found'}. The next CheckpointManager.save() rewrites the state file.")
-        return chosen
-    latest = _absolute(directory, state.model_checkpoint_path)
-    if files.is_complete(latest):
-        return latest
-    for candidate in reversed(state.all_model_checkpoint_paths):
-        candidate = _absolute(directory, candidate)
-        if candidate != latest and files.is_complete(candidate):
-            break
-    else:
-        found = [p for p in _scan(directory) if p != latest]
-        candidate = found[-1] if found else None
-    _warn(f"The state file in '{directory}' names '{latest}', whose files are missing or damaged. Using the newest "
-          f"complete checkpoint instead: {candidate}. Delete the state file or save again to clear this warning.")
-    return candidate
+    chosen, message = _choose_latest(directory, state, problem, path)
+    if message:
+        _warn(message)
+    return chosen
 
 
 class CheckpointManager:
@@ -240,10 +270,14 @@ class CheckpointManager:
     Note: fixes TensorFlow's hazards: numbering continues after the highest checkpoint on disk (a new
     manager never overwrites `ckpt-1`); old checkpoints leave the state file before their files are
     deleted, and only once the new one is complete; a state file naming missing files, or a damaged
-    one, falls back to the newest complete checkpoint with a warning; each manager only adopts and
-    deletes checkpoints with its own `checkpoint_name`, and keeps other names' entries in the state.
-    A killed save leaks no checkpoint: the next save deletes what it was deleting and applies retention
-    to what it had written; checkpoints kept by the hours rule or never managed are never deleted.
+    or empty one, falls back to the newest complete checkpoint with a warning naming the file (TensorFlow
+    names the missing files, or starts over). As in TensorFlow, `latest_checkpoint` and
+    `restore_or_initialize()` take the newest checkpoint whatever prefix wrote it (`Checkpoint.save`'s
+    `model-2`); `checkpoints` and retention hold only this `checkpoint_name`'s, and other names' state
+    entries are kept. A save killed before the state file named it leaves the newest checkpoint: it is
+    adopted at the end of `checkpoints` and restored (TensorFlow restores the older one and overwrites
+    it); one killed while deleting old checkpoints is finished by the next save. Checkpoints kept by the
+    hours rule or never managed are never deleted.
     A failed background save is raised by the next `save()`, `restore_or_initialize()` or
     `wait_until_finished()`, never dropped (TensorFlow's async checkpoints only log it).
     """
@@ -264,6 +298,7 @@ class CheckpointManager:
         if not checkpoint_name or os.sep in checkpoint_name or "/" in checkpoint_name:
             raise ValueError(f"`checkpoint_name` must be a plain file name prefix. Received: {checkpoint_name!r}")
         self._checkpoint = checkpoint
+        _storage.refuse_url(directory, "manage native checkpoints in")
         self._directory = os.fspath(directory)
         self._max_to_keep = max_to_keep
         self._keep_checkpoint_every_n_hours = keep_checkpoint_every_n_hours
@@ -275,7 +310,6 @@ class CheckpointManager:
         self._last_checkpoint_step = None
         self._options = options
         self._maybe_delete = collections.OrderedDict()
-        self._uncommitted = []  # complete, but the save was killed before the state file named them
         self._latest_checkpoint = None
         self._lock = threading.RLock()  # the bookkeeping moves on the writer thread after a background save
         _background.wait_under(self._directory)  # another manager's save into it may still be in flight
@@ -287,19 +321,15 @@ class CheckpointManager:
 
     def _recover(self):
         now = self._clock()
+        state_path = os.path.join(self._directory, STATE_FILE)
         state, problem = read_state(self._directory)
         self._last_preserved_timestamp = now - 1.0
-        if problem is not None:
-            found = _scan(self._directory, self._checkpoint_name)
-            self._latest_checkpoint = found[-1] if found else None
-            _warn(f"{problem}. CheckpointManager continues from the newest complete checkpoint in "
-                  f"'{self._directory}': {self._latest_checkpoint}. Checkpoints not listed in a state file are never "
-                  "deleted by the manager; the next save() rewrites the state file.")
-            return
+        self._latest_checkpoint, message = _choose_latest(self._directory, state, problem, state_path)
+        if message:
+            _warn(message)
         if state is None:
-            newest = _newest_complete(self._directory, self._checkpoint_name)
+            newest = None if problem else _newest_complete(self._directory, self._checkpoint_name)
             if newest is not None:  # complete, but the state file was never written (a crash just before it)
-                self._latest_checkpoint = newest
                 self._maybe_delete[newest] = self._mtime(newest, now)  # adopted, as if its save had recorded it
             return
         if state.last_preserved_timestamp is not None:
@@ -315,40 +345,20 @@ class CheckpointManager:
                 self._maybe_delete[path] = min(stamp, now)
             else:
                 lost.append(path)
-        latest = _absolute(self._directory, state.model_checkpoint_path)
-        self._uncommitted = self._find_uncommitted(state, now)
-        if self._mine(latest) and files.is_complete(latest):
-            self._latest_checkpoint = latest
-        else:
-            if self._mine(latest):
-                lost.append(latest)
-            candidates = list(self._maybe_delete) or _scan(self._directory, self._checkpoint_name)
-            self._latest_checkpoint = candidates[-1] if candidates else None
+        # Saves killed before the state named them: adopted in save order, as if their saves had recorded them
+        for path in _unrecorded(self._directory, state, state_path, self._checkpoint_name):
+            self._maybe_delete[path] = self._mtime(path, now)
+        named_latest = _absolute(self._directory, state.model_checkpoint_path)
+        lost = [p for p in lost if not (message and p == named_latest)]  # the warning above named it
         if lost:
-            _warn(f"The state file in '{self._directory}' names checkpoints whose files are missing or damaged: "
-                  f"{sorted(set(lost))}. Continuing from the newest complete one: {self._latest_checkpoint}.")
+            _warn(f"The state file '{state_path}' names checkpoints whose files are missing or damaged: "
+                  f"{sorted(set(lost))}. Continuing from the newest complete checkpoint: {self._latest_checkpoint}.")
 
     def _mtime(self, prefix, now):
         try:
             return min(os.stat(prefix + ".index").st_mtime, now)
         except OSError:
             return now
-
-    def _find_uncommitted(self, state, now):
-        """`[(prefix, timestamp)]` of checkpoints whose save was killed between its last rename and the state."""
-        # Complete, of this name, newer than the state file and numbered above all it names. A checkpoint kept
-        # by keep_checkpoint_every_n_hours fails both: it was written before the state that stopped listing
-        # it, and it left the list from the old end.
-        named = [_absolute(self._directory, p) for p in state.all_model_checkpoint_paths]
-        named.append(_absolute(self._directory, state.model_checkpoint_path))
-        above = max((_number(p) for p in named if self._mine(p)), default=0)
-        try:
-            state_mtime = os.stat(os.path.join(self._directory, STATE_FILE)).st_mtime_ns
-        except OSError:
-            return []
-        return [(prefix, self._mtime(prefix, now)) for mtime, number, prefix in
-                _candidates(self._directory, self._checkpoint_name)
-                if number > above and mtime >= state_mtime and prefix not in named and files.is_complete(prefix)]
 
     # ------------------------------------------------------------------ properties
     @property
@@ -365,19 +375,21 @@ class CheckpointManager:
 
     @property
     def checkpoints(self):
-        """The managed checkpoints, oldest first (preserved ones by `keep_checkpoint_every_n_hours` excluded)."""
+        """This manager's checkpoints (its `checkpoint_name`), in save order, oldest first; preserved ones by
+        `keep_checkpoint_every_n_hours` excluded. Retention deletes from these only."""
         with self._lock:
             return list(self._maybe_delete)
 
     @property
     def latest_checkpoint(self):
-        """The newest complete checkpoint of this manager, or None (a background save counts once complete)."""
+        """The newest complete checkpoint in the directory, whatever prefix wrote it, or None; after a `save()`
+        the one it wrote (a background save counts once complete)."""
         with self._lock:
             latest, kept = self._latest_checkpoint, list(self._maybe_delete)
         if latest is None or files.is_complete(latest):
             return latest
         candidates = [p for p in kept if p != latest and files.is_complete(p)]
-        candidates = candidates or [p for p in _scan(self._directory, self._checkpoint_name) if p != latest]
+        candidates = candidates or [p for p in _scan(self._directory) if p != latest]
         fallback = candidates[-1] if candidates else None
         _warn(f"The latest checkpoint '{latest}' has missing or damaged files; using '{fallback}' instead.")
         return fallback
@@ -446,12 +458,7 @@ class CheckpointManager:
         return prefix
 
     def _record(self, prefix, fresh, current_step):
-        before = (collections.OrderedDict(self._maybe_delete), self._latest_checkpoint,
-                  self._last_preserved_timestamp, self._uncommitted)
-        for path, stamp in self._uncommitted:  # as if their saves had recorded them: retention decides
-            if path != prefix and path not in self._maybe_delete and files.is_complete(path):
-                self._maybe_delete[path] = stamp
-        self._uncommitted = []
+        before = (collections.OrderedDict(self._maybe_delete), self._latest_checkpoint, self._last_preserved_timestamp)
         self._maybe_delete.pop(prefix, None)
         self._maybe_delete[prefix] = self._clock()
         self._latest_checkpoint = prefix
@@ -460,7 +467,7 @@ class CheckpointManager:
             doomed = self._write_state(doomed)  # first forget the doomed checkpoints, then delete them
         except BaseException:
             # Not recorded: the previous state stands. Remove the new files unless they replaced an old one.
-            self._maybe_delete, self._latest_checkpoint, self._last_preserved_timestamp, self._uncommitted = before
+            self._maybe_delete, self._latest_checkpoint, self._last_preserved_timestamp = before
             if fresh:
                 self._delete(prefix)
             raise
@@ -568,7 +575,10 @@ class CheckpointManager:
 
     # ------------------------------------------------------------------ restoring
     def restore_or_initialize(self):
-        """Restore the latest checkpoint and return its path; or call `init_fn` and return None."""
+        """Restore `latest_checkpoint` and return its path; or call `init_fn` and return None.
+
+        That is the newest entry of `checkpoints`, unless another prefix saved a newer checkpoint in the
+        directory since (`Checkpoint.save`, another manager): then that one, as in TensorFlow."""
         self._checkpoint.wait_until_finished()
         latest = self.latest_checkpoint
         if latest is not None:

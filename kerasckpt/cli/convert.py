@@ -3,9 +3,10 @@ import os
 
 import numpy as np
 
+from kerasckpt import _storage
 from kerasckpt.cli.errors import EXIT_OK, CLIError
 from kerasckpt.cli.output import _out, _progress
-from kerasckpt.cli.sources import _DATA_FILE, SHORT_NAMES, open_source
+from kerasckpt.cli.sources import _DATA_FILE, SHORT_NAMES, STORAGE_OPTIONS, open_source
 from kerasckpt.cli.models import _model_from, _model_values
 
 
@@ -24,9 +25,12 @@ def _dst_kind(dst, has_architecture, weights_only):
         prefix = dst[:-len(".index")] if lower.endswith(".index") else dst[:_DATA_FILE.search(dst).start()]
         raise CLIError(f"'{dst}': give a native checkpoint destination as its prefix, without '.index' or '.data-*' "
                        f"(e.g. '{prefix}').")
-    if dst.endswith(("/", os.sep)) or os.path.isdir(dst):
-        raise CLIError(f"'{dst}' is a directory. Give a file name, e.g. '{os.path.join(dst, 'model.keras')}', or a "
-                       f"checkpoint prefix such as '{os.path.join(dst, 'ckpt')}'.")
+    if dst.endswith(("/", os.sep)) or _storage.isdir(dst, STORAGE_OPTIONS):
+        raise CLIError(f"'{dst}' is a directory. Give a file name, e.g. '{_storage.join(dst, 'model.keras')}', or a "
+                       f"checkpoint prefix such as '{_storage.join(dst, 'ckpt')}'.")
+    if _storage.is_url(dst):
+        raise CLIError(f"'{dst}': on a store (a URL) convert writes .keras, .weights.h5 and .h5 files; native "
+                       "checkpoint prefixes are local only in this version.")
     return "native"
 
 
@@ -41,10 +45,10 @@ def cmd_convert(args):
             raise CLIError(f"cannot convert '{src.path}' to '{dst}': the source holds weights only "
                            f"({SHORT_NAMES[src.kind]}) and a .keras file needs the architecture. Pass --model FILE, a "
                            ".keras or .h5 model file of the same architecture.")
-        if os.path.abspath(src.path) == os.path.abspath(dst):
+        if _storage.absolute(src.path) == _storage.absolute(dst):
             raise CLIError(f"source and destination are the same: '{dst}'. Choose another destination.")
         existing = dst + ".index" if kind == "native" else dst
-        if os.path.exists(existing) and not args.overwrite:
+        if _storage.exists(existing, STORAGE_OPTIONS) and not args.overwrite:
             raise CLIError(f"'{existing}' exists. Pass --overwrite to replace it, or choose another name.")
         if _raw_copy_possible(src, kind):
             count = _convert_raw(src, dst, kind)
@@ -75,7 +79,6 @@ def _convert_raw(src, dst, kind):
                                metadata=src.reader.metadata)
     else:
         import h5py
-        from kerasckpt import _fileio
         from kerasckpt.saving import h5file
         entries, by_key = [], dict(zip(keys, values))
 
@@ -86,9 +89,9 @@ def _convert_raw(src, dst, kind):
                 attrs = {k: v for k, v in obj.attrs.items() if k != h5file.CHECKSUM_ATTR}
                 entries.append(("dataset", name, by_key[name], attrs))
         src.src.file.visititems(visit)
-        _fileio.makedirs_for(dst)  # cmd_convert has refused directories and, without --overwrite, existing files
-        with _fileio.atomic_fd(dst) as fd:
-            h5file.write_h5(fd, entries, root_attrs=dict(src.src.file.attrs))
+        _storage.makedirs_for(dst, STORAGE_OPTIONS)  # cmd_convert refused directories and (no --overwrite) files
+        with _storage.atomic_file(dst, STORAGE_OPTIONS) as file:
+            h5file.write_h5(file, entries, root_attrs=dict(src.src.file.attrs))
     with open_source(dst) as out:
         _check_equal(dict(zip(keys, values)), {k: out.read(k) for k, _, _ in out.variables()}, src.path, dst)
     return len(keys)
@@ -101,9 +104,9 @@ def _convert_model(src, dst, kind, arch):
     dropped = _dropped_native_keys(src, model)
     before = _model_values(model)
     if kind in ("keras", "h5-model"):
-        saving.save_model(model, dst, overwrite=True)
+        saving.save_model(model, dst, overwrite=True, storage_options=STORAGE_OPTIONS)
     else:
-        saving.save_weights(model, dst, overwrite=True)
+        saving.save_weights(model, dst, overwrite=True, storage_options=STORAGE_OPTIONS)
     with open_source(dst) as out:
         reloaded = _model_values(_model_from(out, src.path if src.has_architecture() else arch, out.has_optimizer()))
     _check_equal(before, reloaded, src.path, dst)

@@ -10,7 +10,8 @@ from kerasckpt.cli.sources import SHORT_NAMES
 
 def _load_model(path, compile):
     from kerasckpt import models
-    return models.load_model(path, compile=compile)
+    from kerasckpt.cli.sources import STORAGE_OPTIONS
+    return models.load_model(path, compile=compile, storage_options=STORAGE_OPTIONS)
 
 
 def _variable_names(src, model):

@@ -26,6 +26,9 @@ def build_parser():
                "such as `head` keeps the answer's status, or 141 when none was known yet.")
     parser.add_argument("--version", action="version", version=f"kerasckpt {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the Python traceback of an error")
+    parser.add_argument("--storage-options", metavar="JSON", type=_json_object, default={},
+                        help="fsspec storage_options for URL paths (s3://, gs://, ...), e.g. '{\"anon\": true}'; "
+                             "credentials and endpoints also come from the store's usual environment variables")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -112,6 +115,17 @@ def _silence_stdout():
             os.close(devnull)
 
 
+def _json_object(text):
+    import json
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"anon\": true}}', got {text!r}")
+    return value
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"kerasckpt: warning: {message}", file=sys.stderr)
 
@@ -124,6 +138,9 @@ def main(argv=None):
     except SystemExit as exit:  # --help, --version, or a usage error already printed by argparse
         return exit.code if isinstance(exit.code, int) else EXIT_BAD_INPUT
     args.outcome = None  # a command sets its exit status here before it prints the answer
+    from kerasckpt.cli import sources
+    sources.STORAGE_OPTIONS.clear()
+    sources.STORAGE_OPTIONS.update(args.storage_options)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

@@ -6,6 +6,7 @@ import json
 import os
 import re
 
+from kerasckpt import _storage
 from kerasckpt.errors import CheckpointDamagedError, CheckpointError
 from kerasckpt.cli.errors import CLIError
 from kerasckpt.cli.output import _natural
@@ -22,6 +23,7 @@ SHORT_NAMES = {"keras": ".keras", "weights.h5": ".weights.h5", "h5-model": ".h5 
                "native": "checkpoint"}
 _DATA_FILE = re.compile(r"\.data-\d{5}-of-\d{5}(?:\.g\d+)?$")
 _NUMBERED = re.compile(r"^(.*)-(\d+)$")
+STORAGE_OPTIONS = {}  # for fsspec URLs: `kerasckpt --storage-options JSON` (credentials come from the environment)
 
 
 def _sniff(path):
@@ -58,7 +60,9 @@ def resolve(path):
 
     A native checkpoint may be given as its prefix, its `.index` or one of its data files.
     """
-    path = os.fspath(path)
+    path = _storage.normalize(path)
+    if _storage.is_url(path):
+        return _resolve_url(path)
     if os.path.isdir(path) and not os.path.isfile(path + ".index"):
         return "native", _latest_in(path)
     lower = path.lower()
@@ -82,6 +86,21 @@ def resolve(path):
                        "'.index'; pass the prefix (the path without '.index').")
     raise CLIError(f"'{path}': unknown format. kerasckpt reads .keras archives, .weights.h5 and legacy .h5/.hdf5 "
                    "files, and checkpoint prefixes (PREFIX.index + PREFIX.data-*). Pass one of those.")
+
+
+def _resolve_url(url):
+    """`(kind, url)` of a file on a store, by its ending (the native prefix format is local only)."""
+    lower = url.lower()
+    kind = "keras" if lower.endswith(".keras") else "h5" if lower.endswith((".h5", ".hdf5")) else None
+    if kind is None:
+        raise CLIError(f"'{url}': on a store (a URL) kerasckpt reads .keras, .weights.h5 and .h5/.hdf5 files; native "
+                       "checkpoint prefixes are local only in this version. Pass the URL of such a file.")
+    if not _storage.isfile(url, STORAGE_OPTIONS):
+        directory, name = _storage.split(url)
+        near = [n for n in _storage.listdir(directory, STORAGE_OPTIONS) if n[:3] == name[:3]][:3]
+        hint = f" Similar names there: {', '.join(near)}." if near else ""
+        raise CLIError(f"no such file: '{url}'.{hint} Check the URL.")
+    return kind, url
 
 
 def _latest_in(directory):
@@ -277,7 +296,7 @@ class H5FileSource(Source):
         self.path = path
         self._fd = None
         if src is None:
-            self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            self._fd = _storage.open_descriptor(path, STORAGE_OPTIONS)
             try:
                 src = h5file.H5Source(repr(path), self._fd)  # verifies the header and the metadata
             except BaseException:
@@ -356,7 +375,7 @@ class KerasSource(H5FileSource):
 
     def __init__(self, path):
         from kerasckpt.saving import keras_zip
-        fd, archive = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)), None
+        fd, archive = _storage.open_descriptor(path, STORAGE_OPTIONS), None
         try:
             archive = keras_zip.Archive(path, fd)  # checks the zip directory and every member's name and size
             self.metadata = archive.read_json(keras_zip.METADATA) if archive.has(keras_zip.METADATA) else {}
@@ -434,6 +453,9 @@ def open_source(path):
 
 
 def _size(path):
+    if _storage.is_url(path):
+        info = _storage.store(path, STORAGE_OPTIONS).info(path)
+        return (info or {}).get("size") or 0
     try:
         return os.path.getsize(path)
     except OSError:

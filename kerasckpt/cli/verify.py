@@ -5,10 +5,11 @@ import warnings
 
 import numpy as np
 
+from kerasckpt import _storage
 from kerasckpt.errors import CheckpointError
 from kerasckpt.cli.errors import EXIT_BAD_INPUT, EXIT_NO, EXIT_OK, CLIError
 from kerasckpt.cli.output import _natural, _out, _print_json, _progress
-from kerasckpt.cli.sources import _NUMBERED, MODEL_ENDINGS, SHORT_NAMES, KerasSource, open_source
+from kerasckpt.cli.sources import _NUMBERED, MODEL_ENDINGS, SHORT_NAMES, STORAGE_OPTIONS, KerasSource, open_source
 from kerasckpt.cli.models import _load_model
 
 
@@ -59,9 +60,30 @@ def _print_results(results, failed, strict, errors):
 
 def _verify_target(path):
     """The results for one PATH argument; raises CLIError when it is bad input rather than a checkpoint."""
+    if _storage.is_url(path):
+        if _storage.isdir(path, STORAGE_OPTIONS):
+            return _verify_store_tree(path)
+        return [_verify_one(path, explicit=True)]
     if os.path.isdir(path) and not os.path.isfile(path + ".index"):
         return _verify_tree(path)
     return [_verify_one(path, explicit=True)]
+
+
+def _verify_store_tree(top):
+    """Every .keras/.weights.h5/.h5 object under the URL `top`, at any depth."""
+    results, pending = [], [top]
+    while pending:
+        directory = pending.pop(0)
+        for name in sorted(_storage.listdir(directory, STORAGE_OPTIONS), key=_natural):
+            url = _storage.join(directory, name)
+            if name.lower().endswith(MODEL_ENDINGS):
+                results.append(_verify_one(url))
+            elif _storage.isdir(url, STORAGE_OPTIONS):
+                pending.append(url)
+    if not results:
+        raise CLIError(f"nothing to verify in '{top}': it holds no .keras, .weights.h5, .h5 or .hdf5 files. Pass a "
+                       "checkpoint or a directory that holds some.")
+    return results
 
 
 def _verify_tree(top):

@@ -141,19 +141,22 @@ class Model(Trainer, Layer):
     # ------------------------------------------------------------------ saving (kerasckpt.saving does the work)
 
     def save(self, filepath, overwrite=True, **kwargs):
-        """Save architecture, weights, compile arguments and optimizer state (`.keras` or legacy `.h5`)."""
+        """Save architecture, weights, compile arguments and optimizer state (`.keras` or legacy `.h5`).
+
+        `filepath` may be an fsspec URL (`s3://...`), with `storage_options=` for its store.
+        """
         from kerasckpt.saving import api
         api.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
-    def save_weights(self, filepath, overwrite=True):
+    def save_weights(self, filepath, overwrite=True, storage_options=None):
         """Save the weights (and the optimizer state when compiled); the file ending picks the format."""
         from kerasckpt.saving import api
-        api.save_weights(self, filepath, overwrite=overwrite)
+        api.save_weights(self, filepath, overwrite=overwrite, storage_options=storage_options)
 
-    def load_weights(self, filepath, skip_mismatch=False):
+    def load_weights(self, filepath, skip_mismatch=False, storage_options=None):
         """Load weights (and optimizer state) saved by `save_weights` or by Keras."""
         from kerasckpt.saving import api
-        api.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+        api.load_weights(self, filepath, skip_mismatch=skip_mismatch, storage_options=storage_options)
 
 
 def _zeros_for(shapes):

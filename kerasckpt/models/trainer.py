@@ -310,9 +310,13 @@ class Trainer:
         `steps_per_epoch` draws that many batches per epoch from a stream of shuffled passes;
         `validation_freq` validates every N epochs (or at the listed 1-based epochs).
 
+        Returns the `History` of this call's epochs, as Keras: resumed by `BackupAndRestore` at epoch 4
+        of 10, it holds epochs 4 to 9 (`history.run_history` holds the whole run).
+
         Note: inputs containing NaN or infinity are refused with an error naming the index, and the
         shuffle order comes from a counter-based stream saved with the loop state, so a resumed run
-        sees exactly the batches the uninterrupted run would.
+        sees exactly the batches the uninterrupted run would; resumed inside an epoch, that epoch
+        still begins with `on_epoch_begin` (SPEC §3) and goes on at the next batch.
         """
         self._assert_compiled("fit")
         batch_size = self._check_batch_size(batch_size)
@@ -345,7 +349,8 @@ class Trainer:
         if not self.optimizer.built:
             self.optimizer.build(self.trainable_weights)
         self.stop_training = False
-        loop = FitLoop(self, cbs, stream, initial_epoch, fingerprint={
+        validates = val is not None and _validates_between(initial_epoch, epochs, validation_freq)
+        loop = FitLoop(self, cbs, stream, initial_epoch, validates=validates, fingerprint={
             "epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "shuffle": bool(shuffle),
             "samples": len(data), "validation_samples": None if val is None else len(val),
             "validation_freq": validation_freq, "validation_steps": validation_steps,
@@ -358,9 +363,10 @@ class Trainer:
             cbs.on_train_begin()  # BackupAndRestore may move `loop` to where an earlier run stopped
             while loop.epoch < epochs and not self.stop_training:
                 epoch = loop.epoch
-                if loop.step == 0:  # a run resumed mid-epoch already had its on_epoch_begin
+                if loop.step == 0:  # a run resumed mid-epoch keeps the restored metric accumulators
                     self.reset_metrics()
-                    cbs.on_epoch_begin(epoch)
+                cbs.on_epoch_begin(epoch)  # every epoch that runs batches begins here, a resumed one too
+                loop.epoch_began()
                 self._train_vars = None  # layers frozen or unfrozen before this epoch count from here on
                 logs = {}
                 while loop.step < steps:
@@ -497,15 +503,27 @@ class FitLoop:
     or an epoch, so a backup never misses an update that a later callback in the list makes.
     """
 
-    def __init__(self, model, callbacks, stream, initial_epoch, fingerprint):
+    def __init__(self, model, callbacks, stream, initial_epoch, fingerprint, validates=True):
         self.model, self.callbacks, self.stream = model, callbacks, stream
         self.epoch, self.step = initial_epoch, 0
         self.fingerprint = fingerprint
+        self.validates = validates  # whether some epoch of this fit() runs validation
         self._savers = []
+        self._after_epoch_begin = []
 
     def add_saver(self, saver):
         """`saver(kind, epoch, batch)` runs at each consistent point; kind is "batch" or "epoch"."""
         self._savers.append(saver)
+
+    def after_epoch_begin(self, fn):
+        """Run `fn()` once, right after the next `on_epoch_begin` (a resume inside an epoch puts back there
+        what that hook changed: the backup was made after the hook had run for that epoch)."""
+        self._after_epoch_begin.append(fn)
+
+    def epoch_began(self):
+        pending, self._after_epoch_begin = self._after_epoch_begin, []
+        for fn in pending:
+            fn()
 
     def consistent_point(self, kind, epoch, batch):
         for saver in self._savers:
@@ -585,6 +603,13 @@ def _should_validate(epoch, validation_freq):
     if isinstance(validation_freq, int):
         return (epoch + 1) % validation_freq == 0
     return (epoch + 1) in validation_freq
+
+
+def _validates_between(first, end, validation_freq):
+    """Whether `validation_freq` validates at some 0-based epoch in `[first, end)`."""
+    if isinstance(validation_freq, int):
+        return (end // validation_freq) > (first // validation_freq)  # a multiple of it in [first + 1, end]
+    return any(first < e <= end for e in validation_freq)
 
 
 def _class_weights_to_sample_weights(class_weight, y, sample_weight):

@@ -4,57 +4,52 @@ import contextlib
 import math
 import os
 
-from kerasckpt import _fileio
+from kerasckpt import _fileio, _storage
 from kerasckpt.errors import CheckpointError, CheckpointFormatError, CheckpointIsADirectoryError, \
     CheckpointNotFoundError
 
 
 def label(path):
-    return repr(os.fspath(path))
+    return repr(_storage.normalize(path))
 
 
-def check_readable(path, what="file"):
-    """`path` as a str; missing files and directories raise CheckpointError subclasses naming it."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
+def check_readable(path, what="file", storage_options=None):
+    """`path` as a str (a URL stays one); missing files and directories raise CheckpointError subclasses naming it."""
+    path = _storage.normalize(path)
+    found = _storage.info(path, storage_options)
+    if found is not None and found["type"] == "directory":
         raise CheckpointIsADirectoryError(
             f"{path!r} is a directory, but a {what} was expected. Pass the path of the file itself "
             "(for example 'run/model.keras').")
-    if not os.path.exists(path):
-        parent = os.path.dirname(path) or "."
-        near = sorted(n for n in os.listdir(parent) if n.startswith(os.path.basename(path)[:4]))[:5] \
-            if os.path.isdir(parent) else []
+    if found is None:
+        parent, name = _storage.split(path)
+        try:
+            near = sorted(n for n in _storage.listdir(parent or ".", storage_options) if n.startswith(name[:4]))[:5]
+        except OSError:
+            near = []
         raise CheckpointNotFoundError(
             f"No such {what}: {path!r}." + (f" Files nearby: {near}." if near else "") +
             " Check the path, or save the model there first.")
     return path
 
 
-@contextlib.contextmanager
-def open_fd(path):
-    """A read-only descriptor of an existing file."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def check_writable(path, overwrite):
+def check_writable(path, overwrite, storage_options=None):
     """`path` as a str, its directory created; also removes temp files earlier saves to it left behind.
 
     A save killed before its rename leaves `<name>.kctmp-<pid>-...`; those of processes that are gone
     (never of a save still running elsewhere) are deleted when the next save to the same name starts.
+    On a store (a URL) nothing is created but the bucket must exist; an upload killed midway left nothing.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
+    path = _storage.normalize(path)
+    if _storage.is_directory_in_the_way(path, storage_options):
         raise CheckpointIsADirectoryError(
             f"Cannot save to {path!r}: it is a directory. Pass a file name such as "
-            f"{os.path.join(path, 'model.keras')!r}.")
-    if not overwrite and os.path.exists(path):
+            f"{_storage.join(path, 'model.keras')!r}.")
+    if not overwrite and _storage.exists(path, storage_options):
         raise FileExistsError(f"{path!r} exists and overwrite=False. Pass overwrite=True or choose another name.")
-    _fileio.makedirs_for(path)
-    _fileio.cleanup_temp_files(os.path.dirname(path), os.path.basename(path) + _fileio.TEMP_MARK)
+    _storage.makedirs_for(path, storage_options)
+    if not _storage.is_url(path):
+        _fileio.cleanup_temp_files(os.path.dirname(path), os.path.basename(path) + _fileio.TEMP_MARK)
     return path
 
 

@@ -4,13 +4,13 @@
 # prefix (`kerasckpt.checkpoint`).
 import os
 
-from kerasckpt import initializers
+from kerasckpt import _storage, initializers
 from kerasckpt.errors import CheckpointFormatError
 from kerasckpt.saving import _files, h5, h5file, keras_zip, legacy_h5
 
 
 def _kind(filepath):
-    name = os.fspath(filepath).lower()
+    name = _storage.normalize(filepath).lower()
     if name.endswith(".keras"):
         return "keras"
     if name.endswith(".weights.h5"):
@@ -20,7 +20,7 @@ def _kind(filepath):
     return "native"
 
 
-def save_model(model, filepath, overwrite=True, include_optimizer=True, **kwargs):
+def save_model(model, filepath, overwrite=True, include_optimizer=True, storage_options=None, **kwargs):
     """Save architecture, weights, compile arguments and optimizer state of `model`.
 
     `.keras` writes the zip archive of Keras 3; `.h5` / `.hdf5` the legacy Keras 2 layout. Every
@@ -29,9 +29,10 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True, **kwargs
 
     Args:
         model: the model to save.
-        filepath: a path ending in `.keras`, `.h5` or `.hdf5`.
+        filepath: a path or fsspec URL (`s3://bucket/run/model.keras`) ending in `.keras`, `.h5` or `.hdf5`.
         overwrite: replace an existing file; with False an existing file raises FileExistsError.
         include_optimizer: also save the compile arguments and the optimizer state.
+        storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
 
     Note: the legacy `.h5` writes canonical loss names (`mean_squared_error` for `"mse"`), which
     Keras 3 needs to compile the loaded model, and `overwrite=False` raises instead of prompting.
@@ -40,10 +41,10 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True, **kwargs
         raise ValueError("kerasckpt always writes .keras files zipped. Remove zipped=False.")
     if kwargs:
         raise TypeError(f"save_model() got unexpected keyword arguments {sorted(kwargs)}.")
-    prepare_save_model(model, filepath, overwrite, include_optimizer).write()
+    prepare_save_model(model, filepath, overwrite, include_optimizer, storage_options).write()
 
 
-def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True):
+def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True, storage_options=None):
     """`save_model` split in two: a `PreparedSave` whose `write(arrays)` writes the file.
 
     Configs and state are fixed now; only the weight arrays are read when it is written (from copies
@@ -51,37 +52,42 @@ def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True):
     """
     kind = _kind(filepath)
     if kind == "keras":
-        return keras_zip.prepare_save_model(model, filepath, overwrite, include_optimizer)
+        return keras_zip.prepare_save_model(model, filepath, overwrite, include_optimizer, storage_options)
     if kind == "h5":
-        return legacy_h5.prepare_save_model(model, filepath, overwrite, include_optimizer)
+        return legacy_h5.prepare_save_model(model, filepath, overwrite, include_optimizer, storage_options)
     raise ValueError(
-        f"Invalid filepath extension for saving: {os.fspath(filepath)!r}. Use a `.keras` extension for the "
+        f"Invalid filepath extension for saving: {_storage.normalize(filepath)!r}. Use a `.keras` extension for the "
         "native Keras format (recommended) or `.h5` for the legacy format; use save_weights() for "
         "`.weights.h5` and checkpoint prefixes.")
 
 
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, storage_options=None):
     """Rebuild a model saved by `save_model` (or by Keras 3) from a `.keras` or legacy `.h5` file.
 
     Only kerasckpt's built-in classes, classes registered with `register_serializable` and
     `custom_objects` are instantiated; nothing named in the file is imported or run.
 
     Args:
-        filepath: a `.keras`, `.h5` or `.hdf5` file.
+        filepath: a `.keras`, `.h5` or `.hdf5` file, or an fsspec URL of one.
         custom_objects: `{name: class or function}` for custom layers, models, losses, metrics.
         compile: compile the model with the saved compile arguments and restore the optimizer.
         safe_mode: accepted for Keras compatibility; code-carrying objects (lambdas, Lambda
             layers) are refused whatever its value.
+        storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
 
     Note: kerasckpt restores the full optimizer state from legacy `.h5` files (Keras 3 keeps only
     the iteration count and learning rate), accepts `"mse"`/`"mae"` losses there, verifies every
     checksum before trusting a byte, and restores Dropout random streams for exact resumption.
     """
-    path = _files.check_readable(filepath, "model file")
+    path = _files.check_readable(filepath, "model file", storage_options)
+    with _storage.open_read(path, storage_options) as fd:
+        return _load_model_fd(path, fd, custom_objects, compile, safe_mode)
+
+
+def _load_model_fd(path, fd, custom_objects, compile, safe_mode):
     kind = _kind(path)
     if kind == "native" or kind == "weights.h5":
-        with open(path, "rb") as f:
-            head = f.read(16)
+        head = os.pread(fd, 16, 0)
         if head.startswith(b"PK\x03\x04"):
             kind = "keras"
         elif kind == "weights.h5":
@@ -97,39 +103,41 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     # every weight is assigned from the file (a missing one raises), so skip drawing random initial values
     with initializers.skip_initialization():
         if kind == "keras":
-            return keras_zip.load_model(path, custom_objects, compile, safe_mode)
-        return legacy_h5.load_model(path, custom_objects, compile, safe_mode)
+            return keras_zip.load_model_fd(path, fd, custom_objects, compile, safe_mode)
+        return legacy_h5.load_model_fd(path, fd, custom_objects, compile, safe_mode)
 
 
-def save_weights(model, filepath, overwrite=True):
+def save_weights(model, filepath, overwrite=True, storage_options=None):
     """Save the weights (and, when compiled, the optimizer state) in the format the ending picks.
 
     Args:
         model: the model.
         filepath: `.weights.h5` (Keras 3 layout), `.h5`/`.hdf5` (Keras 2 layout, which Keras 3 still
-            loads), or any other path as a native checkpoint prefix.
+            loads), or any other path as a native checkpoint prefix; a path or an fsspec URL.
         overwrite: replace an existing file; with False an existing file raises FileExistsError.
+        storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
     """
-    prepare_save_weights(model, filepath, overwrite).write()
+    prepare_save_weights(model, filepath, overwrite, storage_options).write()
 
 
-def prepare_save_weights(model, filepath, overwrite=True):
+def prepare_save_weights(model, filepath, overwrite=True, storage_options=None):
     """`save_weights` split in two: a `PreparedSave` whose `write(arrays)` writes the file or prefix."""
     kind = _kind(filepath)
     if kind == "weights.h5":
-        return h5.prepare_save_weights(model, filepath, overwrite)
+        return h5.prepare_save_weights(model, filepath, overwrite, storage_options)
     if kind == "h5":
-        return legacy_h5.prepare_save_weights(model, filepath, overwrite)
+        return legacy_h5.prepare_save_weights(model, filepath, overwrite, storage_options)
     if kind == "keras":
         raise ValueError(f"save_weights() cannot write {os.fspath(filepath)!r}: a .keras file holds a whole model. "
                          "Use model.save() for .keras, or a name ending in .weights.h5 for weights.")
     from kerasckpt import checkpoint
+    _storage.refuse_url(filepath, "write native checkpoints to")
     if not overwrite and os.path.exists(f"{os.fspath(filepath)}.index"):
         raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
     return checkpoint.Checkpoint(**checkpoint._roots(model))._prepare_write(os.fspath(filepath))
 
 
-def load_weights(model, filepath, skip_mismatch=False):
+def load_weights(model, filepath, skip_mismatch=False, storage_options=None):
     """Load weights (and the optimizer state, if the file has it) saved by `save_weights`, `save` or Keras.
 
     Nothing is assigned unless every weight fits; mismatches raise `CheckpointMismatchError`
@@ -139,8 +147,10 @@ def load_weights(model, filepath, skip_mismatch=False):
 
     Args:
         model: a built model of the same architecture.
-        filepath: a `.weights.h5`, `.keras`, `.h5`/`.hdf5` file or a native checkpoint prefix.
+        filepath: a `.weights.h5`, `.keras`, `.h5`/`.hdf5` file or a native checkpoint prefix; a path or
+            an fsspec URL.
         skip_mismatch: skip weights whose count or shape does not fit instead of raising.
+        storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
 
     Note: unlike Keras, the optimizer state is restored even when the optimizer is not built yet
     (it is built from the model's trainable weights first), weights in the file that no layer of the
@@ -150,15 +160,16 @@ def load_weights(model, filepath, skip_mismatch=False):
     kind = _kind(filepath)
     if kind == "native":
         from kerasckpt import checkpoint
+        _storage.refuse_url(filepath, "load native checkpoints from")
         _refuse_unnamed_file(os.fspath(filepath))
         return checkpoint.load_weights_native(model, os.fspath(filepath), skip_mismatch=skip_mismatch)
-    path = _files.check_readable(filepath, "weights file")
+    path = _files.check_readable(filepath, "weights file", storage_options)
     if not model.built:
         raise ValueError(f"Model '{model.name}' is not built yet, so it has no weights to load {path!r} into. "
                          "Call the model on a batch of data or call model.build(input_shape) first.")
-    if kind == "keras":
-        return keras_zip.load_weights(model, path, skip_mismatch)
-    with _files.open_fd(path) as fd:
+    with _storage.open_read(path, storage_options) as fd:
+        if kind == "keras":
+            return keras_zip.load_weights_fd(model, path, fd, skip_mismatch)
         src = h5file.H5Source(_files.label(path), fd)
         try:
             if h5.is_legacy_layout(src):
@@ -204,7 +215,7 @@ def _refuse_unnamed_file(path):
 def _h5_layout(path):
     """What kind of HDF5 file `path` is, and the ending that loads it."""
     try:
-        with _files.open_fd(path) as fd:
+        with _storage.open_read(path) as fd:
             src = h5file.H5Source(_files.label(path), fd)
             try:
                 legacy = h5.is_legacy_layout(src)

@@ -10,7 +10,7 @@ and the weight restoring shared by every HDF5 format (check everything, read, th
 # Dropout random streams (`SeedGenerator` seed and counter), so training resumes bit-identically.
 import warnings
 
-from kerasckpt import _fileio
+from kerasckpt import _storage
 from kerasckpt._background import PreparedSave
 from kerasckpt.errors import CheckpointFormatError, CheckpointMismatchError
 from kerasckpt.random import SeedGenerator
@@ -154,25 +154,25 @@ def fill(entries, arrays):
     return [(e[0], e[1], next(values), e[3]) if e[0] == "dataset" else e for e in entries]
 
 
-def prepare_h5(path, entries, root_attrs=None):
-    """A PreparedSave writing `entries` as a checksummed HDF5 file at `path`, atomically.
+def prepare_h5(path, entries, root_attrs=None, storage_options=None):
+    """A PreparedSave writing `entries` as a checksummed HDF5 file at `path` (a file or URL), atomically.
 
     Only the dataset arrays are read at write time; attributes and JSON state are fixed now.
     """
     def write(arrays):
-        with _fileio.atomic_fd(path) as fd:
-            h5file.write_h5(fd, fill(entries, arrays), root_attrs=root_attrs)
+        with _storage.atomic_file(path, storage_options) as file:
+            h5file.write_h5(file, fill(entries, arrays), root_attrs=root_attrs)
         return path
     return PreparedSave([e[2] for e in entries if e[0] == "dataset"], write, [path])
 
 
-def prepare_save_weights(model, filepath, overwrite=True):
-    path = _files.check_writable(filepath, overwrite)
-    return prepare_h5(path, weights_entries(model))
+def prepare_save_weights(model, filepath, overwrite=True, storage_options=None):
+    path = _files.check_writable(filepath, overwrite, storage_options)
+    return prepare_h5(path, weights_entries(model), storage_options=storage_options)
 
 
-def save_weights(model, filepath, overwrite=True):
-    prepare_save_weights(model, filepath, overwrite).write()
+def save_weights(model, filepath, overwrite=True, storage_options=None):
+    prepare_save_weights(model, filepath, overwrite, storage_options).write()
 
 
 # ----------------------------------------------------------------------------------------- load

@@ -57,15 +57,22 @@ ADVICE = "The file is damaged: restore it from a backup or save it again."
 # ----------------------------------------------------------------------------------------- windows
 
 class Window(io.RawIOBase):
-    """A file-like view of `size` bytes of a file descriptor from `base` on (h5py's fileobj driver).
+    """A file-like view of `size` bytes of a random-access file from `base` on (h5py's fileobj driver).
 
-    Reads and writes use `pread`/`pwrite`, so several windows on one descriptor never disturb each
-    other; a read-only window never reads past its end.
+    `file` is a descriptor or an object with `pread_into`/`pwrite`/`truncate`/`size` (`_fileio.FdFile`, or
+    the in-memory `_storage.ImageFile` of an upload). Reads and writes are positioned, so several windows
+    on one file never disturb each other; a read-only window never reads past its end.
     """
 
-    def __init__(self, fd, base=0, size=None, writable=False):
+    def __init__(self, file, base=0, size=None, writable=False):
         super().__init__()
-        self.fd, self.base, self.size, self._writable, self.pos = fd, base, size, writable, 0
+        self.file = file if hasattr(file, "pread_into") else _fileio.FdFile(file)
+        self.base, self.size, self._writable, self.pos = base, size, writable, 0
+
+    @property
+    def fd(self):
+        """The descriptor under the window, or None for an in-memory file."""
+        return getattr(self.file, "fd", None)
 
     def readable(self):
         return True
@@ -77,7 +84,7 @@ class Window(io.RawIOBase):
         return True
 
     def seek(self, offset, whence=io.SEEK_SET):
-        end = self.size if self.size is not None else os.fstat(self.fd).st_size - self.base
+        end = self.size if self.size is not None else self.file.size() - self.base
         self.pos = offset if whence == io.SEEK_SET else (self.pos + offset if whence == io.SEEK_CUR else end + offset)
         return self.pos
 
@@ -88,19 +95,19 @@ class Window(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         if self.size is not None:
             view = view[:max(0, min(len(view), self.size - self.pos))]
-        n = pread_into(self.fd, view, self.base + self.pos)
+        n = self.file.pread_into(view, self.base + self.pos)
         self.pos += n
         return n
 
     def write(self, data):
         view = memoryview(data).cast("B")
-        _fileio.pwrite_all(self.fd, view, self.base + self.pos)
+        self.file.pwrite(view, self.base + self.pos)
         self.pos += len(view)
         return len(view)
 
     def truncate(self, size=None):
         size = self.pos if size is None else size
-        os.ftruncate(self.fd, self.base + size)
+        self.file.truncate(self.base + size)
         return size
 
     def flush(self):
@@ -142,8 +149,8 @@ def _early_dcpl():
     return dcpl
 
 
-def write_h5(fd, entries, root_attrs=None, base=0):
-    """Write a checksummed HDF5 file at `base` of the open descriptor `fd`; returns (size, crc32).
+def write_h5(file, entries, root_attrs=None, base=0):
+    """Write a checksummed HDF5 file at `base` of `file`; returns (size, crc32).
 
     h5py lays out the groups, attributes and datasets (storage placed at creation, never filled); each
     array's bytes then go straight from its buffer to its extent with `pwrite` (no copy), checksummed
@@ -152,7 +159,7 @@ def write_h5(fd, entries, root_attrs=None, base=0):
     once at the end.
 
     Args:
-        fd: a descriptor open for reading and writing.
+        file: a descriptor open for reading and writing, or an `_fileio.FdFile`-like file (see `Window`).
         entries: `("group", path, attrs)` and `("dataset", path, array, attrs)` tuples, in order.
         root_attrs: attributes of the root group.
         base: where the file starts in `fd` (a `.keras` archive member starts after its zip header).
@@ -160,10 +167,11 @@ def write_h5(fd, entries, root_attrs=None, base=0):
     """
     datasets = [(e[1], _native(e[2]), e[3]) for e in entries if e[0] == "dataset"]
     userblock = _userblock_size(len(datasets))
-    window = Window(fd, base, writable=True)
-    os.ftruncate(fd, base)
+    window = Window(file, base, writable=True)
+    file = window.file
+    file.truncate(base)
     extents, sums = [], []
-    with _fileio.StreamingWriter(fd) as writer, h5py.File(window, "w", userblock_size=userblock) as h5:
+    with _fileio.StreamingWriter(file) as writer, h5py.File(window, "w", userblock_size=userblock) as h5:
         for key, value in (root_attrs or {}).items():
             h5.attrs[key] = value
         for entry in entries:
@@ -199,7 +207,7 @@ def write_h5(fd, entries, root_attrs=None, base=0):
             dset.attrs[CHECKSUM_ATTR] = np.uint32(value)
     extents = [[offset, length, value] for (offset, length), value in
                zip(extents, [v for (_, arr, _), v in zip(datasets, sums) if arr.nbytes])]
-    size = os.fstat(fd).st_size - base
+    size = file.size() - base
     extents.sort()
     meta_crc, whole, gaps = _scan_gaps(window, userblock, size, extents)
     header = json.dumps({"format": "kerasckpt-hdf5", "version": FORMAT_VERSION, "size": size, "crc32": whole,
@@ -210,7 +218,7 @@ def write_h5(fd, entries, root_attrs=None, base=0):
     block[_FIXED.size:_FIXED.size + len(header)] = header
     _FIXED.pack_into(block, 0, MAGIC, userblock, len(header), 0)
     struct.pack_into("<I", block, 24, crc32(block))
-    _fileio.pwrite_all(fd, memoryview(block), base)
+    file.pwrite(memoryview(block), base)
     return size, crc32_combine(crc32(block), whole, size - userblock)
 
 
@@ -255,8 +263,9 @@ class H5Source:
             self._io = io.BytesIO(data)
             size = len(data)
         else:
-            size = os.fstat(fd).st_size - base if size is None else size
             self._io = Window(fd, base, size)
+            size = self._io.file.size() - base if size is None else size
+            self._io.size = size
         self.size = size
         head = self._read(0, min(size, _FIXED.size))
         if head[:8] == HDF5_SIGNATURE:
@@ -581,7 +590,7 @@ class H5Source:
 
     def _read_extent(self, offset, view):
         if isinstance(self._io, Window):
-            return pread_into(self._io.fd, view, self._io.base + offset)
+            return self._io.file.pread_into(view, self._io.base + offset)
         data = self._io.getbuffer()[offset:offset + len(view)]
         view[:len(data)] = data
         return len(data)

@@ -9,7 +9,7 @@ import time
 import zipfile
 import zlib
 
-from kerasckpt import _fileio
+from kerasckpt import _storage
 from kerasckpt._background import PreparedSave
 from kerasckpt.errors import CheckpointDamagedError, CheckpointFormatError, UnsafeCheckpointError
 from kerasckpt.saving import _files, h5, h5file, serialization
@@ -35,10 +35,10 @@ def _dos_time(when):
 
 
 class _ZipWriter:
-    """A minimal ZIP_STORED writer on a descriptor (zip64 when a member or offset needs it)."""
+    """A minimal ZIP_STORED writer on a random-access file (zip64 when a member or offset needs it)."""
 
-    def __init__(self, fd):
-        self.fd, self.pos, self.members = fd, 0, []
+    def __init__(self, file):
+        self.file, self.pos, self.members = file, 0, []
 
     def _local(self, name, crc, size, when, zip64):
         dos_time, dos_date = _dos_time(when)
@@ -51,7 +51,7 @@ class _ZipWriter:
         name = name.encode()
         crc = zlib.crc32(data) & _U32
         header = self._local(name, crc, len(data), when, False)
-        _fileio.pwrite_all(self.fd, memoryview(header + data), self.pos)
+        self.file.pwrite(memoryview(header + data), self.pos)
         self.members.append((name, crc, len(data), when, self.pos, False))
         self.pos += len(header) + len(data)
 
@@ -61,10 +61,10 @@ class _ZipWriter:
         zip64 = size_hint >= ZIP64_FROM or self.pos >= ZIP64_FROM
         start = self.pos
         header_len = len(self._local(name, 0, 0, when, zip64))
-        size, crc = h5file.write_h5(self.fd, entries, base=start + header_len)
+        size, crc = h5file.write_h5(self.file, entries, base=start + header_len)
         if size >= _U32 and not zip64:
             raise RuntimeError("kerasckpt bug: zip64 needed for the weights member but not reserved.")
-        _fileio.pwrite_all(self.fd, memoryview(self._local(name, crc, size, when, zip64)), start)
+        self.file.pwrite(memoryview(self._local(name, crc, size, when, zip64)), start)
         self.members.append((name, crc, size, when, start, zip64))
         self.pos = start + header_len + size
 
@@ -86,13 +86,13 @@ class _ZipWriter:
             tail += _EOCD.pack(0x06054B50, 0, 0, count, count, _U32, _U32, 0)
         else:
             tail += _EOCD.pack(0x06054B50, 0, 0, count, count, len(directory), cd_offset, 0)
-        _fileio.pwrite_all(self.fd, memoryview(tail), self.pos)
+        self.file.pwrite(memoryview(tail), self.pos)
         self.pos += len(tail)
 
 
-def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True):
+def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True, storage_options=None):
     """A PreparedSave of `model` as a `.keras` archive: configs fixed now, weights read when written."""
-    path = _files.check_writable(filepath, overwrite)
+    path = _files.check_writable(filepath, overwrite, storage_options)
     from kerasckpt import __version__
     config = serialization.to_json(serialization.serialize_model(model, include_compile=include_optimizer)).encode()
     now = time.localtime()
@@ -103,8 +103,8 @@ def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True):
 
     def write(arrays):
         hint = sum(a.nbytes for a in arrays) + (1 << 20) + 4096 * len(entries)
-        with _fileio.atomic_fd(path) as fd:
-            writer = _ZipWriter(fd)
+        with _storage.atomic_file(path, storage_options) as file:
+            writer = _ZipWriter(file)
             writer.add_bytes(METADATA, metadata)
             writer.add_bytes(CONFIG, config)
             writer.add_h5(WEIGHTS, h5.fill(entries, arrays), hint, tuple(now)[:6])
@@ -113,9 +113,9 @@ def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True):
     return PreparedSave([e[2] for e in entries if e[0] == "dataset"], write, [path])
 
 
-def save_model(model, filepath, overwrite=True, include_optimizer=True):
+def save_model(model, filepath, overwrite=True, include_optimizer=True, storage_options=None):
     """Write `model` as a `.keras` archive that Keras 3 loads with `keras.saving.load_model`."""
-    prepare_save_model(model, filepath, overwrite, include_optimizer).write()
+    prepare_save_model(model, filepath, overwrite, include_optimizer, storage_options).write()
 
 
 # ----------------------------------------------------------------------------------------- reading
@@ -225,49 +225,59 @@ class Archive:
             self._raw.close()
 
 
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, storage_options=None):
     """Rebuild a model from a `.keras` archive (written by kerasckpt or by Keras 3)."""
-    path = _files.check_readable(filepath, "model file")
-    with _files.open_fd(path) as fd:
-        archive = Archive(path, fd)
-        try:
-            if not archive.has(CONFIG):
-                raise CheckpointFormatError(f"{archive.label} has no {CONFIG}: it is not a Keras model archive.")
-            config = archive.read_json(CONFIG)
-            ctx = serialization.Context(archive.label, custom_objects, safe_mode)
-            with _files.rebuilding(archive.label, CONFIG):
-                model = serialization.deserialize_model(config, ctx, CONFIG)
-                compile_cfg = config.get("compile_config") if compile else None
-                if compile_cfg:
-                    serialization.compile_from_config(model, compile_cfg, ctx, f"{CONFIG}.compile_config")
-                    if model.built:
-                        model.optimizer.build(model.trainable_weights)
-            src = archive.weights_source()
-            try:
+    path = _files.check_readable(filepath, "model file", storage_options)
+    with _storage.open_read(path, storage_options) as fd:
+        return load_model_fd(path, fd, custom_objects, compile, safe_mode)
+
+
+def load_model_fd(path, fd, custom_objects=None, compile=True, safe_mode=True):
+    """`load_model` from a descriptor of the archive; `path` names it in errors."""
+    archive = Archive(path, fd)
+    try:
+        if not archive.has(CONFIG):
+            raise CheckpointFormatError(f"{archive.label} has no {CONFIG}: it is not a Keras model archive.")
+        config = archive.read_json(CONFIG)
+        ctx = serialization.Context(archive.label, custom_objects, safe_mode)
+        with _files.rebuilding(archive.label, CONFIG):
+            model = serialization.deserialize_model(config, ctx, CONFIG)
+            compile_cfg = config.get("compile_config") if compile else None
+            if compile_cfg:
+                serialization.compile_from_config(model, compile_cfg, ctx, f"{CONFIG}.compile_config")
                 if model.built:
-                    h5.load_weights_from(model, src)
-                elif h5.has_layer_weights(src):
-                    raise CheckpointFormatError(
-                        f"{archive.label}: the model in {CONFIG} has no input shape (no InputLayer, build_config or "
-                        "build_input_shape), so the saved weights have nowhere to go. Save it again after building it.")
-            finally:
-                src.close()
-            return model
-        finally:
-            archive.close()
-
-
-def load_weights(model, filepath, skip_mismatch=False):
-    """Load the weights (and optimizer state) of a `.keras` archive into an existing model."""
-    path = _files.check_readable(filepath, "model file")
-    with _files.open_fd(path) as fd:
-        archive = Archive(path, fd)
+                    model.optimizer.build(model.trainable_weights)
+        src = archive.weights_source()
         try:
-            src = archive.weights_source()
-            try:
-                h5.load_weights_from(model, src, skip_mismatch)
-            finally:
-                src.close()
+            if model.built:
+                h5.load_weights_from(model, src)
+            elif h5.has_layer_weights(src):
+                raise CheckpointFormatError(
+                    f"{archive.label}: the model in {CONFIG} has no input shape (no InputLayer, build_config or "
+                    "build_input_shape), so the saved weights have nowhere to go. Save it again after building it.")
         finally:
-            archive.close()
+            src.close()
+        return model
+    finally:
+        archive.close()
+
+
+def load_weights(model, filepath, skip_mismatch=False, storage_options=None):
+    """Load the weights (and optimizer state) of a `.keras` archive into an existing model."""
+    path = _files.check_readable(filepath, "model file", storage_options)
+    with _storage.open_read(path, storage_options) as fd:
+        load_weights_fd(model, path, fd, skip_mismatch)
+
+
+def load_weights_fd(model, path, fd, skip_mismatch=False):
+    """`load_weights` from a descriptor of the archive; `path` names it in errors."""
+    archive = Archive(path, fd)
+    try:
+        src = archive.weights_source()
+        try:
+            h5.load_weights_from(model, src, skip_mismatch)
+        finally:
+            src.close()
+    finally:
+        archive.close()
 

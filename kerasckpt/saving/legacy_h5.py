@@ -7,6 +7,7 @@
 # optimizer state to weights-only files too, and keeps its own state in `.kerasckpt` (see `h5`).
 import numpy as np
 
+from kerasckpt import _storage
 from kerasckpt.errors import CheckpointFormatError
 from kerasckpt.saving import _files, h5, h5file, serialization
 
@@ -76,9 +77,9 @@ def _optimizer_entries(optimizer):
         ("dataset", f"optimizer_weights/{path}", var.value, None) for var, path in zip(variables, paths)]
 
 
-def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True):
+def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True, storage_options=None):
     """A PreparedSave of the whole model in the Keras 2 layout (what `model.save("x.h5")` writes in Keras 3)."""
-    path = _files.check_writable(filepath, overwrite)
+    path = _files.check_writable(filepath, overwrite, storage_options)
     root = {"backend": BACKEND, "keras_version": serialization.KERAS_VERSION,
             "model_config": serialization.to_json(serialization.serialize_model(model, legacy=True)).encode("utf8")}
     training = serialization.compile_config(model, legacy=True) if include_optimizer else None
@@ -89,28 +90,28 @@ def prepare_save_model(model, filepath, overwrite=True, include_optimizer=True):
     if include_optimizer and training is not None:
         entries += _optimizer_entries(model.optimizer)
     entries.append(h5.state_entry(model))
-    return h5.prepare_h5(path, entries, root_attrs=root)
+    return h5.prepare_h5(path, entries, root_attrs=root, storage_options=storage_options)
 
 
-def save_model(model, filepath, overwrite=True, include_optimizer=True):
+def save_model(model, filepath, overwrite=True, include_optimizer=True, storage_options=None):
     """Write the whole model in the Keras 2 layout (what `model.save("x.h5")` writes in Keras 3)."""
-    prepare_save_model(model, filepath, overwrite, include_optimizer).write()
+    prepare_save_model(model, filepath, overwrite, include_optimizer, storage_options).write()
 
 
-def prepare_save_weights(model, filepath, overwrite=True):
+def prepare_save_weights(model, filepath, overwrite=True, storage_options=None):
     """A PreparedSave of the Keras 2 `save_weights` layout (layer groups on the root) plus the optimizer state."""
-    path = _files.check_writable(filepath, overwrite)
+    path = _files.check_writable(filepath, overwrite, storage_options)
     root, entries = _weights_group_entries(model, "")
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:
         entries += _optimizer_entries(optimizer)
     entries.append(h5.state_entry(model))
-    return h5.prepare_h5(path, entries, root_attrs=root)
+    return h5.prepare_h5(path, entries, root_attrs=root, storage_options=storage_options)
 
 
-def save_weights(model, filepath, overwrite=True):
+def save_weights(model, filepath, overwrite=True, storage_options=None):
     """Write the Keras 2 `save_weights` layout (layer groups on the root) plus the optimizer state."""
-    prepare_save_weights(model, filepath, overwrite).write()
+    prepare_save_weights(model, filepath, overwrite, storage_options).write()
 
 
 # ----------------------------------------------------------------------------------------- load
@@ -215,12 +216,17 @@ def load_model_from(src, custom_objects=None, compile=True, safe_mode=True):
     return model
 
 
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    path = _files.check_readable(filepath, "model file")
-    with _files.open_fd(path) as fd:
-        src = h5file.H5Source(_files.label(path), fd)
-        try:
-            return load_model_from(src, custom_objects, compile, safe_mode)
-        finally:
-            src.close()
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, storage_options=None):
+    path = _files.check_readable(filepath, "model file", storage_options)
+    with _storage.open_read(path, storage_options) as fd:
+        return load_model_fd(path, fd, custom_objects, compile, safe_mode)
+
+
+def load_model_fd(path, fd, custom_objects=None, compile=True, safe_mode=True):
+    """`load_model` from a descriptor of the file; `path` names it in errors."""
+    src = h5file.H5Source(_files.label(path), fd)
+    try:
+        return load_model_from(src, custom_objects, compile, safe_mode)
+    finally:
+        src.close()
 

@@ -28,7 +28,7 @@ class Record(Callback):
         self.seen.append(batch)
 
 
-def _fit(callbacks, epochs=EPOCHS, seed=3):
+def _fit(callbacks, epochs=EPOCHS, seed=3, **fit_kwargs):
     """A small regression fit() whose loss goes up and down (SGD with a large momentum), so the best
     epoch of EarlyStopping is not the last; returns the model."""
     kerasckpt.utils.clear_session()
@@ -39,7 +39,7 @@ def _fit(callbacks, epochs=EPOCHS, seed=3):
     model = kerasckpt.Sequential([layers.Input(shape=(4,)), layers.Dense(8, activation="relu"), layers.Dropout(0.2),
                                   layers.Dense(1)])
     model.compile(kerasckpt.optimizers.SGD(0.05, momentum=0.9), "mse")
-    model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=callbacks)
+    model.fit(x, y, epochs=epochs, callbacks=callbacks, **{"batch_size": BATCH, "verbose": 0, **fit_kwargs})
     return model
 
 
@@ -82,7 +82,7 @@ def test_early_stopping_restore_best_weights_resumes_bit_identical(tmp_path, sav
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert (resumed_es.best, resumed_es.best_epoch, resumed_es.stopped_epoch, resumed_es.wait) == \
         (straight_es.best, straight_es.best_epoch, straight_es.stopped_epoch, straight_es.wait)
-    assert resumed.history.history == straight.history.history
+    assert resumed.history.run_history == straight.history.history
 
 
 def _holder_state(n):
@@ -249,3 +249,134 @@ def test_backup_dir_that_became_a_file_is_refused_before_training(tmp_path):
     with pytest.raises(kerasckpt.errors.CheckpointNotADirectoryError, match=r"backup_dir='.*later': it is a file"):
         _fit([backup, record])
     assert record.seen == []
+
+
+# ---------------------------------------------------------------------- the History of a resumed fit()
+
+class InterruptAtEpochBegin(Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 4:
+            raise RuntimeError("Interrupting!")
+
+
+def _keras_doc_example(lib, backup_dir):
+    """Keras's own BackupAndRestore example: interrupted at the start of epoch 4 of 10, then resumed."""
+    model = lib.Sequential([lib.layers.Dense(10)])
+    model.compile(lib.optimizers.SGD(), loss="mse")
+    model.build(input_shape=(None, 20))
+    x, y = np.arange(100).reshape(5, 20) / 100.0, np.zeros(5)
+    interrupt = type("Interrupt", (lib.callbacks.Callback,), {"on_epoch_begin": InterruptAtEpochBegin.on_epoch_begin})
+    with pytest.raises(RuntimeError, match="Interrupting!"):
+        model.fit(x, y, epochs=10, batch_size=1, verbose=0,
+                  callbacks=[lib.callbacks.BackupAndRestore(backup_dir), interrupt()])
+    history = model.fit(x, y, epochs=10, batch_size=1, verbose=0, callbacks=[lib.callbacks.BackupAndRestore(backup_dir)])
+    return model, history
+
+
+def test_a_resumed_fit_returns_the_history_of_this_call_as_keras_does(tmp_path):
+    """Issue 11: the returned History held epochs 0..9; Keras's example checks len(...) == 6."""
+    model, history = _keras_doc_example(kerasckpt, str(tmp_path))
+    assert len(history.history["loss"]) == 6 and history.epoch == [4, 5, 6, 7, 8, 9]
+    assert model.history is history
+    assert history.run_epoch == list(range(10)) and len(history.run_history["loss"]) == 10
+    assert history.run_history["loss"][4:] == history.history["loss"]
+
+
+@pytest.mark.slow  # importing Keras
+def test_the_history_of_a_resumed_fit_matches_keras(tmp_path):
+    pytest.importorskip("torch")
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    _, theirs = _keras_doc_example(keras, str(tmp_path / "keras"))
+    _, ours = _keras_doc_example(kerasckpt, str(tmp_path / "ours"))
+    assert ours.epoch == theirs.epoch and sorted(ours.history) == sorted(theirs.history)
+    assert len(ours.history["loss"]) == len(theirs.history["loss"])
+
+
+# ---------------------------------------------------------------------- training longer; what may change
+
+def _longer(directory, epochs, crash=None, extra=(), delete_checkpoint=False, save_freq="epoch", **fit_kwargs):
+    """`_fit` with EarlyStopping (state that must carry over) and a kept backup; returns the model and History."""
+    es = EarlyStopping(monitor="loss", patience=50)
+    callbacks = [BackupAndRestore(str(directory), save_freq=save_freq, delete_checkpoint=delete_checkpoint), es,
+                 *extra] + ([Crash(*crash)] if crash else [])
+    model = _fit(callbacks, epochs=epochs, **fit_kwargs)
+    return model, model.history, es
+
+
+@pytest.mark.parametrize("save_freq", ["epoch", 4])
+def test_a_finished_run_trained_for_more_epochs_equals_a_straight_run(tmp_path, save_freq):
+    """Issue 11: a kept backup and fit(epochs=5) after fit(epochs=3) was refused as "a different run"."""
+    straight, straight_history, straight_es = _longer(tmp_path / "straight", 5, save_freq=save_freq)
+    _, first, _ = _longer(tmp_path / "more", 3, save_freq=save_freq)
+    assert first.epoch == [0, 1, 2]
+    record = Record()
+    more, history, es = _longer(tmp_path / "more", 5, save_freq=save_freq, extra=[record], verbose=2)
+    assert history.epoch == [3, 4] and history.history == {k: v[3:] for k, v in straight_history.history.items()}
+    assert history.run_history == straight_history.history
+    for a, b in zip(_state(straight), _state(more), strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert (es.best, es.wait) == (straight_es.best, straight_es.wait)
+    assert record.seen == list(range(6)) * 2  # a kept backup is at the run's end, whatever save_freq says
+
+
+def test_a_killed_run_resumed_with_more_epochs_equals_a_straight_run(tmp_path):
+    straight, straight_history, _ = _longer(tmp_path / "straight", 5, delete_checkpoint=True)
+    with pytest.raises(KeyboardInterrupt):
+        _longer(tmp_path / "resumed", 3, crash=(1, 2), save_freq=2)
+    resumed, history, _ = _longer(tmp_path / "resumed", 5, save_freq=2, delete_checkpoint=True)
+    assert history.run_history == straight_history.history and history.epoch == [1, 2, 3, 4]
+    assert all(np.array_equal(a, b) for a, b in zip(_state(straight), _state(resumed), strict=True))
+    assert not os.listdir(tmp_path / "resumed")
+
+
+def test_a_backup_past_a_smaller_epochs_trains_nothing(tmp_path):
+    _, _, _ = _longer(tmp_path, 4)
+    record = Record()
+    model, history, _ = _longer(tmp_path, 2, extra=[record])
+    assert record.seen == [] and history.epoch == [] and history.history == {}
+    assert len(history.run_history["loss"]) == 4
+
+
+def test_a_resume_with_other_stateful_callbacks_is_refused_with_the_differences(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _longer(tmp_path, 3, crash=(1, 2), save_freq=2)
+    added = kerasckpt.callbacks.ReduceLROnPlateau(monitor="loss")
+    with pytest.raises(kerasckpt.errors.CheckpointMismatchError,
+                       match=r"it was made by a different run\. callback 'ReduceLROnPlateau' holds state, and the "
+                             r"backup has none for it\. Run with the same model"):
+        _longer(tmp_path, 3, extra=[added])
+    with pytest.raises(kerasckpt.errors.CheckpointMismatchError,
+                       match=r"the backup has the state of callback 'EarlyStopping', which this fit\(\) does not have"):
+        _fit([BackupAndRestore(str(tmp_path))], epochs=3)
+    with pytest.raises(kerasckpt.errors.CheckpointMismatchError, match=r"fit argument batch_size: 8 in the backup, "
+                                                                       r"16 now"):
+        _longer(tmp_path, 3, batch_size=16)
+    _, history, _ = _longer(tmp_path, 3, initial_epoch=2, verbose=2)  # both may change: the backup's position wins
+    assert history.epoch == [1, 2]
+
+
+def test_a_stateful_callback_not_ready_before_its_on_train_begin_is_matched_by_key(tmp_path):
+    class Counter(Callback):  # its state exists only once on_train_begin ran (after BackupAndRestore's)
+        def on_train_begin(self, logs=None):
+            if not self._take_restored():
+                self.count = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.count += 1
+
+        def get_state(self):
+            return {"count": self.count}
+
+        def set_state(self, state):
+            self.count, self._state_restored = state["count"], True
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit([BackupAndRestore(str(tmp_path), save_freq=1), Counter(), Crash(1, 2)])
+    counter = Counter()
+    _fit([BackupAndRestore(str(tmp_path)), counter])
+    assert counter.count == EPOCHS * 6
+    with pytest.raises(KeyboardInterrupt):
+        _fit([BackupAndRestore(str(tmp_path), save_freq=1), Counter(), Crash(1, 2)])
+    with pytest.raises(kerasckpt.errors.CheckpointMismatchError, match="backup has the state of callback 'Counter'"):
+        _fit([BackupAndRestore(str(tmp_path))])

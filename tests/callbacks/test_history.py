@@ -17,7 +17,7 @@ def test_history_accumulates_across_fits_but_epoch_restarts(model, run):
     assert history.history == {"loss": [1.0, 0.5]} and history.epoch == [0]
 
 
-def test_state_round_trip_keeps_the_whole_record(model):
+def test_state_round_trip_keeps_the_whole_record_apart_from_this_calls(model):
     first = History()
     cbs = CallbackList([first], model=model)
     cbs.on_train_begin()
@@ -27,7 +27,18 @@ def test_state_round_trip_keeps_the_whole_record(model):
     cbs = CallbackList([second], model=model)
     cbs.on_train_begin()
     cbs.on_epoch_end(1, {"loss": 0.5})
-    assert second.epoch == [0, 1] and second.history == {"loss": [1.0, 0.5]}
+    assert second.epoch == [1] and second.history == {"loss": [0.5]}  # this call's epochs, as in Keras
+    assert second.run_epoch == [0, 1] and second.run_history == {"loss": [1.0, 0.5]}
+    assert second.get_state() == {"epoch": [0, 1], "history": {"loss": [1.0, 0.5]}}
+
+
+def test_without_a_resume_the_run_record_is_this_calls(model, run):
+    history = History()
+    run([history], model, [{"loss": 1.0}, {"loss": 0.5}])
+    assert history.run_epoch == history.epoch == [0, 1]
+    assert history.run_history == history.history == {"loss": [1.0, 0.5]}
+    run([history], model, [{"loss": 0.25}])  # a new run: Keras keeps adding to `history`
+    assert history.run_epoch == [0] and history.run_history == {"loss": [0.25]}
 
 
 def test_real_fit_returns_the_history_on_the_model(real_fit):

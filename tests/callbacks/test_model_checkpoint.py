@@ -200,16 +200,56 @@ def test_nan_is_never_best_and_does_not_block_later_improvements(tmp_path):
     assert cb.best == 1.0 and cb.best_filepath.endswith("w.3.weights.h5")
 
 
-def test_missing_monitor_warns_once_and_keeps_the_best_file(tmp_path):
+def test_monitor_missing_at_some_epochs_warns_once_and_never_overwrites_the_best_file(tmp_path):
+    # validation_freq=2: val_loss exists at epochs 2 and 4 (1-based) only
     path = tmp_path / "best.weights.h5"
-    _run(kerasckpt, tmp_path, "best.weights.h5", epochs=1, save_best_only=True, monitor="loss")
-    before = path.read_bytes()
     model, (x, y) = _model(), _data()
     cb = ModelCheckpoint(str(path), save_best_only=True, monitor="val_loss")
-    with pytest.warns(UserWarning, match="found no 'val_loss'") as record:
-        model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, callbacks=[cb])
+    listing = Listing(str(tmp_path))
+    with pytest.warns(UserWarning, match=r"found no 'val_loss' in the logs at epoch 1.*Available keys: accuracy, "
+                                         r"loss") as record:
+        model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, validation_split=0.25, validation_freq=2,
+                  callbacks=[cb, listing])
     assert len([w for w in record if "found no" in str(w.message)]) == 1
-    assert path.read_bytes() == before
+    assert listing.saved_names() == [[], ["best.weights.h5"], []]  # epoch 3 has no score: not overwritten
+    assert cb.best_filepath == str(path) and cb.files[-1]["epoch"] == 2
+
+
+@pytest.mark.parametrize("option", [{"save_best_only": True}, {"save_top_k": 2}])
+@pytest.mark.parametrize("fit_kwargs,save_freq,reason", [
+    ({}, "epoch", "validates at no epoch"),
+    ({"validation_split": 0.25, "validation_freq": [5]}, "epoch", "validates at no epoch"),
+    ({"validation_split": 0.25}, 2, "saves on batches"),
+])
+def test_a_val_monitor_this_fit_never_logs_is_refused_before_training(tmp_path, option, fit_kwargs, save_freq,
+                                                                      reason):
+    """Issue 11: with no validation the run warned once and ended without any checkpoint."""
+    model, (x, y) = _model(), _data()
+    before = [w.copy() for w in model.get_weights()]
+    cb = ModelCheckpoint(str(tmp_path / "w{epoch}.weights.h5"), save_freq=save_freq, **option)
+    epochs = []
+    seen = kerasckpt.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
+    with pytest.raises(ValueError, match=rf"monitor='val_loss'\) would save nothing in this fit\(\): .*{reason}.*"
+                                         r"The logs will have: loss, accuracy\. Pass validation_data="):
+        model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, callbacks=[cb, seen], **fit_kwargs)
+    assert epochs == [] and os.listdir(tmp_path) == []
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_a_fit_that_runs_no_epoch_is_not_refused(tmp_path):
+    model, (x, y) = _model(), _data()
+    cb = ModelCheckpoint(str(tmp_path / "best.weights.h5"), save_best_only=True)
+    model.fit(x, y, batch_size=BATCH, epochs=2, initial_epoch=2, verbose=0, callbacks=[cb])
+    assert cb.files == [] and os.listdir(tmp_path) == []
+
+
+def test_a_val_monitor_validated_at_a_later_epoch_only_is_not_refused(tmp_path):
+    model, (x, y) = _model(), _data()
+    cb = ModelCheckpoint(str(tmp_path / "best.weights.h5"), save_best_only=True)
+    with pytest.warns(UserWarning, match="found no 'val_loss'"):
+        model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, validation_split=0.25, validation_freq=[3],
+                  callbacks=[cb])
+    assert cb.best_filepath == str(tmp_path / "best.weights.h5") and [f["epoch"] for f in cb.files] == [3]
 
 
 def test_best_filepath_reloads_the_predictions_of_the_best_epoch(tmp_path):

@@ -62,10 +62,9 @@ def _missing_warnings(record):
 
 
 def test_save_top_k_without_the_monitor_warns_once_and_saves_nothing(tmp_path):
-    # No validation data, so the default monitor val_loss never appears: each file used to be written and
-    # deleted at once, silently.
-    cb = ModelCheckpoint(str(tmp_path / "d" / "w{epoch}.weights.h5"), save_top_k=2)
-    with pytest.warns(UserWarning, match=r"save_top_k=2\) found no 'val_loss'") as record:
+    # A monitor no callback ever logs: each file used to be written and deleted at once, silently.
+    cb = ModelCheckpoint(str(tmp_path / "d" / "w{epoch}.weights.h5"), monitor="score", mode="min", save_top_k=2)
+    with pytest.warns(UserWarning, match=r"save_top_k=2\) found no 'score'") as record:
         _fit(cb, None, epochs=3)
     found = _missing_warnings(record)
     assert len(found) == 1
@@ -113,8 +112,8 @@ def test_save_top_k_skips_a_nan_value_instead_of_losing_the_ranked_file(tmp_path
 def test_save_best_only_missing_monitor_warning_lists_the_available_keys(tmp_path):
     cb = ModelCheckpoint(str(tmp_path / "best.weights.h5"), save_best_only=True, save_top_k=3)
     with pytest.warns(UserWarning, match=r"save_best_only=True\) found no 'val_loss' .*Available keys: loss"):
-        _fit(cb, None, epochs=2)
-    assert os.listdir(tmp_path) == []
+        _fit(cb, None, epochs=2, validation_split=0.25, validation_freq=[2, 4])  # epoch 1 has no val_loss
+    assert [f["epoch"] for f in cb.files] == [2] and os.listdir(tmp_path) == ["best.weights.h5"]
 
 
 @pytest.mark.parametrize("mode,k,values,kept", [

@@ -1,6 +1,7 @@
 """CheckpointManager: arguments, numbering, retention (max_to_keep, keep_checkpoint_every_n_hours with an
 injected clock), checkpoint_interval, restore_or_initialize, the state file, and recovery."""
 import os
+import re
 import warnings
 
 import numpy as np
@@ -25,6 +26,10 @@ def _files(d):
 
 def _prefixes(d):
     return sorted({n.split(".")[0] for n in _files(d)}, key=lambda p: int(p.rsplit("-", 1)[1]))
+
+
+def _prefixes_of(d, name):
+    return [p for p in _prefixes(d) if p.rsplit("-", 1)[0] == name]
 
 
 def test_arguments_are_validated(tmp_path):
@@ -141,6 +146,39 @@ def test_plain_save_state_is_not_managed(tmp_path):
     assert _prefixes(tmp_path) == ["ckpt-1", "ckpt-2", "ckpt-3"]  # never deletes what it does not manage
 
 
+def test_a_checkpoint_saved_under_another_prefix_is_named_and_restored(tmp_path):
+    """Issue 11: `Checkpoint.save("dir/model")` gives model-2, which TensorFlow's manager restores; the
+    manager said None and started from scratch."""
+    v = Variable(1.0)
+    ck = Checkpoint(v=v)
+    ck.save(tmp_path / "model")
+    v.assign(2.0)
+    saved = ck.save(tmp_path / "model")
+    v2 = Variable(0.0)
+    ck2 = Checkpoint(v=v2)
+    m = CheckpointManager(ck2, tmp_path, max_to_keep=1)
+    assert m.latest_checkpoint == latest_checkpoint(tmp_path) == saved == str(tmp_path / "model-2")
+    assert m.checkpoints == []  # not this manager's to delete
+    assert m.restore_or_initialize() == saved and float(v2.value) == 2.0 and int(ck2.save_counter.value) == 2
+    assert m.save().endswith("ckpt-3") and m.save().endswith("ckpt-4")  # numbering continues, as in TensorFlow
+    assert _prefixes(tmp_path) == ["model-1", "model-2", "ckpt-4"]
+    assert m.latest_checkpoint == latest_checkpoint(tmp_path) == str(tmp_path / "ckpt-4")
+
+
+def test_a_damaged_state_file_falls_back_to_the_newest_checkpoint_of_any_prefix(tmp_path):
+    m = CheckpointManager(Checkpoint(v=Variable(1.0)), tmp_path, max_to_keep=None)
+    m.save()
+    newest = Checkpoint(v=Variable(3.0)).save(tmp_path / "model")
+    (tmp_path / "checkpoint").write_bytes(b"")
+    state_file = re.escape(str(tmp_path / "checkpoint"))
+    with pytest.warns(UserWarning, match=rf"state file '{state_file}' is damaged.*model-1"):
+        assert latest_checkpoint(tmp_path) == newest
+    v = Variable(0.0)
+    with pytest.warns(UserWarning, match=rf"state file '{state_file}' is damaged.*model-1"):
+        m2 = CheckpointManager(Checkpoint(v=v), tmp_path, max_to_keep=1)
+    assert m2.restore_or_initialize() == newest and float(v.value) == 3.0 and m2.checkpoints == []
+
+
 def test_two_managers_keep_each_others_entries(tmp_path):
     a = CheckpointManager(Checkpoint(v=Variable(1.0)), tmp_path, max_to_keep=2, checkpoint_name="a")
     b = CheckpointManager(Checkpoint(v=Variable(2.0)), tmp_path, max_to_keep=2, checkpoint_name="b")
@@ -151,8 +189,10 @@ def test_two_managers_keep_each_others_entries(tmp_path):
     assert {n.split(".")[0] for n in _files(tmp_path)} == {"a-2", "a-3", "b-1", "b-2"}
     a2 = CheckpointManager(Checkpoint(v=Variable(0.0)), tmp_path, max_to_keep=2, checkpoint_name="a")
     assert a2.checkpoints == [str(tmp_path / "a-2"), str(tmp_path / "a-3")]  # TensorFlow adopts b's list
-    assert a2.latest_checkpoint == str(tmp_path / "a-3")
-    assert latest_checkpoint(tmp_path) == str(tmp_path / "b-2")  # whoever saved last
+    # the newest checkpoint in the directory, whoever saved it, as in TensorFlow (SPEC §5)
+    assert a2.latest_checkpoint == latest_checkpoint(tmp_path) == str(tmp_path / "b-2")
+    assert a2.save().endswith("a-4") and _prefixes_of(tmp_path, "a") == ["a-3", "a-4"]
+    assert _prefixes_of(tmp_path, "b") == ["b-1", "b-2"]  # never deletes another name's checkpoints
 
 
 def test_state_naming_missing_files_falls_back(tmp_path):
@@ -162,10 +202,11 @@ def test_state_naming_missing_files_falls_back(tmp_path):
         v.assign(float(i))
         m.save()
     os.remove(tmp_path / "ckpt-3.data-00000-of-00001")
-    with pytest.warns(UserWarning, match="ckpt-3.*missing or damaged.*ckpt-2"):
+    state_file = re.escape(str(tmp_path / "checkpoint"))
+    with pytest.warns(UserWarning, match=rf"state file '{state_file}' names .*ckpt-3.*missing or damaged.*ckpt-2"):
         assert latest_checkpoint(tmp_path) == str(tmp_path / "ckpt-2")
     v2 = Variable(9.0)
-    with pytest.warns(UserWarning, match="ckpt-3"):
+    with pytest.warns(UserWarning, match=rf"state file '{state_file}' names .*ckpt-3"):
         m2 = CheckpointManager(Checkpoint(v=v2), tmp_path, max_to_keep=3)
     assert m2.latest_checkpoint == str(tmp_path / "ckpt-2")
     assert m2.restore_or_initialize() == str(tmp_path / "ckpt-2") and float(v2.value) == 1.0

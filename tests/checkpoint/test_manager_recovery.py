@@ -74,15 +74,42 @@ def test_a_checkpoint_the_state_never_named_is_kept_or_deleted_as_retention_says
     orphan = _killed_before_the_state_update(tmp_path, 2.0)
     assert _prefixes(tmp_path) == ["ckpt-1", "ckpt-2"]
     m = _manager(tmp_path, 3.0, max_to_keep=max_to_keep)
-    # the state file is the commit record: both still say ckpt-1, the save that did not finish is not restored
-    assert latest_checkpoint(tmp_path) == first == m.latest_checkpoint == m.restore_or_initialize()
-    assert m.checkpoints == [first]
+    # the killed save's checkpoint is complete and the newest: listed last, and what is restored
+    assert m.checkpoints == [first, orphan]
+    assert latest_checkpoint(tmp_path) == orphan == m.latest_checkpoint == m.restore_or_initialize()
     new = m.save()
     assert new.endswith("ckpt-3") and _prefixes(tmp_path) == left
     assert [os.path.basename(p) for p in m.checkpoints] == left
     assert read_state(tmp_path)[0].all_model_checkpoint_paths == left
-    if "ckpt-2" in left:
-        assert np.array_equal(_values(orphan), np.full(3, 2.0, np.float32))
+    assert np.array_equal(_values(new), np.full(3, 2.0, np.float32))  # continues the killed save's values
+
+
+def test_after_a_killed_save_the_restored_checkpoint_is_the_newest_listed_and_one_timeline_continues(tmp_path):
+    """Issue 11: ckpt-1 was restored while the adopted ckpt-2 stayed, giving [ckpt-2 (step 2), ckpt-3 (step 1)]."""
+    def run():
+        step = Variable(np.int64(0))
+        return step, CheckpointManager(Checkpoint(step=step), tmp_path, max_to_keep=2)
+
+    step, m = run()
+    step.assign(1)
+    m.save()
+    state = (tmp_path / "checkpoint").read_bytes()
+    step.assign(2)
+    killed = m.save()  # complete, then "killed" before the state file named it
+    (tmp_path / "checkpoint").write_bytes(state)
+    os.utime(tmp_path / "checkpoint", ns=(1, os.stat(killed + ".index").st_mtime_ns - 1))
+    step, m = run()
+    assert m.restore_or_initialize() == m.checkpoints[-1] == killed and int(step.value) == 2
+    step.assign(3)
+    m.save()
+    assert [os.path.basename(p) for p in m.checkpoints] == ["ckpt-2", "ckpt-3"]
+    assert [_step(p) for p in m.checkpoints] == [2, 3]  # save order: the steps only grow
+
+
+def _step(path):
+    step = Variable(np.int64(0))
+    Checkpoint(step=step).restore(path).expect_partial()
+    return int(step.value)
 
 
 def test_a_higher_numbered_checkpoint_older_than_the_state_is_never_taken(tmp_path):
