@@ -7,19 +7,17 @@ starts from the same weights and does the same forward pass (the table lookup, t
 steps as one matrix product, one recurrent product per step), the same backward pass through time, the
 table's gradient added up row by row with `np.add.at`, and the same Adam update of every weight, by hand.
 Every repeat runs the three one after the other (one epoch each, shuffled), so drift in the machine's load
-hits all alike; medians.
+hits all alike; the ratios are medians of each repeat's ratio, by the wall clock and by the process's CPU
+time (which a shared machine's load does not inflate).
 
 Run (one BLAS and torch thread, so ratios mean something on a shared machine):
     OMP_NUM_THREADS=1 python benchmarks/lstm_throughput.py
 """
 import argparse
-import os
-import statistics
-import time
 
 import numpy as np
 
-import kerasckpt
+from _bench import compare_fit
 
 VOCAB, EMBED, UNITS, MAXLEN, BATCH = 5000, 64, 64, 100, 32
 
@@ -99,32 +97,6 @@ def reference_epoch(weights, x, y, batch_size, rng, lr=1e-3, b1=0.9, b2=0.999, e
     return total / len(x)
 
 
-def time_fit(model, init, x, y, batch_size):
-    model.set_weights(init)
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
-    return len(x) / (time.perf_counter() - start)
-
-
-def time_reference(init, x, y, batch_size, seed):
-    weights = [w.copy() for w in init]
-    start = time.perf_counter()
-    reference_epoch(weights, x, y, batch_size, np.random.default_rng(seed))
-    return len(x) / (time.perf_counter() - start)
-
-
-def keras_model():
-    """Keras 3 on torch's CPU build with one thread, or None when it is not installed."""
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    try:
-        import torch
-        import keras
-    except ImportError:
-        return None
-    torch.set_num_threads(1)
-    return build(keras) if keras.backend.backend() == "torch" else None
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1024)
@@ -134,26 +106,8 @@ def main():
     rng = np.random.default_rng(0)
     x = rng.integers(1, VOCAB, (args.samples, MAXLEN)).astype("int32")
     y = (x[:, :10].mean(axis=1) > VOCAB / 2).astype("float32")[:, None]
-    kerasckpt.utils.set_random_seed(0)
-    ours = build(kerasckpt)
-    init = ours.get_weights()
-    theirs = None if args.no_keras else keras_model()
-    time_fit(ours, init, x[:128], y[:128], BATCH)  # warm-up
-    if theirs is not None:
-        time_fit(theirs, init, x[:128], y[:128], BATCH)
-    ref, mine, keras_rates = [], [], []
-    for repeat in range(args.repeats):
-        ref.append(time_reference(init, x, y, BATCH, repeat))
-        mine.append(time_fit(ours, init, x, y, BATCH))
-        if theirs is not None:
-            keras_rates.append(time_fit(theirs, init, x, y, BATCH))
-    r, o = statistics.median(ref), statistics.median(mine)
-    k = statistics.median(keras_rates) if keras_rates else None
-    print(f"Embedding({VOCAB}, {EMBED}) + LSTM({UNITS}) text model, length {MAXLEN}, batch {BATCH}, Adam, "
-          f"{args.samples} samples, median of {args.repeats} epochs each")
-    print(f"{'hand-written NumPy':>20} {'kerasckpt fit()':>17} {'ratio':>6} {'Keras 3 (torch CPU) fit()':>27}")
-    keras_text = "n/a" if k is None else f"{k:,.0f} smp/s"
-    print(f"{r:>14,.0f} smp/s {o:>11,.0f} smp/s {o / r:>6.3f} {keras_text:>27}")
+    compare_fit(f"Embedding({VOCAB}, {EMBED}) + LSTM({UNITS}) text model, length {MAXLEN}, batch {BATCH}, Adam",
+                build, x, y, BATCH, reference_epoch, args.repeats, with_keras=not args.no_keras, warmup=128)
 
 
 if __name__ == "__main__":
