@@ -26,6 +26,7 @@ FULL = {
     "stall": ["--params", "1e8", "--repeats", "5"],
     "memory": ["--params", "1e8"],
     "s3_speed": ["--params", "1e7", "--repeats", "5"],
+    "tf_read": ["--params", "1e7", "--repeats", "5"],
 }
 QUICK = {
     "fit_throughput": ["--samples", "4096", "--repeats", "3"],
@@ -36,6 +37,7 @@ QUICK = {
     "stall": ["--params", "1e7", "--repeats", "3"],
     "memory": ["--params", "1e7", "--formats", "native", "weights.h5", "keras"],
     "s3_speed": ["--params", "1e6", "--repeats", "3"],
+    "tf_read": ["--params", "1e6", "--repeats", "3"],
 }
 
 
@@ -52,7 +54,7 @@ def main(argv=None):
     started = time.perf_counter()
     for name in args.only or list(plan):
         command = [sys.executable, os.path.join(HERE, f"{name}.py")] + plan[name]
-        if args.dir and name in ("save_speed", "stall", "memory"):
+        if args.dir and name in ("save_speed", "stall", "memory", "tf_read"):
             command += ["--dir", args.dir]
         shown = "OMP_NUM_THREADS=1 python benchmarks/" + " ".join([f"{name}.py"] + plan[name])
         header = f"\n## {name}\n$ {shown}\nload average before: {load()}"

@@ -11,6 +11,8 @@ import secrets
 import threading
 import zlib
 
+import crc32c as _crc32c
+
 TEMP_MARK = ".kctmp-"  # temp files are `<final name>.kctmp-<pid>-<random>`; see `cleanup_temp_files`
 _active = set()  # temp paths this process is writing right now (never cleaned up under its feet)
 
@@ -26,7 +28,32 @@ def checksum(buffer, value=0):
     return zlib.crc32(buffer, value) & 0xFFFFFFFF
 
 
-_shift_ops = []  # _shift_ops[k]: the GF(2) operator that appends 2**k zero bytes to a CRC-32
+def crc32c(buffer, value=0):
+    """CRC-32C (Castagnoli, TensorFlow's checksum) of a bytes-like object, continuing from `value`.
+
+    Computed by the `crc32c` package (SSE4.2 / ARMv8 instructions, several GB/s, the GIL released on
+    large buffers, any buffer without a copy).
+    """
+    if not isinstance(buffer, (bytes, bytearray)):
+        buffer = memoryview(buffer).cast("B")
+    return _crc32c.crc32c(buffer, value)
+
+
+_CRC32C_MASK_DELTA = 0xA282EAD8
+
+
+def mask_crc(crc):
+    """TensorFlow's stored form of a CRC-32C (rotated and offset, so a CRC of CRCs is not trivial)."""
+    return (((crc >> 15) | (crc << 17)) + _CRC32C_MASK_DELTA) & 0xFFFFFFFF
+
+
+def unmask_crc(masked):
+    rot = (masked - _CRC32C_MASK_DELTA) & 0xFFFFFFFF
+    return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
+
+
+_POLYNOMIALS = {"crc32": 0xEDB88320, "crc32c": 0x82F63B78}
+_shift_ops = {}  # polynomial -> [k]: the GF(2) operator that appends 2**k zero bytes to a CRC
 
 
 def _gf2_times(matrix, vector):
@@ -39,25 +66,42 @@ def _gf2_times(matrix, vector):
     return total
 
 
-def crc32_combine(crc1, crc2, len2):
-    """The CRC-32 of `a + b` from `crc32(a)`, `crc32(b)` and `len(b)` (zlib's crc32_combine, ~50 µs)."""
+def crc_combine(crc1, crc2, len2, kind="crc32"):
+    """The CRC of `a + b` from `crc(a)`, `crc(b)` and `len(b)` (zlib's crc32_combine, ~50 µs).
+
+    Args:
+        kind: "crc32" (zlib's) or "crc32c" (Castagnoli).
+    """
     if len2 <= 0:
         return crc1
-    if not _shift_ops:
-        one_bit = [0xEDB88320] + [1 << (n - 1) for n in range(1, 32)]
-        op = one_bit
+    poly = _POLYNOMIALS[kind]
+    ops = _shift_ops.get(poly)
+    if ops is None:
+        ops = []
+        op = [poly] + [1 << (n - 1) for n in range(1, 32)]
         for _ in range(3):  # 1 -> 8 zero bits
             op = [_gf2_times(op, op[n]) for n in range(32)]
         for _ in range(64):
-            _shift_ops.append(op)
+            ops.append(op)
             op = [_gf2_times(op, op[n]) for n in range(32)]
+        _shift_ops[poly] = ops
     k = 0
     while len2:
         if len2 & 1:
-            crc1 = _gf2_times(_shift_ops[k], crc1)
+            crc1 = _gf2_times(ops[k], crc1)
         len2 >>= 1
         k += 1
     return (crc1 ^ crc2) & 0xFFFFFFFF
+
+
+def crc32_combine(crc1, crc2, len2):
+    """`crc_combine` for zlib's CRC-32."""
+    return crc_combine(crc1, crc2, len2, "crc32")
+
+
+def _checksum_fn(kind):
+    """The checksum function of `kind`, looked up when called (so tests can wrap the module's functions)."""
+    return {"crc32": checksum, "crc32c": crc32c}[kind]
 
 
 # ----------------------------------------------------------------------------------------- threads
@@ -96,24 +140,28 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_pools_after_fork)
 
 
-def checksum_many(buffers, parallel_min=PARALLEL_CHUNK):
-    """The CRC-32 of each bytes-like object; those of `parallel_min` bytes or more in pieces on two threads.
+def checksum_many(buffers, parallel_min=PARALLEL_CHUNK, kind="crc32"):
+    """The CRC of each bytes-like object; those of `parallel_min` bytes or more in pieces on two threads.
 
     Pieces of `PARALLEL_CHUNK` bytes are checksummed by the CPU pool and combined with
-    `crc32_combine`, so one huge array uses both cores as well as many medium ones do. Call it from
+    `crc_combine`, so one huge array uses both cores as well as many medium ones do. Call it from
     any thread but the pool's own (it waits for the pool).
+
+    Args:
+        kind: "crc32" (zlib's CRC-32) or "crc32c" (TensorFlow's CRC-32C).
     """
+    fn = _checksum_fn(kind)
     views = [b if isinstance(b, (bytes, bytearray)) else memoryview(b).cast("B") for b in buffers]
     pieces = [(i, start, view[start:start + PARALLEL_CHUNK]) for i, view in enumerate(views)
               if len(view) >= parallel_min for start in range(0, len(view), PARALLEL_CHUNK)]
     results = [None] * len(views)
-    futures = [cpu_pool().submit(checksum, piece) for _, _, piece in pieces] if len(pieces) > 1 else []
+    futures = [cpu_pool().submit(fn, piece) for _, _, piece in pieces] if len(pieces) > 1 else []
     for i, view in enumerate(views):  # the small ones here meanwhile
         if len(view) < parallel_min or len(pieces) <= 1:
-            results[i] = checksum(view)
+            results[i] = fn(view)
     for (i, start, piece), fut in zip(pieces, futures):
         value = fut.result()
-        results[i] = value if start == 0 else crc32_combine(results[i], value, len(piece))
+        results[i] = value if start == 0 else crc_combine(results[i], value, len(piece), kind)
     return results
 
 
@@ -165,7 +213,7 @@ class FdFile:
 
 
 class StreamingWriter:
-    """Writes large buffers into a file with their CRC-32s, keeping the CPU, page cache and disk busy at once.
+    """Writes large buffers into a file with their CRCs, keeping the CPU, page cache and disk busy at once.
 
     It writes into a descriptor or any random-access file of the `FdFile` interface (an in-memory
     `_storage.ImageFile` keeps a reference to each piece instead of copying it: the buffer must not
@@ -188,19 +236,21 @@ class StreamingWriter:
         os.fsync(fd)
     """
 
-    def __init__(self, fd):
+    def __init__(self, fd, kind="crc32"):
         self.file = fd if hasattr(fd, "pwrite") else FdFile(fd)
+        self.kind = kind  # "crc32" (zlib's) or "crc32c" (TensorFlow's)
+        self._fn = _checksum_fn(kind)
         self._parts = []  # per write() or track(): [(CRC-32 or its future, length)]
         self._syncs = []
         self._unsynced = 0
 
     def write(self, buffer, offset):
-        """Write a bytes-like object at `offset`; returns the index of its CRC-32 in `checksums()`."""
+        """Write a bytes-like object at `offset`; returns the index of its CRC in `checksums()`."""
         view = memoryview(buffer).cast("B")
         parts = []
         for start in range(0, len(view), PARALLEL_CHUNK):
             piece = view[start:start + PARALLEL_CHUNK]
-            parts.append((cpu_pool().submit(checksum, piece) if len(piece) >= POOL_MIN else checksum(piece),
+            parts.append((cpu_pool().submit(self._fn, piece) if len(piece) >= POOL_MIN else self._fn(piece),
                           len(piece)))
             self.file.pwrite(piece, offset + start, borrow=True)
             self._unsynced += len(piece)
@@ -212,17 +262,17 @@ class StreamingWriter:
 
     def track(self, buffer):
         """Checksum a bytes-like object written some other way; returns its index in `checksums()`."""
-        self._parts.append([(checksum(buffer), len(memoryview(buffer).cast("B")))])
+        self._parts.append([(self._fn(buffer), len(memoryview(buffer).cast("B")))])
         return len(self._parts) - 1
 
     def checksums(self):
-        """The CRC-32 of everything passed to `write` and `track`, in order (waits for the pool)."""
+        """The CRC of everything passed to `write` and `track`, in order (waits for the pool)."""
         out = []
         for parts in self._parts:
             value = 0
             for n, (crc, length) in enumerate(parts):
                 crc = crc if isinstance(crc, int) else crc.result()
-                value = crc if n == 0 else crc32_combine(value, crc, length)
+                value = crc if n == 0 else crc_combine(value, crc, length, self.kind)
             out.append(value)
         return out
 

@@ -450,15 +450,15 @@ def test_a_save_failing_at_exit_is_reported_and_fails_the_process(tmp_path):
 LOOP_EXIT_SCRIPT = textwrap.dedent("""
     import atexit, sys, threading, time
     import numpy as np
-    from kerasckpt.checkpoint import Checkpoint, CheckpointManager, CheckpointOptions, files
+    from kerasckpt.checkpoint import Checkpoint, CheckpointManager, CheckpointOptions, bundle
 
     directory, mode = sys.argv[1], sys.argv[2]
-    real = files.write_checkpoint
+    real = bundle.write_bundle
     def full_disk(prefix, *args, **kwargs):
         if prefix.endswith("ckpt-2"):
             raise OSError(28, "No space left on device (injected)")
         return real(prefix, *args, **kwargs)
-    files.write_checkpoint = full_disk
+    bundle.write_bundle = full_disk
 
     log = open(directory + "/log.txt", "w")
     log.write("unflushed line")   # never closed: finalization would flush it, so exiting must too

@@ -14,7 +14,7 @@ import pytest
 
 import kerasckpt
 from kerasckpt import cli
-from kerasckpt.checkpoint import files as native_files
+from kerasckpt.checkpoint import bundle as native_files
 from kerasckpt.cli import parser
 from kerasckpt.cli.ls import _parse_name
 from test_cli import REPO, data_file_of, flip_inside, make_model, manager_dir, no_traceback, run, trained
@@ -44,7 +44,7 @@ def closed_reader(*argv, unbuffered=True, lines=0):
 def many_values(prefix, n, shift=0.0):
     """A native checkpoint of `n` small values (diff --all prints more than a pipe buffer holds)."""
     values = [(f"v/{i:05d}", np.full(4, i + shift, dtype="float32")) for i in range(n)]
-    native_files.write_checkpoint(prefix, values, {"nodes": [{"kind": "Checkpoint"}]})
+    native_files.write_bundle(str(prefix), values)
     return prefix
 
 
@@ -120,7 +120,7 @@ def damaged_tree(root):
     data_file_of(root / "pre" / "w2").write_bytes(bytes(raw))
     manager = manager_dir(root / "deep" / "mgr", saves=3)
     with native_files.CheckpointReader(manager.checkpoints[1]) as reader:
-        kernel = np.array(reader.read("model/dense/kernel"))
+        kernel = np.array(reader.read("model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE"))
     flip_inside(data_file_of(manager.checkpoints[1]), kernel)
     return manager
 
@@ -131,7 +131,7 @@ def test_verify_directory_recurses_into_subdirectories(capsys, tmp_path):
     assert code == 1 and err == ""
     assert f"OK        {tmp_path / 'm.keras'}" in out and f"OK        {tmp_path / 'pre' / 'w'}  " in out
     assert f"DAMAGED   {tmp_path / 'pre' / 'w2'}" in out and "byte 10 lies between values" in out
-    assert f"DAMAGED   {manager.checkpoints[1]}" in out and "'model/dense/kernel'" in out
+    assert f"DAMAGED   {manager.checkpoints[1]}" in out and "'model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE'" in out
     assert f"OK        {tmp_path / 'deep' / 'mgr' / 'checkpoint'}" in out  # each manager's state file
     assert "5 of 7 intact." in out  # m.keras, w, w2, the state file, 3 checkpoints
     code, out, _ = run(capsys, "verify", tmp_path, tmp_path / "deep", "--json")
@@ -234,18 +234,13 @@ def test_ls_help_says_where_epochs_come_from(capsys):
 # ----------------------------------------------------------------------------------------- 4. native metadata
 
 def rewrite_index(prefix, edit):
-    """Rewrite `prefix.index` with `edit(payload dict)` applied, as a writer of that payload would have."""
-    path = f"{prefix}.index"
-    blob = open(path, "rb").read()
-    header = struct.Struct("<8sIIQII")
-    magic, version, flags = header.unpack_from(blob)[:3]
-    payload = json.loads(blob[header.size:].decode())
-    edit(payload)
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    head = header.pack(magic, version, flags, len(body), zlib.crc32(body), 0)
-    head = head[:-4] + struct.pack("<I", zlib.crc32(head[:-4]))
-    with open(path, "wb") as f:
-        f.write(head + body)
+    """Rewrite the checkpoint `prefix` with `edit(record dict)` applied to kerasckpt's record, as a writer of that
+    record would have."""
+    with native_files.CheckpointReader(str(prefix)) as reader:
+        record = json.loads(reader.raw_bytes(native_files.KERASCKPT_KEY))
+        entries = [(k, reader.read(k)) for k in reader.keys() if k != native_files.KERASCKPT_KEY]
+    edit(record)
+    native_files.write_bundle(str(prefix), entries + [(native_files.KERASCKPT_KEY, json.dumps(record).encode())])
 
 
 def metadata_rows(out):
@@ -276,11 +271,12 @@ def test_inspect_native_shows_the_version_and_time_the_index_records(capsys, tmp
 
     rewrite_index(prefix, record)
     code, out, _ = run(capsys, "inspect", prefix)
-    assert code == 0 and metadata_rows(out) == {"format version": "1", "kerasckpt version": "9.8.7",
+    version = str(native_files.FORMAT_VERSION)
+    assert code == 0 and metadata_rows(out) == {"format version": version, "kerasckpt version": "9.8.7",
                                                 "saved at": "2031-01-02 03:04:05"}
     code, out, _ = run(capsys, "inspect", prefix, "--json")
     meta = json.loads(out)["metadata"]
-    assert meta["kerasckpt version"] == "9.8.7" and meta["format version"] == "1"
+    assert meta["kerasckpt version"] == "9.8.7" and meta["format version"] == version
     stamp = 1700000000.5
     recorded["saved_at"] = stamp
     rewrite_index(prefix, record)
@@ -303,4 +299,4 @@ def test_inspect_native_index_without_the_new_fields_shows_none_of_them(capsys, 
 
     rewrite_index(prefix, strip)
     code, out, err = run(capsys, "inspect", prefix)
-    assert code == 0 and err == "" and metadata_rows(out) == {"format version": "1"}
+    assert code == 0 and err == "" and metadata_rows(out) == {"format version": str(native_files.FORMAT_VERSION)}

@@ -11,7 +11,7 @@ import kerasckpt
 from kerasckpt import _background
 from kerasckpt.callbacks import (BackupAndRestore, Callback, CSVLogger, EarlyStopping, ModelCheckpoint,
                                  ReduceLROnPlateau)
-from kerasckpt.checkpoint import files
+from kerasckpt.checkpoint import bundle as files
 from kerasckpt.errors import CheckpointError
 from conftest import make_model, tiny_data
 from crashing import Crash
@@ -56,7 +56,8 @@ def _checkpoints(directory):
         if name.endswith(".index"):
             prefix = str(directory / name[:-len(".index")])
             with files.CheckpointReader(prefix) as reader:
-                out[name[:-len(".index")]] = {key: reader.read(key).tobytes() for key in reader.keys()}
+                out[name[:-len(".index")]] = {key: reader.read(key).tobytes() for key in reader.keys()
+                                              if not key.startswith("_")}  # values, not the graph or the record
     return out
 
 
@@ -167,10 +168,13 @@ def test_double_checkpoint_falls_back_to_the_previous_backup_when_the_newest_is_
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, y, batch_size=8, epochs=3, verbose=0,
                   callbacks=[BackupAndRestore(str(tmp_path), save_freq=1, double_checkpoint=True), Crash(1, 1)])
-    newest = max((p for p in os.listdir(tmp_path) if ".data-" in p), key=lambda p: os.stat(tmp_path / p).st_mtime_ns)
-    data = bytearray((tmp_path / newest).read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    (tmp_path / newest).write_bytes(bytes(data))
+    newest = max((p for p in os.listdir(tmp_path) if p.endswith(".index")), key=lambda p: os.stat(tmp_path / p).st_mtime_ns)
+    with files.CheckpointReader(str(tmp_path / newest[:-len(".index")])) as reader:  # damage a value, not the record
+        entry = reader.entry("model/dense/kernel")
+        data_file = tmp_path / reader.data_files()[entry.shard]
+    data = bytearray(data_file.read_bytes())
+    data[entry.offset + entry.size // 2] ^= 0xFF
+    data_file.write_bytes(bytes(data))
     seen = []
 
     class Record(Callback):

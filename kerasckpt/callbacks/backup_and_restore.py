@@ -9,7 +9,7 @@ import numpy as np
 from kerasckpt import _background, _storage
 from kerasckpt import random as _random
 from kerasckpt.callbacks.base import Callback
-from kerasckpt.checkpoint import files
+from kerasckpt.checkpoint import bundle
 from kerasckpt.checkpoint.checkpoint import prepare_checkpoint_write
 from kerasckpt.checkpoint.graph import ObjectGraph
 from kerasckpt.errors import (CheckpointDamagedError, CheckpointError, CheckpointMismatchError,
@@ -186,7 +186,7 @@ class BackupAndRestore(Callback):
             if not os.path.exists(prefix + ".index"):
                 continue
             try:
-                with files.CheckpointReader(prefix) as reader:
+                with bundle.CheckpointReader(prefix) as reader:
                     metadata = reader.metadata
             except CheckpointError as e:  # its sequence is unknown: try it first, so that using the
                 found.append((prefix, {"sequence": float("inf"), "error": e}))  # other one warns
@@ -204,7 +204,7 @@ class BackupAndRestore(Callback):
             raise metadata["error"]
         graph = self._graph()
         stored = metadata.get("callback_arrays", [])
-        with files.CheckpointReader(prefix) as reader:
+        with bundle.CheckpointReader(prefix) as reader:
             self._check_same_run(prefix, metadata, loop, graph, reader)
             keys = [node.key for node in graph.value_nodes()]
             reader.verify(keys + [key for key, _, _ in stored])  # every checksum first: a damaged backup
@@ -230,7 +230,8 @@ class BackupAndRestore(Callback):
             differences.append(f"the backup has the state of callback '{key}', which this fit() does not have")
         for key in sorted(states - saved_states):
             differences.append(f"callback '{key}' holds state, and the backup has none for it")
-        saved_keys = set(reader.keys()) - {key for key, _, _ in metadata.get("callback_arrays", [])}
+        saved = {node["key"] for node in reader.nodes or () if "key" in node}  # the object graph's value keys
+        saved_keys = saved - {key for key, _, _ in metadata.get("callback_arrays", [])}
         keys = {n.key for n in graph.value_nodes()}
         for key in sorted(keys - saved_keys)[:5]:
             differences.append(f"variable '{key}' is not in the backup")

@@ -10,7 +10,7 @@ import warnings
 
 from kerasckpt import _background, _storage
 from kerasckpt.callbacks.monitor import MonitorCallback, is_nan
-from kerasckpt.checkpoint import files as checkpoint_files
+from kerasckpt.checkpoint import bundle
 from kerasckpt.errors import CheckpointIsADirectoryError, CheckpointNotADirectoryError
 from kerasckpt.saving import api as saving_api
 
@@ -77,7 +77,7 @@ def file_identity(path, storage_options=None):
         identity = _storage.identity(candidate)
         if identity is None:
             continue
-        if candidate != path and not checkpoint_files.is_complete(path):
+        if candidate != path and not bundle.is_complete(path):
             return None
         return identity
     return None

@@ -1,14 +1,16 @@
-"""Object-based checkpoints (`Checkpoint`, `CheckpointManager`) in kerasckpt's native format.
+"""Object-based checkpoints (`Checkpoint`, `CheckpointManager`) in TensorFlow's tensor-bundle format.
 
-`prefix.index` (object graph, dtypes, shapes, offsets, CRC-32s) + `prefix.data-0000k-of-0000n` (raw
-little-endian bytes, 64-byte aligned). See `files.py` for the layout and how writes stay crash-safe.
+`prefix.index` (a sorted table: dtypes, shapes, offsets, CRC-32Cs) + `prefix.data-0000k-of-0000n` (raw
+little-endian bytes): TensorFlow reads what kerasckpt writes and the other way round. `bundle.py` reads
+and writes the files (and how writes stay crash-safe), `state.py` the `checkpoint` state file.
 """
 from kerasckpt.checkpoint.checkpoint import (Checkpoint, CheckpointLoadStatus, CheckpointOptions,
                                              InitializationOnlyStatus)
-from kerasckpt.checkpoint.files import CheckpointReader
+from kerasckpt.checkpoint.bundle import CheckpointReader
 from kerasckpt.checkpoint.graph import ObjectGraph
 from kerasckpt.checkpoint.inspect import list_variables, load_checkpoint, load_variable
-from kerasckpt.checkpoint.manager import CheckpointManager, CheckpointState, latest_checkpoint
+from kerasckpt.checkpoint.manager import CheckpointManager
+from kerasckpt.checkpoint.state import CheckpointState, latest_checkpoint, resolve_checkpoint
 
 __all__ = ["Checkpoint", "CheckpointManager", "CheckpointOptions", "CheckpointLoadStatus", "InitializationOnlyStatus",
            "CheckpointReader", "CheckpointState", "ObjectGraph", "latest_checkpoint", "list_variables",
@@ -56,8 +58,7 @@ def load_weights_native(model, path, skip_mismatch=False):
     Note: like `.weights.h5` (and unlike TensorFlow's `load_weights`, which holds the values of an
     unbuilt model and never checks them), an unbuilt model is refused: build it first.
     """
-    from kerasckpt.checkpoint.inspect import _resolve
-    path = _resolve(path)
+    path = resolve_checkpoint(path)
 
     def must_be_built():
         if getattr(model, "built", True) is False:

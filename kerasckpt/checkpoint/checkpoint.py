@@ -2,7 +2,6 @@
 when they are created (deferred restoration); the restore statuses and their assertions.
 """
 import difflib
-import json
 import os
 import warnings
 import weakref
@@ -12,7 +11,8 @@ import numpy as np
 
 from kerasckpt import _background, tracking
 from kerasckpt._background import BackgroundWriter, PreparedSave
-from kerasckpt.checkpoint import files
+from kerasckpt.checkpoint import bundle, tf_object_graph
+from kerasckpt.checkpoint.state import write_plain_state
 from kerasckpt.checkpoint.graph import SEED_FIELDS, SLOT_MARK, ObjectGraph, children_of, is_checkpointable, slots_of
 from kerasckpt.errors import CheckpointIsADirectoryError, CheckpointMismatchError
 from kerasckpt.random import SeedGenerator
@@ -50,7 +50,8 @@ class CheckpointOptions:
         self.save_in_background = bool(save_in_background or enable_async or experimental_enable_async_checkpoint)
 
 
-def _in_background(options):
+def in_background(options):
+    """Whether `options` (a CheckpointOptions or None) asks to save in the background."""
     return bool(getattr(options, "save_in_background", False))
 
 
@@ -72,14 +73,18 @@ def prepare_checkpoint_write(prefix, graph, metadata=None, max_shard_size=None, 
             raise ValueError(f"Two objects of this Checkpoint have the same path '{node.key}'. Rename one of "
                              "the attributes or roots.")
         seen.add(node.key)
-        keys.append(node.key)
-        arrays.append(node.value())
-    graph_json = graph.to_json()
-    metadata = json.loads(json.dumps(metadata)) if metadata else None  # a deep copy: live state moves on
+        value = node.value()
+        if np.asarray(value).dtype.kind not in "biufc":
+            raise TypeError(f"Cannot checkpoint '{node.key}': dtype {np.asarray(value).dtype} is not numeric. Only "
+                            "numeric and bool values are stored; keep other state out of Variables.")
+        keys.append(tf_object_graph.value_key(node.key))
+        arrays.append(value)
+    # Fixed now, with the values: TensorFlow's object graph, and kerasckpt's own (its keys without the suffix)
+    extra = [(bundle.GRAPH_KEY, tf_object_graph.serialize(graph)),
+             (bundle.KERASCKPT_KEY, bundle.kerasckpt_record(graph.to_json(), metadata))]
 
     def write(values):
-        files.write_checkpoint(prefix, list(zip(keys, values)), graph_json, max_shard_size=max_shard_size,
-                               metadata=metadata)
+        bundle.write_bundle(prefix, list(zip(keys, values)) + extra, max_shard_size=max_shard_size)
         if then is not None:
             then(prefix)
         return prefix
@@ -193,7 +198,7 @@ class Checkpoint(Trackable):
         prefix = os.fspath(file_prefix)
         self.wait_until_finished()
         prepared = self._prepare_write(prefix, options)
-        if _in_background(options):
+        if in_background(options):
             self._writer().submit(prepared)
         else:
             prepared.write()
@@ -213,7 +218,6 @@ class Checkpoint(Trackable):
         Note: the `checkpoint` state file is replaced atomically after the checkpoint is complete (in
         the background too); use `CheckpointManager` to keep several checkpoints and delete old ones.
         """
-        from kerasckpt.checkpoint.manager import write_plain_state
         prefix = os.fspath(file_prefix)
         self.wait_until_finished()
         counter = self.save_counter
@@ -221,7 +225,7 @@ class Checkpoint(Trackable):
         counter.assign(number)
         try:
             prepared = self._prepare_write(f"{prefix}-{number}", options, then=write_plain_state)
-            if _in_background(options):  # a failure shows later; its number stays used
+            if in_background(options):  # a failure shows later; its number stays used
                 self._writer().submit(prepared)
             else:
                 prepared.write()
@@ -270,7 +274,7 @@ class Checkpoint(Trackable):
 
     def _restore(self, save_path, skip_mismatch=False, required=None, check=None):
         self._wait_for(os.fspath(save_path))  # a background save of it may be in flight
-        with files.CheckpointReader(save_path) as reader:
+        with bundle.CheckpointReader(save_path) as reader:
             if check is not None:  # after the file opened: a missing or damaged file is reported first
                 check()
             session = _Restoration(reader)
@@ -365,14 +369,15 @@ class _Restoration:
     def __init__(self, reader):
         self.path = reader.prefix
         self.nodes = reader.nodes
-        self.meta = {k: (reader.dtype(k), reader.shape(k)) for k in reader.keys()}
+        keys = [n["key"] for n in self.nodes if "key" in n]  # the graph's value keys, in save order
+        self.meta = {k: (reader.dtype(k), reader.shape(k)) for k in keys}
         trivial = set()
         for node in self.nodes:
             if node.get("kind") == "Checkpoint":
                 for name, index in node.get("children", []):
                     if name == "save_counter" and "key" in self.nodes[index]:
                         trivial.add(self.nodes[index]["key"])
-        self.state = _State(self.path, reader.keys(), trivial)
+        self.state = _State(self.path, keys, trivial)
         self.held = {}  # key -> [array, number of holds needing it]
         self.obj_node = weakref.WeakKeyDictionary()  # program Variable -> checkpoint node index
         self.matched = weakref.WeakSet()  # program Variables and SeedGenerators that got a value

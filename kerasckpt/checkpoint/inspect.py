@@ -1,40 +1,39 @@
-"""Read a checkpoint without building anything: `list_variables`, `load_variable`, `load_checkpoint`."""
-import difflib
-import os
+"""Read a checkpoint without building anything: `list_variables`, `load_variable`, `load_checkpoint`.
 
-from kerasckpt.checkpoint import files
-from kerasckpt.checkpoint.manager import latest_checkpoint
-from kerasckpt.errors import CheckpointKeyError, CheckpointNotFoundError
-
-_TF_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
-
-
-def _resolve(ckpt_dir_or_file):
-    path = os.fspath(ckpt_dir_or_file)
-    if os.path.isdir(path) and not os.path.isfile(path + ".index"):
-        latest = latest_checkpoint(path)
-        if latest is None:
-            raise CheckpointNotFoundError(
-                f"'{path}' is a directory without a recorded checkpoint (no usable 'checkpoint' state file, and no "
-                "complete checkpoint named like 'ckpt-1'). Pass a checkpoint prefix such as 'dir/ckpt-1' (the path "
-                "save() returned).")
-        return latest
-    return path
+TensorFlow's functions of the same names (`tf.train.*`), for every tensor-bundle checkpoint TensorFlow
+or kerasckpt wrote (and kerasckpt 0.1's), with TensorFlow's names, shapes and values; TensorFlow is never
+imported.
+"""
+from kerasckpt.checkpoint import bundle
+from kerasckpt.checkpoint.state import resolve_checkpoint
 
 
 def load_checkpoint(ckpt_dir_or_file):
-    """A `CheckpointReader` for a checkpoint prefix, or for a directory's latest checkpoint."""
-    return files.CheckpointReader(_resolve(ckpt_dir_or_file))
+    """A `CheckpointReader` for a checkpoint prefix, or for a directory's latest checkpoint.
+
+    The reader has TensorFlow's methods: `get_tensor(name)`, `has_tensor(name)`,
+    `get_variable_to_shape_map()`, `get_variable_to_dtype_map()`; every value is checked against its
+    CRC-32C before it is returned.
+
+    Args:
+        ckpt_dir_or_file: a checkpoint prefix (`dir/ckpt-3`, `training_1/cp.ckpt`), its `.index`, or a
+            directory with a `checkpoint` state file.
+
+    Note: dtypes are `bundle.DType` objects with `tf.DType`'s `name`, `as_numpy_dtype` and
+    `as_datatype_enum` (TensorFlow's own type needs TensorFlow); bfloat16 values come back as float32,
+    exactly widened (NumPy has no bfloat16; TensorFlow returns `ml_dtypes.bfloat16`).
+    """
+    return bundle.CheckpointReader(resolve_checkpoint(ckpt_dir_or_file))
 
 
 def list_variables(ckpt_dir_or_file):
-    """`[(key, shape)]` of every value in a checkpoint, sorted by key; shapes are lists.
+    """`[(name, shape)]` of every tensor in a checkpoint, sorted by name; shapes are lists.
 
     Args:
         ckpt_dir_or_file: a checkpoint prefix, or a directory (meaning its latest checkpoint).
     """
     with load_checkpoint(ckpt_dir_or_file) as reader:
-        return sorted((key, list(reader.shape(key))) for key in reader.keys())
+        return [(key, list(reader.shape(key))) for key in reader.keys()]
 
 
 def load_variable(ckpt_dir_or_file, name):
@@ -42,14 +41,12 @@ def load_variable(ckpt_dir_or_file, name):
 
     Args:
         ckpt_dir_or_file: a checkpoint prefix, or a directory (meaning its latest checkpoint).
-        name: the full key, e.g. `model/dense_1/kernel` (see `list_variables`).
+        name: the key as `list_variables` shows it (`model/dense_1/kernel/.ATTRIBUTES/VARIABLE_VALUE`);
+            a variable's object path (`model/dense_1/kernel`) works too.
+
+    Note: a damaged value raises `CheckpointDamagedError` naming the file and the value (TensorFlow's
+    truncated-file error is a bare IndexError); an unknown name raises `CheckpointKeyError` (a KeyError)
+    with the closest names.
     """
     with load_checkpoint(ckpt_dir_or_file) as reader:
-        key = name[:-len(_TF_SUFFIX)] if name.endswith(_TF_SUFFIX) else name
-        if key not in reader.entries:
-            close = difflib.get_close_matches(key, reader.keys(), n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise CheckpointKeyError(f"Key {name!r} not found in checkpoint '{reader.prefix}'.{hint} "
-                                     "list_variables(path) shows every key.")
-        value = reader.read(key)
-    return value[()] if value.ndim == 0 else value
+        return reader.get(name)

@@ -6,7 +6,7 @@ import numpy as np
 from kerasckpt import _storage
 from kerasckpt.cli.errors import EXIT_OK, CLIError
 from kerasckpt.cli.output import _out, _progress
-from kerasckpt.cli.sources import _DATA_FILE, SHORT_NAMES, STORAGE_OPTIONS, open_source
+from kerasckpt.cli.sources import DATA_FILE, SHORT_NAMES, STORAGE_OPTIONS, open_source
 from kerasckpt.cli.models import _model_from, _model_values
 
 
@@ -21,8 +21,8 @@ def _dst_kind(dst, has_architecture, weights_only):
         return "weights.h5"
     if lower.endswith((".h5", ".hdf5")):
         return "h5-model" if has_architecture and not weights_only else "h5-weights"
-    if lower.endswith(".index") or _DATA_FILE.search(dst):
-        prefix = dst[:-len(".index")] if lower.endswith(".index") else dst[:_DATA_FILE.search(dst).start()]
+    if lower.endswith(".index") or DATA_FILE.search(dst):
+        prefix = dst[:-len(".index")] if lower.endswith(".index") else dst[:DATA_FILE.search(dst).start()]
         raise CLIError(f"'{dst}': give a native checkpoint destination as its prefix, without '.index' or '.data-*' "
                        f"(e.g. '{prefix}').")
     if dst.endswith(("/", os.sep)) or _storage.isdir(dst, STORAGE_OPTIONS):
@@ -72,11 +72,15 @@ def _raw_copy_possible(src, kind):
 def _convert_raw(src, dst, kind):
     """Same layout: every value and attribute as it is (HDF5 gains kerasckpt's checksums if it had none)."""
     keys = [k for k, _, _ in src.variables()]
+    unreadable = [k for k in keys if src.kind == "native" and not src.readable(k)]
+    if unreadable:  # a tf.data iterator's state: only TensorFlow can decode it, so it cannot be re-written
+        raise CLIError(f"cannot copy '{src.path}' value by value: {', '.join(unreadable[:3])} cannot be read as "
+                       "arrays (TensorFlow variants). Convert to .weights.h5 with --model FILE instead, or copy "
+                       "the checkpoint's files as they are.")
     values = [src.read(k) for k in _progress(keys, desc="reading", unit="values")]
-    if kind == "native":
-        from kerasckpt.checkpoint import files
-        files.write_checkpoint(dst, list(zip(keys, values)), {"nodes": src.reader.nodes},
-                               metadata=src.reader.metadata)
+    if kind == "native":  # every entry, kerasckpt's record and TensorFlow's object graph included
+        from kerasckpt.checkpoint import bundle
+        bundle.write_bundle(dst, list(zip(keys, values)))
     else:
         import h5py
         from kerasckpt.saving import h5file
@@ -126,7 +130,8 @@ def _dropped_native_keys(src, model):
     if getattr(model, "optimizer", None) is not None:
         roots["optimizer"] = model.optimizer
     used = {node.key for node in ObjectGraph(Checkpoint(**roots)).value_nodes()}
-    return sorted(k for k in src.reader.keys() if k not in used)
+    return sorted(src.normalized(k) for k in src.reader.keys()
+                  if src.normalized(k) not in used and not k.startswith("_"))  # not the graph or metadata
 
 
 def _check_equal(expected, got, src, dst):

@@ -35,8 +35,8 @@ def cmd_diff(args):
 
 
 def _diff_files(a, b):
-    va = {a.normalized(k): (k, s, d) for k, s, d in a.variables()}
-    vb = {b.normalized(k): (k, s, d) for k, s, d in b.variables()}
+    va = {a.normalized(k): (k, s, d) for k, s, d in a.variables() if a.comparable(k)}
+    vb = {b.normalized(k): (k, s, d) for k, s, d in b.variables() if b.comparable(k)}
     report = {"a": a.path, "b": b.path, "compared_by": "keys in the files", "only_in_a": sorted(set(va) - set(vb),
               key=_natural), "only_in_b": sorted(set(vb) - set(va), key=_natural), "changed": [], "common": []}
     keys = sorted(set(va) & set(vb), key=_natural)
@@ -91,7 +91,9 @@ def _compare(key, x, y):
     if x.size == 0:
         row["max_abs_diff"] = 0.0
         return row
-    if x.dtype.kind in "biu" and y.dtype.kind in "biu":
+    if x.dtype.kind == "O" or y.dtype.kind == "O":  # strings: equal or not
+        diff = np.where(np.array([p == q for p, q in zip(x.flat, y.flat)]).reshape(x.shape), 0.0, np.inf)
+    elif x.dtype.kind in "biu" and y.dtype.kind in "biu":
         diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
     else:
         xf, yf = x.astype(np.complex128 if "c" in x.dtype.kind + y.dtype.kind else np.float64), \

@@ -7,7 +7,7 @@ import numpy as np
 from kerasckpt.errors import CheckpointDamagedError, CheckpointError
 from kerasckpt.cli.errors import EXIT_NO, EXIT_OK
 from kerasckpt.cli.output import _fmt_bytes, _fmt_num, _fmt_shape, _num, _out, _print_json, _progress, _table
-from kerasckpt.cli.sources import FORMAT_NAMES, _size, open_source
+from kerasckpt.cli.sources import FORMAT_NAMES, file_size, open_source
 from kerasckpt.cli.models import _load_for_names, _variable_names
 
 
@@ -38,7 +38,7 @@ def cmd_inspect(args):
 
 def _inspect(src, stats):
     report = {"path": src.path, "format": src.kind, "description": FORMAT_NAMES[src.kind],
-              "checksums": _checksum_text(src), "size_bytes": sum(_size(p) for p in src.files()),
+              "checksums": _checksum_text(src), "size_bytes": sum(file_size(p) for p in src.files()),
               "metadata": dict(src.info()), "model": None, "variables": [], "damaged": [], "problems": []}
     names = {}
     if src.has_architecture():
@@ -54,13 +54,17 @@ def _inspect(src, stats):
     bar = _progress(total=sum(int(np.prod(s)) * d.itemsize for _, s, d in variables), desc="reading", unit="B",
                     unit_scale=True) if stats else None
     for key, shape, dtype in variables:
-        row = {"path": key, "shape": list(shape), "dtype": str(dtype), "size": int(np.prod(shape, dtype=np.int64))}
+        row = {"path": key, "shape": list(shape), "dtype": str(dtype), "size": int(np.prod(shape, dtype=np.int64)),
+               "bytes": int(np.prod(shape, dtype=np.int64)) * dtype.itemsize}
         if key in names:
             row["variable"] = names[key]
-        if stats:
+        if stats and getattr(src, "readable", lambda k: True)(key) is False:
+            row.update(min=None, max=None, mean=None, note=f"{dtype}: not an array (listed, never read)")
+            bar.update(row["size"] * dtype.itemsize)
+        elif stats:
             try:
                 value = src.read(key)
-                if value.size:
+                if value.size and value.dtype.kind in "biufc":
                     as_float = value.astype(np.float64) if value.dtype.kind in "biu" else value
                     row.update(min=_num(np.min(as_float)), max=_num(np.max(as_float)),
                                mean=_num(np.mean(as_float, dtype=np.complex128 if value.dtype.kind == "c" else
@@ -94,7 +98,7 @@ def _structure_problems(src):
 
 def _checksum_text(src):
     if src.kind == "native":
-        return "CRC-32 of the index and of every chunk of every value"
+        return "CRC-32C of every index block and of every value (TensorFlow's)"
     if src.checksummed:
         extra = " (and the zip CRC-32 of the JSON members)" if src.kind == "keras" else ""
         return "kerasckpt CRC-32 of the header, the HDF5 metadata and every dataset" + extra
@@ -113,7 +117,7 @@ def _print_inspect(report):
         _out("")
         _out(model["summary"] if "summary" in model else f"Model summary unavailable: {model['error']}")
     variables = report["variables"]
-    total_bytes = sum(r["size"] * np.dtype(r["dtype"]).itemsize for r in variables)
+    total_bytes = sum(r["bytes"] for r in variables)
     _out("")
     _out(f"Variables: {len(variables)} ({report['total_size']:,} values, {_fmt_bytes(total_bytes)})")
     if not variables:

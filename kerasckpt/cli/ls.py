@@ -9,7 +9,7 @@ import sys
 from kerasckpt.errors import CheckpointError
 from kerasckpt.cli.errors import EXIT_NO, EXIT_OK, CLIError
 from kerasckpt.cli.output import _fmt_bytes, _fmt_num, _out, _print_json, _table
-from kerasckpt.cli.sources import _DATA_FILE, _NUMBERED, MODEL_ENDINGS, SHORT_NAMES, _missing, _size
+from kerasckpt.cli.sources import DATA_FILE, MODEL_ENDINGS, NUMBERED, SHORT_NAMES, file_size, missing_error
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf|NaN|Inf)"
 _INT = r"[-+]?\d+"
@@ -107,7 +107,7 @@ def cmd_ls(args):
     """`kerasckpt ls`: with `--best`/`--latest` only that path, exit status 1 when there is none."""
     directory = args.dir
     if not os.path.exists(directory):
-        raise _missing(directory)
+        raise missing_error(directory)
     if not os.path.isdir(directory):
         raise CLIError(f"'{directory}' is not a directory. `kerasckpt ls` lists a directory; use "
                        f"`kerasckpt inspect {directory}` for one file.")
@@ -133,8 +133,8 @@ def cmd_ls(args):
 
 def _list_directory(directory, template, monitor, mode):
     from kerasckpt._fileio import TEMP_MARK
-    from kerasckpt.checkpoint import manager
-    state, state_problem = manager.read_state(directory)
+    from kerasckpt.checkpoint.state import read_state
+    state, state_problem = read_state(directory)
     stamps, latest = {}, None
     if state is not None:
         paths = state.all_model_checkpoint_paths
@@ -153,8 +153,8 @@ def _list_directory(directory, template, monitor, mode):
         if os.path.isdir(full):
             subdirs.append(name)
             continue
-        if _DATA_FILE.search(name):
-            if name[:_DATA_FILE.search(name).start()] not in indexes:
+        if DATA_FILE.search(name):
+            if name[:DATA_FILE.search(name).start()] not in indexes:
                 orphans.append(name)
             continue
         if name.endswith(".index"):
@@ -222,10 +222,10 @@ def _order_key(entry):
 
 def _native_entry(directory, base, stamps, latest):
     """A native checkpoint for `ls`: who wrote it (from its index and the state file), its step, its state."""
-    from kerasckpt.checkpoint import files
+    from kerasckpt.checkpoint import bundle
     prefix = os.path.join(directory, base)
     entry = {"name": base, "path": prefix, "format": "native", "status": "ok", "step": None}
-    number = _NUMBERED.match(base)
+    number = NUMBERED.match(base)
     entry["number"] = int(number.group(2)) if number else None
     key = os.path.normpath(prefix)
     listed = key in stamps or key == latest
@@ -234,14 +234,17 @@ def _native_entry(directory, base, stamps, latest):
     except OSError:
         entry["time"] = 0.0
     try:
-        reader = files.CheckpointReader(prefix)
+        reader = bundle.CheckpointReader(prefix)
     except (CheckpointError, OSError) as err:
-        entry.update(status="unreadable", size=_size(prefix + ".index"), error=str(err))
+        entry.update(status="unreadable", size=file_size(prefix + ".index"), error=str(err))
         return entry
     with reader:
-        entry["size"] = _size(reader.index_path) + sum(_size(os.path.join(reader.directory, n)) for n, _ in
-                                                       reader.shards)
-        meta = reader.metadata or {}
+        entry["size"] = file_size(reader.index_path) + sum(file_size(os.path.join(reader.directory, n))
+                                                           for n in reader.data_files())
+        try:
+            meta = reader.metadata or {}
+        except (CheckpointError, OSError):
+            meta = {}
         if meta.get("format") == "kerasckpt.backup/1":
             entry["by"] = "BackupAndRestore"
             loop = meta.get("loop") or {}
@@ -253,8 +256,9 @@ def _native_entry(directory, base, stamps, latest):
         except (CheckpointError, OSError):
             entry["status"] = "incomplete"
             return entry
-        for name in ("step", "optimizer/iterations"):
-            if name in reader.entries and reader.shape(name) == () and reader.dtype(name).kind in "iu":
+        for name in ("step", "optimizer/iterations", "global_step", "optimizer/_iterations", "optimizer/iter"):
+            name = name if reader.has_tensor(name) else name + bundle.VALUE_SUFFIX
+            if reader.has_tensor(name) and reader.shape(name) == () and reader.tf_dtype(name).kind in "iu":
                 try:
                     entry["step"] = int(reader.read(name))
                 except CheckpointError:

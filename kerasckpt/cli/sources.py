@@ -17,12 +17,12 @@ FORMAT_NAMES = {
     "weights.h5": ".weights.h5 (Keras 3 weights layout)",
     "h5-model": "legacy .h5 (Keras 2 layout: architecture, weights, optimizer state)",
     "h5-weights": "legacy .h5 (Keras 2 weights layout)",
-    "native": "kerasckpt checkpoint (prefix.index + data shards)",
+    "native": "checkpoint (TensorFlow tensor bundle: prefix.index + data shards)",
 }
 SHORT_NAMES = {"keras": ".keras", "weights.h5": ".weights.h5", "h5-model": ".h5 model", "h5-weights": ".h5 weights",
                "native": "checkpoint"}
-_DATA_FILE = re.compile(r"\.data-\d{5}-of-\d{5}(?:\.g\d+)?$")
-_NUMBERED = re.compile(r"^(.*)-(\d+)$")
+DATA_FILE = re.compile(r"\.data-\d{5}-of-\d{5}(?:\.g\d+)?$")  # a checkpoint's data file (0.1's `.gN` too)
+NUMBERED = re.compile(r"^(.*)-(\d+)$")  # a numbered checkpoint prefix: `ckpt-3`
 STORAGE_OPTIONS = {}  # for fsspec URLs: `kerasckpt --storage-options JSON` (credentials come from the environment)
 
 
@@ -37,12 +37,22 @@ def _sniff(path):
         return "keras"
     if head[:8] == h5file.HDF5_SIGNATURE or head == h5file.MAGIC:
         return "h5"
-    if head[:8] == b"KCKPTIDX":
+    if head[:8] == b"KCKPTIDX" or _has_table_magic(path):
         return "index"
     return None
 
 
-def _missing(path):
+def _has_table_magic(path):
+    from kerasckpt.checkpoint import sstable
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 8))
+            return f.read(8) == sstable.MAGIC.to_bytes(8, "little")
+    except OSError:
+        return False
+
+
+def missing_error(path):
     parent = os.path.dirname(path) or "."
     base = os.path.basename(path)
     near = []
@@ -68,12 +78,12 @@ def resolve(path):
     lower = path.lower()
     if lower.endswith(".index") and os.path.isfile(path):
         return "native", path[:-len(".index")]
-    if _DATA_FILE.search(path) and os.path.isfile(path):
-        return "native", path[:_DATA_FILE.search(path).start()]
+    if DATA_FILE.search(path) and os.path.isfile(path):
+        return "native", path[:DATA_FILE.search(path).start()]
     if os.path.isfile(path + ".index"):
         return "native", path
     if not os.path.exists(path):
-        raise _missing(path)
+        raise missing_error(path)
     sniffed = _sniff(path)
     if lower.endswith(".keras"):
         return "keras", path  # the reader explains what is wrong with a .keras that is no zip
@@ -155,6 +165,10 @@ class Source:
         """The key with layout-only prefixes removed, so that two files of one layout line up."""
         return key
 
+    def comparable(self, key):
+        """Whether `diff` compares the value of `key` (not the entries that describe a checkpoint)."""
+        return True
+
     def close(self):
         pass
 
@@ -167,34 +181,48 @@ class Source:
 
 
 class NativeSource(Source):
+    """A tensor-bundle checkpoint (TensorFlow's or kerasckpt's; kerasckpt 0.1's JSON index too)."""
+
     kind = "native"
 
     def __init__(self, prefix):
-        from kerasckpt.checkpoint import files
-        self.reader = files.CheckpointReader(prefix)
+        from kerasckpt.checkpoint import bundle
+        self.reader = bundle.CheckpointReader(prefix)
         self.path = self.reader.prefix
 
     def variables(self):
         keys = sorted(self.reader.keys(), key=_natural)
-        return [(k, tuple(self.reader.shape(k)), self.reader.dtype(k)) for k in keys]
+        return [(k, tuple(self.reader.shape(k)), self.reader.tf_dtype(k)) for k in keys]
 
     def read(self, key):
         return self.reader.read(key)
+
+    def readable(self, key):
+        """Whether `key` can become an array (a variant, e.g. a tf.data iterator's state, cannot)."""
+        return self.reader.tf_dtype(key).readable
+
+    def comparable(self, key):
+        """Values only: not the object graph or kerasckpt's record (they name when the file was written)."""
+        from kerasckpt.checkpoint import bundle
+        return self.readable(key) and key not in (bundle.GRAPH_KEY, bundle.KERASCKPT_KEY)
 
     def check(self, key):
         self.reader.verify([key])
 
     def check_structure(self):
-        """Every data file at its size, and zeros in the alignment padding no checksum covers."""
-        from kerasckpt.checkpoint import files
+        """Every data file long enough, and zeros where the writer put zeros (alignment padding)."""
+        from kerasckpt.checkpoint import bundle
         self.reader.check_complete()
-        for shard, (name, size) in enumerate(self.reader.shards):
-            covered = sorted((c[1], c[1] + c[2]) for _, _, chunks in self.reader.entries.values()
-                             for c in chunks if c[0] == shard)
+        covered = {}
+        for shard, offset, length in self.reader.regions():
+            covered.setdefault(shard, []).append((offset, offset + length))
+        for shard, name in enumerate(self.reader.data_files()):
             path = os.path.join(self.reader.directory, name)
+            if not os.path.exists(path):
+                continue  # a data file without values (check_complete let it pass)
             with open(path, "rb") as f:
                 position = 0
-                for start, end in covered + [(size, size)]:
+                for start, end in sorted(covered.get(shard, [])):
                     if start > position:
                         f.seek(position)
                         gap = f.read(start - position)
@@ -202,25 +230,36 @@ class NativeSource(Source):
                             first = position + len(gap) - len(gap.lstrip(b"\0"))
                             raise CheckpointDamagedError(
                                 f"'{path}' is damaged: byte {first} lies between values, where the writer puts "
-                                f"zeros, and is not zero: the file was changed after it was written. {files.ADVICE}")
+                                f"zeros, and is not zero: the file was changed after it was written. {bundle.ADVICE}")
                     position = max(position, end)
 
     def notes(self):
-        from kerasckpt.checkpoint import files
-        stale = sorted(set(files.data_files_on_disk(self.path)) - {name for name, _ in self.reader.shards})
-        return [f"data files the index does not name (an older generation, deleted by the next save of this "
-                f"prefix): {', '.join(stale)}"] if stale else []
+        from kerasckpt.checkpoint import bundle
+        stale = sorted(set(bundle.data_files_on_disk(self.path)) - set(self.reader.data_files()))
+        return [f"data files the index does not name (an earlier save of this prefix, deleted by the next save): "
+                f"{', '.join(stale)}"] if stale else []
 
     def files(self):
-        return [self.reader.index_path] + [os.path.join(self.reader.directory, name) for name, _ in self.reader.shards]
+        return [self.reader.index_path] + [os.path.join(self.reader.directory, n) for n in self.reader.data_files()]
 
     def has_optimizer(self):
         return any(k.startswith("optimizer/") for k in self.reader.keys())
 
+    def normalized(self, key):
+        from kerasckpt.checkpoint import bundle
+        return key[:-len(bundle.VALUE_SUFFIX)] if key.endswith(bundle.VALUE_SUFFIX) else key
+
     def info(self):
-        meta = self.reader.metadata if isinstance(self.reader.metadata, dict) else {}
-        out = self._written_by(meta)
-        out.append(("data files", ", ".join(name for name, _ in self.reader.shards) or "(none)"))
+        from kerasckpt.checkpoint import bundle
+        try:
+            meta = self.reader.metadata if isinstance(self.reader.metadata, dict) else {}
+        except CheckpointError as err:  # kerasckpt's record lives in a data file: it may be damaged too
+            meta = {}
+            record_error = str(err)
+        else:
+            record_error = None
+        out = self._written_by(meta) if record_error is None else [("kerasckpt record", "(damaged)")]
+        out.append(("data files", ", ".join(self.reader.data_files()) or "(none)"))
         if meta.get("format") == "kerasckpt.backup/1":
             loop = meta.get("loop") or {}
             out.append(("written by", f"BackupAndRestore (backup #{meta.get('sequence')})"))
@@ -228,23 +267,23 @@ class NativeSource(Source):
             fingerprint = loop.get("fingerprint") or {}
             if fingerprint:
                 out.append(("fit arguments", ", ".join(f"{k}={v}" for k, v in sorted(fingerprint.items()))))
-        elif meta.get("save_counter") is not None and "save_counter" not in self.reader.entries:
+        elif meta.get("save_counter") is not None and "save_counter" not in self.reader.entries \
+                and not self.reader.has_tensor("save_counter" + bundle.VALUE_SUFFIX):
             out.append(("save_counter", str(meta["save_counter"])))
         for key in self.reader.keys():
-            dtype, shape = self.reader.dtype(key), self.reader.shape(key)
-            if shape == () and dtype.kind in "iu" and (key.count("/") == 0 or key == "optimizer/iterations"):
+            dtype, shape, path = self.reader.tf_dtype(key), self.reader.shape(key), self.normalized(key)
+            if shape == () and dtype.kind in "iu" and (path.count("/") == 0 or path == "optimizer/iterations"):
                 try:
-                    out.append((key, str(int(self.reader.read(key)))))
+                    out.append((path, str(int(self.reader.read(key)))))
                 except CheckpointError:
-                    out.append((key, "(damaged)"))
+                    out.append((path, "(damaged)"))
         return out
 
     def _written_by(self, meta):
-        """Format version, kerasckpt version and save time, each only where the index records it."""
+        """Format version, kerasckpt version and save time, each only where the checkpoint records it."""
         version = _index_field(self.reader, meta, "format_version")
-        if version is None:  # a reader without `file_metadata`
-            version = self._header_version()
-        out = [("format version", str(version))] if version is not None else []
+        out = [("format version", str(version))] if version is not None else [
+            ("written by", "TensorFlow (or another tensor-bundle writer)")]
         writer = _index_field(self.reader, meta, "kerasckpt_version")
         if writer is not None:
             out.append(("kerasckpt version", str(writer)))
@@ -252,18 +291,6 @@ class NativeSource(Source):
         if saved is not None:
             out.append(("saved at", _fmt_time(saved)))
         return out
-
-    def _header_version(self):
-        """The format version in the index header (magic, then a little-endian uint32), checked on opening."""
-        from kerasckpt.checkpoint import files
-        try:
-            with open(self.reader.index_path, "rb") as f:
-                head = f.read(len(files.MAGIC) + 4)
-        except OSError:
-            return None
-        if len(head) < len(files.MAGIC) + 4 or head[:len(files.MAGIC)] != files.MAGIC:
-            return None
-        return int.from_bytes(head[len(files.MAGIC):], "little")
 
 
 def _index_field(reader, meta, name):
@@ -452,7 +479,7 @@ def open_source(path):
     return H5FileSource(path)
 
 
-def _size(path):
+def file_size(path):
     if _storage.is_url(path):
         info = _storage.store(path, STORAGE_OPTIONS).info(path)
         return (info or {}).get("size") or 0

@@ -9,7 +9,7 @@ from kerasckpt import _storage
 from kerasckpt.errors import CheckpointError
 from kerasckpt.cli.errors import EXIT_BAD_INPUT, EXIT_NO, EXIT_OK, CLIError
 from kerasckpt.cli.output import _natural, _out, _print_json, _progress
-from kerasckpt.cli.sources import _NUMBERED, MODEL_ENDINGS, SHORT_NAMES, STORAGE_OPTIONS, KerasSource, open_source
+from kerasckpt.cli.sources import MODEL_ENDINGS, NUMBERED, SHORT_NAMES, STORAGE_OPTIONS, KerasSource, open_source
 from kerasckpt.cli.models import _load_model
 
 
@@ -175,17 +175,17 @@ def _check_architecture(src):
 
 def _verify_directory(directory, done):
     """The state file and checkpoints of one directory, skipping (and adding to) the normalized paths in `done`."""
-    from kerasckpt.checkpoint import manager
+    from kerasckpt.checkpoint.state import STATE_FILE, absolute_path, read_state
     results = []
-    state, problem = manager.read_state(directory)
-    state_path = os.path.join(directory, manager.STATE_FILE)
+    state, problem = read_state(directory)
+    state_path = os.path.join(directory, STATE_FILE)
     if problem is not None:
         results.append({"path": state_path, "what": "CheckpointManager state file", "ok": False,
                         "problems": [f"{problem}. Delete it: the next CheckpointManager.save() writes a new one."],
                         "notes": []})
     elif state is not None:
         listed = list(dict.fromkeys(state.all_model_checkpoint_paths + [state.model_checkpoint_path]))
-        prefixes = [p if os.path.isabs(p) else os.path.join(directory, p) for p in listed]
+        prefixes = [absolute_path(directory, p) for p in listed]
         missing = [p for p in prefixes if not os.path.isfile(p + ".index")]
         entry = {"path": state_path, "what": f"CheckpointManager state file, {len(listed)} checkpoints listed",
                  "ok": not missing, "notes": [],
@@ -199,7 +199,7 @@ def _verify_directory(directory, done):
     for kind, path in found:
         if os.path.normpath(path) in done:
             continue
-        numbered = kind == "native" and _NUMBERED.match(os.path.basename(path))
+        numbered = kind == "native" and NUMBERED.match(os.path.basename(path))
         note = "not listed in the state file" if state is not None and numbered else None
         results.append(_verify_one(path, note))
         done.add(os.path.normpath(path))

@@ -186,19 +186,21 @@ def _refuse_unnamed_file(path):
     Like Keras (`File format not supported`), the format comes from the ending and is never guessed;
     the error names the format the first bytes show and the ending that loads it.
     """
-    from kerasckpt.checkpoint import files
-    if not os.path.isfile(path) or os.path.exists(f"{path}.index") or files.strip_suffix(path) != path:
+    from kerasckpt.checkpoint import bundle, legacy, sstable
+    if not os.path.isfile(path) or os.path.exists(f"{path}.index") or bundle.strip_suffix(path) != path:
         return  # a checkpoint prefix (or its .index / .data file): the native reader takes it
     try:
         with open(path, "rb") as f:
             head = f.read(16)
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 8))
+            tail = f.read(8)
     except OSError:
         return
     if head[:4] == b"PK\x03\x04":
         what, ending = "a .keras archive (zip)", "'.keras'"
-    elif head[:8] == files.MAGIC:
+    elif head[:8] == legacy.MAGIC or tail == sstable.MAGIC.to_bytes(8, "little"):
         raise CheckpointFormatError(
-            f"{path!r} is a kerasckpt checkpoint index, but index files are named '<prefix>.index'. Rename it to "
+            f"{path!r} is a checkpoint index, but index files are named '<prefix>.index'. Rename it to "
             f"{path + '.index'!r} (beside its .data files) and pass the prefix {path!r}.")
     elif head[:8] == h5file.HDF5_SIGNATURE or head == h5file.MAGIC:
         what, ending = _h5_layout(path)

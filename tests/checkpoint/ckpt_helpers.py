@@ -39,3 +39,12 @@ def child_env():
 
 
 PYTHON = sys.executable
+
+
+VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def object_paths(path):
+    """The object paths of a checkpoint's values: its keys (TensorFlow's `.../.ATTRIBUTES/VARIABLE_VALUE`)
+    without the suffix, the entries that describe the checkpoint (object graph, metadata) left out."""
+    return [k[:-len(VALUE_SUFFIX)] for k, _ in kerasckpt.list_variables(path) if k.endswith(VALUE_SUFFIX)]

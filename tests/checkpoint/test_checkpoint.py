@@ -15,7 +15,7 @@ from kerasckpt.errors import CheckpointMismatchError
 from kerasckpt.random import SeedGenerator
 from kerasckpt.variables import Variable
 
-from .ckpt_helpers import TwoDense, same_weights
+from .ckpt_helpers import TwoDense, object_paths, same_weights
 
 X = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
 
@@ -26,7 +26,7 @@ def built(model):
 
 
 def keys(path):
-    return [k for k, _ in list_variables(path)]
+    return sorted(object_paths(path))
 
 
 # ------------------------------------------------------------------------------------------------ roots and keys

@@ -31,7 +31,7 @@ DRIVER = r'''
 import json, os, signal, sys
 import numpy as np
 from kerasckpt import _fileio
-from kerasckpt.checkpoint import Checkpoint, CheckpointManager, CheckpointOptions, files
+from kerasckpt.checkpoint import Checkpoint, CheckpointManager, CheckpointOptions
 from kerasckpt.variables import Variable
 
 SHAPES = {shapes!r}
@@ -41,7 +41,7 @@ def values(gen):
 
 root, mode = sys.argv[1], sys.argv[2]
 background = sys.argv[3:] == ["background"]  # written on a writer thread; the values change meanwhile
-files.CHUNK_SIZE = 1024          # many chunks: kill points inside the data writes
+_fileio.PARALLEL_CHUNK = 1024    # many pieces: kill points inside the data writes
 _fileio.POOL_MIN = 1 << 40       # checksums inline: the same event order every run
 events = [0]
 kill_at = [None]
@@ -56,7 +56,7 @@ def hooked(fn):
 
 for name in ("replace", "fsync", "remove", "unlink"):
     setattr(os, name, hooked(getattr(os, name)))
-_fileio.checksum = hooked(_fileio.checksum)
+_fileio.crc32c = hooked(_fileio.crc32c)
 
 def run(directory, kill):
     vs = {{k: Variable(v) for k, v in values(1).items()}}
@@ -155,6 +155,7 @@ while True:
     step.assign(gen)
     manager.save(checkpoint_number=1 if mode == "overwrite" else None)
     if gen == 2:
+        manager.wait_until_finished()  # in the background too: two complete checkpoints before the kill
         print("ready", flush=True)
 '''
 

@@ -1,16 +1,18 @@
 """The native files under another name: data files are found from the prefix the index is opened with
 (renaming every file of a checkpoint keeps it readable, as in TensorFlow), a half-renamed checkpoint says
-what happened, indexes written before suffixes were stored still read, and the index records who wrote
-it and when (`CheckpointReader.file_metadata`)."""
+what happened, kerasckpt 0.1 indexes written before suffixes were stored still read, and the checkpoint
+records who wrote it and when (`CheckpointReader.file_metadata`)."""
 import datetime
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 
 import kerasckpt
-from kerasckpt.checkpoint import (Checkpoint, CheckpointManager, CheckpointOptions, CheckpointReader, files,
+from kerasckpt import _fileio
+from kerasckpt.checkpoint import (Checkpoint, CheckpointManager, CheckpointOptions, CheckpointReader, bundle, legacy,
                                   list_variables, load_variable)
 from kerasckpt.errors import CheckpointFormatError, CheckpointNotFoundError
 from kerasckpt.variables import Variable
@@ -33,21 +35,24 @@ def _rename_all(directory, old, new):
     return moved
 
 
+V0_1 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "v0_1", "sharded")
+
+
 def _rewrite_index(prefix, edit):
-    """Apply `edit(payload_dict)` to an index and write it back with valid checksums."""
+    """Apply `edit(payload_dict)` to a kerasckpt 0.1 index and write it back with valid checksums."""
     blob = open(prefix + ".index", "rb").read()
-    magic, version, flags, _, _, _ = files._HEADER.unpack_from(blob)
-    index = json.loads(blob[files._HEADER.size:])
+    magic, version, flags, _, _, _ = legacy.HEADER.unpack_from(blob)
+    index = json.loads(blob[legacy.HEADER.size:])
     edit(index)
     payload = json.dumps(index).encode("utf-8")
-    header = files._HEADER.pack(magic, version, flags, len(payload), files._fileio.checksum(payload), 0)
-    header = header[:-4] + files._fileio.checksum(header[:-4]).to_bytes(4, "little")
+    header = legacy.HEADER.pack(magic, version, flags, len(payload), _fileio.checksum(payload), 0)
+    header = header[:-4] + _fileio.checksum(header[:-4]).to_bytes(4, "little")
     with open(prefix + ".index", "wb") as f:
         f.write(header + payload)
 
 
 @pytest.mark.parametrize("max_shard_size", [None, 300])  # one data file, or several
-@pytest.mark.parametrize("overwritten", [False, True])   # data files of generation 0, or `.g1` after an overwrite
+@pytest.mark.parametrize("overwritten", [False, True])   # data files as first written, or after two overwrites
 def test_a_checkpoint_renamed_as_a_whole_restores_bit_exactly(tmp_path, max_shard_size, overwritten):
     values = _values()
     variables = {k: Variable(v, dtype=v.dtype) for k, v in values.items()}
@@ -57,7 +62,6 @@ def test_a_checkpoint_renamed_as_a_whole_restores_bit_exactly(tmp_path, max_shar
         manager.save(checkpoint_number=3 if overwritten else None, options=options)
     moved = _rename_all(tmp_path, "ckpt-3", "best")
     assert "best.index" in moved and (len(moved) > 2) == bool(max_shard_size)
-    assert any(n.endswith(".g2") for n in moved) == overwritten
     best = str(tmp_path / "best")
     assert load_variable(best, "save_counter") == 3
     targets = {k: Variable(np.zeros_like(v), dtype=v.dtype) for k, v in values.items()}
@@ -65,10 +69,10 @@ def test_a_checkpoint_renamed_as_a_whole_restores_bit_exactly(tmp_path, max_shar
     for k, v in values.items():
         assert targets[k].value.tobytes() == v.tobytes(), k
     with CheckpointReader(best) as reader:
-        assert all(name.startswith("best.data-") for name, _ in reader.shards)
-        assert all(name.startswith("ckpt-3.data-") for name, _ in reader.written_shards)
+        assert all(name.startswith("best.data-") for name in reader.data_files())
+        assert all(name.startswith("ckpt-3.data-") for name in reader._written_names)
         reader.check_complete()
-    assert files.is_complete(best)
+    assert bundle.is_complete(best)
 
 
 def test_a_checkpoint_moved_to_another_directory_as_a_whole_reads(tmp_path):
@@ -96,7 +100,7 @@ def test_renaming_only_the_index_says_the_checkpoint_seems_renamed(tmp_path):
     assert ADVICE not in message  # deleting it would be the wrong advice: the data is right there
     with pytest.raises(CheckpointNotFoundError, match="seems renamed"):
         Checkpoint(v=Variable(np.zeros(4))).restore(best)
-    assert not files.is_complete(best)
+    assert not bundle.is_complete(best)
     # the next save of the manager must not take the data file for an orphan: the renamed index names it
     with pytest.warns(UserWarning, match="ckpt-3"):
         CheckpointManager(Checkpoint(v=Variable(np.ones(4))), tmp_path, max_to_keep=5).save()
@@ -120,36 +124,45 @@ def test_an_index_without_its_data_files_names_both_names(tmp_path):
 def test_a_missing_data_file_lists_the_expected_names(tmp_path):
     path = Checkpoint(v=Variable(np.arange(200, dtype=np.float32))).write(tmp_path / "ck",
                                                                       CheckpointOptions(max_shard_size=300))
-    os.remove(path + ".data-00001-of-00003")
+    with CheckpointReader(path) as reader:
+        names = reader.data_files()
+        shard = reader._leaves("v")[1].shard  # the second slice of v
+    assert len(names) >= 3
+    os.remove(tmp_path / names[shard])
     with pytest.raises(CheckpointNotFoundError) as info:
         load_variable(path, "v")
     message = str(info.value)
-    assert f"'{path}.data-00001-of-00003' is missing: it holds 'v'" in message
-    assert "'ck.data-00000-of-00003', 'ck.data-00001-of-00003', 'ck.data-00002-of-00003'" in message
+    assert f"'{tmp_path / names[shard]}' is missing: it holds 'v/.ATTRIBUTES/VARIABLE_VALUE'" in message
+    assert ", ".join(f"'{n}'" for n in names) in message
     assert ADVICE in message and "renamed" not in message
 
 
-def test_indexes_without_suffixes_still_read_and_may_be_renamed(tmp_path):
+def _v0_1_copy(tmp_path):
+    shutil.copytree(V0_1, tmp_path / "v")
+    path = str(tmp_path / "v" / "c")
+    values = {k: load_variable(path, k) for k, _ in list_variables(path)}
+    return path, values
+
+
+def test_v0_1_indexes_without_suffixes_still_read_and_may_be_renamed(tmp_path):
     """Indexes written before `data_suffixes` existed name their data files only in `shards`."""
-    values = _values()
-    path = Checkpoint(**{k: Variable(v, dtype=v.dtype) for k, v in values.items()}).write(
-        tmp_path / "ck", CheckpointOptions(max_shard_size=300))
+    path, values = _v0_1_copy(tmp_path)
     _rewrite_index(path, lambda index: (index.pop("data_suffixes"), index.pop("written_by")))
     for k, v in values.items():
-        assert load_variable(path, k).tobytes() == v.tobytes()
-    _rename_all(tmp_path, "ck", "renamed")
-    renamed = str(tmp_path / "renamed")
+        assert np.asarray(load_variable(path, k)).tobytes() == np.asarray(v).tobytes()
+    _rename_all(tmp_path / "v", "c", "renamed")
+    renamed = str(tmp_path / "v" / "renamed")
     for k, v in values.items():
-        assert load_variable(renamed, k).tobytes() == v.tobytes()
+        assert np.asarray(load_variable(renamed, k)).tobytes() == np.asarray(v).tobytes()
     with CheckpointReader(renamed) as reader:
-        assert reader.file_metadata == {"format_version": files.FORMAT_VERSION, "kerasckpt_version": None,
+        assert reader.file_metadata == {"format_version": legacy.FORMAT_VERSION, "kerasckpt_version": None,
                                         "saved_at": None}
 
 
 @pytest.mark.parametrize("bad", ["../x.data-00000-of-00001", ".index", "x", 3])
-def test_malformed_suffixes_are_refused(tmp_path, bad):
-    path = Checkpoint(v=Variable(np.ones(2))).write(tmp_path / "ck")
-    _rewrite_index(path, lambda index: index.update(data_suffixes=[bad]))
+def test_malformed_v0_1_suffixes_are_refused(tmp_path, bad):
+    path, _ = _v0_1_copy(tmp_path)
+    _rewrite_index(path, lambda index: index.update(data_suffixes=[bad] * len(index["shards"])))
     with pytest.raises(CheckpointFormatError, match="suffixes are malformed"):
         list_variables(path)
 
@@ -161,9 +174,11 @@ def test_the_index_records_version_format_and_save_time(tmp_path):
     with CheckpointReader(path) as reader:
         info = reader.file_metadata
         assert reader.metadata == {"save_counter": 1}  # what the saver attached is separate
-    assert info["kerasckpt_version"] == kerasckpt.__version__ and info["format_version"] == files.FORMAT_VERSION
+    assert info["kerasckpt_version"] == kerasckpt.__version__ and info["format_version"] == bundle.FORMAT_VERSION
     assert info["saved_at"].endswith("Z")
     saved = datetime.datetime.fromisoformat(info["saved_at"].replace("Z", "+00:00"))
     assert saved.utcoffset() == datetime.timedelta(0) and before <= saved <= after
-    blob = open(path + ".index", "rb").read()
-    assert json.loads(blob[files._HEADER.size:])["written_by"] == info
+    with CheckpointReader(path) as reader:
+        record = json.loads(reader.raw_bytes(bundle.KERASCKPT_KEY))
+    assert record["written_by"] == {"kerasckpt_version": info["kerasckpt_version"], "saved_at": info["saved_at"]}
+    assert record["version"] == info["format_version"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kerasckpt.checkpoint import Checkpoint, CheckpointManager, latest_checkpoint
-from kerasckpt.checkpoint.manager import parse_state, read_state
+from kerasckpt.checkpoint.state import parse_state, read_state
 from kerasckpt.variables import Variable
 
 
@@ -236,7 +236,7 @@ def test_garbled_or_empty_state_file_falls_back_to_scan(tmp_path, content):
 
 
 def test_state_file_round_trip_and_escapes():
-    from kerasckpt.checkpoint.manager import CheckpointState, format_state
+    from kerasckpt.checkpoint.state import CheckpointState, format_state
     state = CheckpointState('we"ird\\näme-1', ['a-1', 'we"ird\\näme-1'], [1.5, 2.25], 0.5)
     back = parse_state(format_state(state))
     assert back.model_checkpoint_path == state.model_checkpoint_path

@@ -10,7 +10,8 @@ import pytest
 
 from kerasckpt.checkpoint import Checkpoint, CheckpointManager, latest_checkpoint
 from kerasckpt.checkpoint import manager as manager_module
-from kerasckpt.checkpoint.manager import parse_state, read_state
+from kerasckpt.checkpoint import state as state_module
+from kerasckpt.checkpoint.state import parse_state, read_state
 from kerasckpt.variables import Variable
 
 
@@ -244,6 +245,6 @@ def test_the_state_text_stays_tensorflow_text_format():
           '# kerasckpt deleting: "ckpt-1"\n# any other comment\n')
     state = parse_state(tf)
     assert state.deleting == ["ckpt-1"] and state.all_model_checkpoint_paths == ["ckpt-2"]
-    again = manager_module.format_state(state)
+    again = state_module.format_state(state)
     assert parse_state(again).deleting == ["ckpt-1"]
     assert all(line.startswith("#") or ": " in line for line in again.splitlines())

@@ -22,7 +22,7 @@ def test_a_file_without_a_known_ending_names_its_format(model, saved, ending, tm
 def test_an_index_file_without_its_ending_and_other_files(model, tmp_path):
     model.save_weights(tmp_path / "ckpt")
     shutil.copy(tmp_path / "ckpt.index", tmp_path / "lonely")
-    with pytest.raises(CheckpointFormatError, match=r"'[^']*lonely' is a kerasckpt checkpoint index.*\.index"):
+    with pytest.raises(CheckpointFormatError, match=r"'[^']*lonely' is a checkpoint index.*\.index"):
         model.load_weights(tmp_path / "lonely")
     (tmp_path / "notes").write_text("hello")
     with pytest.raises(CheckpointFormatError, match=r"File format not supported: '[^']*notes'.*b'hello'"):
