@@ -27,6 +27,7 @@ FULL = {
     "memory": ["--params", "1e8"],
     "s3_speed": ["--params", "1e7", "--repeats", "5"],
     "tf_read": ["--params", "1e7", "--repeats", "5"],
+    "restore_many_variables": ["--layers", "100", "400", "--repeats", "5"],
 }
 QUICK = {
     "fit_throughput": ["--samples", "4096", "--repeats", "3"],
@@ -38,6 +39,7 @@ QUICK = {
     "memory": ["--params", "1e7", "--formats", "native", "weights.h5", "keras"],
     "s3_speed": ["--params", "1e6", "--repeats", "3"],
     "tf_read": ["--params", "1e6", "--repeats", "3"],
+    "restore_many_variables": ["--layers", "100", "--repeats", "3"],
 }
 
 

@@ -229,6 +229,11 @@ class Layer(Trackable):
                 children[v.name] = v
         return children
 
+    def _checkpoint_aliases(self):
+        # Keras 3 keeps weights in `_`-prefixed attributes (Dense's `_kernel`, Embedding's `_embeddings`).
+        return {f"_{name}": value for name, value in self._trackable_children().items()
+                if isinstance(value, Variable) and not name.startswith("_")}
+
     # ------------------------------------------------------------------ weights
 
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, name=None, regularizer=None,

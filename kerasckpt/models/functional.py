@@ -3,7 +3,7 @@ from kerasckpt._registry import builtin
 from kerasckpt.layers.base import KerasTensor, Layer, flatten, map_structure
 from kerasckpt.layers.masking import with_mask
 from kerasckpt.layers.input_layer import InputLayer
-from kerasckpt.models.model import Model, layers_by_class_name, model_config
+from kerasckpt.models.model import Model, layers_by_class_name, model_config, tf_keras_layer_edges
 
 
 @builtin()
@@ -71,6 +71,12 @@ class Functional(Model):
 
     def _trackable_children(self):
         return layers_by_class_name(self._layers)
+
+    def _checkpoint_aliases(self):
+        aliases = super()._checkpoint_aliases()
+        aliases.update(tf_keras_layer_edges(self._layers))
+        aliases["_operations"] = list(self._layers)  # Keras 3's name for the layers, in the same order
+        return aliases
 
 
 def _nodes_in_order(inputs, outputs):

@@ -67,6 +67,13 @@ class Model(Trainer, Layer):
         """The direct sub-layers, in the order they were set."""
         return list(self._layers)
 
+    def _checkpoint_aliases(self):
+        aliases = super()._checkpoint_aliases()
+        # tf.keras and Keras 3 track the compiled optimizer under the model (`optimizer`).
+        if getattr(self, "optimizer", None) is not None and "optimizer" not in self._trackable_children():
+            aliases["optimizer"] = self.optimizer
+        return aliases
+
     def get_layer(self, name=None, index=None):
         """A sub-layer by `name` or by `index` into `layers`."""
         if index is not None:
@@ -183,6 +190,18 @@ def rebuild_from_config(class_name, config, custom_objects, label):
     module = "keras" if class_name == "Sequential" else "keras.src.models.functional"
     entry = {"module": module, "class_name": class_name, "config": copy_plain(config), "registered_name": None}
     return serialization.deserialize_model(entry, serialization.Context(label, custom_objects), "config")
+
+
+def tf_keras_layer_edges(layers):
+    """tf.keras's edges from a Sequential or functional model to its layers: `layer-N` for the N-th layer,
+    `layer_with_weights-N` for the N-th of those that have weights (what its `save_weights` files use)."""
+    edges, with_weights = {}, 0
+    for index, layer in enumerate(layers):
+        if layer.weights:
+            edges[f"layer_with_weights-{with_weights}"] = layer
+            with_weights += 1
+        edges[f"layer-{index}"] = layer
+    return edges
 
 
 def model_config(model):

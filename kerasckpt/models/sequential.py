@@ -3,7 +3,8 @@ from kerasckpt._registry import builtin
 from kerasckpt.layers.base import KerasTensor, Layer
 from kerasckpt.layers.input_layer import InputLayer
 from kerasckpt.layers.masking import with_mask
-from kerasckpt.models.model import Model, layers_by_class_name, model_config, rebuild_from_config
+from kerasckpt.models.model import Model, layers_by_class_name, model_config, rebuild_from_config, tf_keras_layer_edges
+from kerasckpt.tracking import AliasView
 
 
 @builtin()
@@ -102,3 +103,10 @@ class Sequential(Model):
 
     def _trackable_children(self):
         return layers_by_class_name(self._layers)
+
+    def _checkpoint_aliases(self):
+        aliases = super()._checkpoint_aliases()
+        aliases.update(tf_keras_layer_edges(self._layers))
+        # Keras 3 keeps a Sequential's layers in its inner functional model, the InputLayer first.
+        aliases["_functional"] = AliasView({"_operations": [self._input_layer] + self._layers})
+        return aliases
