@@ -100,3 +100,60 @@ def save_json(path, payload):
     if path:
         with open(path, "w") as f:
             json.dump(payload, f, indent=1)
+
+
+def timed(fn, samples):
+    """(samples/s by the wall clock, samples/s by this process's CPU time) of one call of `fn`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return samples / (time.perf_counter() - wall), samples / (time.process_time() - cpu)
+
+
+def keras_on_torch(build):
+    """`build(keras)` on torch's CPU build with one thread, or None when Keras or torch is not installed."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import torch
+        import keras
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    return build(keras) if keras.backend.backend() == "torch" else None
+
+
+def compare_fit(title, build, x, y, batch_size, reference_epoch, repeats, with_keras=True, warmup=256):
+    """Samples/s of one `fit()` epoch of `build(kerasckpt)` (and of `build(keras)` on torch) against
+    `reference_epoch(weights, x, y, batch_size, rng)`, the same training by hand from the same weights;
+    every repeat runs all three in turn. Prints the medians, and the medians of the per-repeat ratios by
+    the wall clock and by CPU time (the latter barely moves when other jobs share the machine)."""
+    import kerasckpt
+    kerasckpt.utils.set_random_seed(0)
+    ours = build(kerasckpt)
+    init = ours.get_weights()
+    theirs = keras_on_torch(build) if with_keras else None
+
+    def fit(model):
+        model.set_weights(init)
+        return timed(lambda: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0), len(x))
+
+    for model in (ours, theirs):  # warm-up: one short epoch each, not timed
+        if model is not None:
+            model.set_weights(init)
+            model.fit(x[:warmup], y[:warmup], batch_size=batch_size, epochs=1, verbose=0)
+    ref, mine, keras_rates = [], [], []
+    for repeat in range(repeats):
+        weights = [w.copy() for w in init]
+        ref.append(timed(lambda: reference_epoch(weights, x, y, batch_size, np.random.default_rng(repeat)), len(x)))
+        mine.append(fit(ours))
+        if theirs is not None:
+            keras_rates.append(fit(theirs))
+    median = statistics.median
+    ratio = lambda runs, i: median(o[i] / r[i] for o, r in zip(runs, ref))  # noqa: E731
+    print(f"{title}, {len(x)} samples, median of {repeats} epochs each; ratio = median of the per-repeat ratios "
+          "(wall clock | CPU time)")
+    print(f"{'hand-written NumPy':>20} {'kerasckpt fit()':>17} {'ratio':>13} {'Keras 3 (torch CPU) fit()':>27} "
+          f"{'ratio':>13}")
+    keras_text = f"{median(k[0] for k in keras_rates):,.0f} smp/s" if keras_rates else "n/a"
+    keras_ratio = f"{ratio(keras_rates, 0):.3f} | {ratio(keras_rates, 1):.3f}" if keras_rates else ""
+    print(f"{median(r[0] for r in ref):>14,.0f} smp/s {median(o[0] for o in mine):>11,.0f} smp/s "
+          f"{ratio(mine, 0):.3f} | {ratio(mine, 1):.3f} {keras_text:>27} {keras_ratio:>13}")

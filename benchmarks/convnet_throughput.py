@@ -14,14 +14,11 @@ Run (one BLAS and torch thread, so ratios mean something on a shared machine):
     OMP_NUM_THREADS=1 python benchmarks/convnet_throughput.py
 """
 import argparse
-import os
-import statistics
-import time
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-import kerasckpt
+from _bench import compare_fit
 
 
 def build(lib):
@@ -112,35 +109,6 @@ def reference_epoch(weights, x, y, batch_size, rng, lr=1e-3, b1=0.9, b2=0.999, e
     return total / len(x), correct / len(x)
 
 
-def _timed(fn, samples):
-    """(samples/s by the wall clock, samples/s by this process's CPU time) of one call of `fn`."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return samples / (time.perf_counter() - wall), samples / (time.process_time() - cpu)
-
-
-def time_fit(model, init, x, y, batch_size):
-    model.set_weights(init)
-    return _timed(lambda: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0), len(x))
-
-
-def time_reference(init, x, y, batch_size, seed):
-    weights = [w.copy() for w in init]
-    return _timed(lambda: reference_epoch(weights, x, y, batch_size, np.random.default_rng(seed)), len(x))
-
-
-def keras_model():
-    """Keras 3 on torch's CPU build with one thread, or None when it is not installed."""
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    try:
-        import torch
-        import keras
-    except ImportError:
-        return None
-    torch.set_num_threads(1)
-    return build(keras) if keras.backend.backend() == "torch" else None
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2048)
@@ -150,30 +118,8 @@ def main():
     rng = np.random.default_rng(0)
     x = rng.random((args.samples, 28, 28, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, args.samples)]
-    kerasckpt.utils.set_random_seed(0)
-    ours = build(kerasckpt)
-    init = ours.get_weights()
-    theirs = None if args.no_keras else keras_model()
-    batch = 128
-    time_fit(ours, init, x[:256], y[:256], batch)  # warm-up (one epoch of each, not timed)
-    if theirs is not None:
-        time_fit(theirs, init, x[:256], y[:256], batch)
-    ref, mine, keras_rates = [], [], []
-    for repeat in range(args.repeats):
-        ref.append(time_reference(init, x, y, batch, repeat))
-        mine.append(time_fit(ours, init, x, y, batch))
-        if theirs is not None:
-            keras_rates.append(time_fit(theirs, init, x, y, batch))
-    median = statistics.median
-    print(f"MNIST convnet (keras.io example), batch {batch}, Adam, {args.samples} samples, median of "
-          f"{args.repeats} epochs each; ratio = median of the per-repeat ratios (wall clock | CPU time)")
-    print(f"{'hand-written NumPy':>20} {'kerasckpt fit()':>17} {'ratio':>13} {'Keras 3 (torch CPU) fit()':>27} "
-          f"{'ratio':>13}")
-    ratio = lambda runs, i: median(o[i] / r[i] for o, r in zip(runs, ref))  # noqa: E731
-    keras_text = f"{median(k[0] for k in keras_rates):,.0f} smp/s" if keras_rates else "n/a"
-    keras_ratio = f"{ratio(keras_rates, 0):.3f} | {ratio(keras_rates, 1):.3f}" if keras_rates else ""
-    print(f"{median(r[0] for r in ref):>14,.0f} smp/s {median(o[0] for o in mine):>11,.0f} smp/s "
-          f"{ratio(mine, 0):.3f} | {ratio(mine, 1):.3f} {keras_text:>27} {keras_ratio:>13}")
+    compare_fit("MNIST convnet (keras.io example), batch 128, Adam", build, x, y, 128, reference_epoch, args.repeats,
+                with_keras=not args.no_keras)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
-"""The one registry of classes that loading may instantiate: register_serializable + lookup."""
+"""The one registry of classes that loading may instantiate: register_serializable + lookup; and the seam
+through which layers that nest other layers (Bidirectional, TimeDistributed, RNN) write and read their
+entries without importing `saving/` (which installs the codec when it is imported)."""
+import contextlib
 
 _REGISTRY = {}  # registered name -> class
+_SCOPES = []  # the custom_objects of the deserializations in progress, innermost last
+_CODEC = {}  # "serialize" / "deserialize": saving/serialization's functions for nested layer entries
 
 
 def register_serializable(package="Custom", name=None):
@@ -30,6 +35,8 @@ def builtin(name=None):
 
 def lookup(class_name, custom_objects=None):
     """The registered class for `class_name` (a bare or `package>name` name), or None."""
+    if custom_objects is None and _SCOPES:
+        custom_objects = _SCOPES[-1]
     if custom_objects and class_name in custom_objects:
         return custom_objects[class_name]
     if class_name in _REGISTRY:
@@ -52,3 +59,30 @@ def registered(name):
 def registered_names():
     """Every registered name, for error messages that list the valid choices."""
     return sorted(_REGISTRY)
+
+
+@contextlib.contextmanager
+def custom_objects_scope(custom_objects):
+    """Within it, `lookup` also finds the classes of `custom_objects` (for entries nested in configs)."""
+    merged = {**(_SCOPES[-1] if _SCOPES else {}), **(custom_objects or {})}
+    _SCOPES.append(merged)
+    try:
+        yield
+    finally:
+        _SCOPES.pop()
+
+
+def install_layer_codec(serialize, deserialize):
+    """Called by `saving/` on import: how nested layer entries are written and read."""
+    _CODEC.update(serialize=serialize, deserialize=deserialize)
+
+
+def serialize_layer(layer):
+    """A layer's `{"module", "class_name", "config", ...}` entry, for a layer nested in another's config."""
+    return _CODEC["serialize"](layer)
+
+
+def deserialize_layer(entry):
+    """A layer from an entry nested in another layer's config: registered classes (and the custom objects
+    of the load in progress) only, nothing imported."""
+    return _CODEC["deserialize"](entry)

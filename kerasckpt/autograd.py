@@ -77,6 +77,11 @@ def needs_grad(x):
     return isinstance(x, Variable)
 
 
+def recording():
+    """Whether a GradientTape records now (ops link their results for gradients)."""
+    return _recording[0] > 0
+
+
 def record(value, parents, backward):
     """Wrap an op's result, linking it to `parents` when a tape records and a parent needs a grad."""
     if value.__class__ is not np.ndarray:
@@ -90,6 +95,34 @@ def record(value, parents, backward):
             elif cls is Variable or (cls is not np.ndarray and needs_grad(p)):
                 return Tensor(value, parents, backward)
     return Tensor(value)
+
+
+class _OutputGrads:
+    """The gradients that reached some outputs of a several-output op, by output index; `+` merges them
+    (the tape adds the gradients a node receives)."""
+
+    __slots__ = ("by_index",)
+
+    def __init__(self, by_index):
+        self.by_index = by_index
+
+    def __add__(self, other):
+        merged = dict(self.by_index)
+        for i, g in other.by_index.items():
+            merged[i] = g if i not in merged else merged[i] + g
+        return _OutputGrads(merged)
+
+
+def record_outputs(values, parents, backward):
+    """Tensors for an op with several results (an RNN's outputs and final states).
+
+    `backward(grads)` is called once, with one gradient per result (None for results no gradient
+    reached), and returns one gradient per parent.
+    """
+    core = record(np.zeros(()), parents, lambda g: backward([g.by_index.get(i) for i in range(len(values))]))
+    if core.parents is None:
+        return [Tensor(v if v.__class__ is np.ndarray else np.asarray(v)) for v in values]
+    return [Tensor(v, (core,), lambda g, i=i: (_OutputGrads({i: g}),)) for i, v in enumerate(values)]
 
 
 def unbroadcast(grad, shape):

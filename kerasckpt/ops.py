@@ -688,6 +688,76 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=1e-3):
     return record(out, (x, gamma, beta), backward)
 
 
+# ---------------------------------------------------------------- einsum and ranges (sequence and attention layers)
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _parse_einsum(subscripts, ndims):
+    """Explicit `(input subscripts, output subscript)` of an einsum equation, with `...` spelled out."""
+    spec = subscripts.replace(" ", "")
+    lhs, arrow, rhs = spec.partition("->")
+    inputs = lhs.split(",")
+    if len(inputs) != len(ndims):
+        raise ValueError(f"einsum equation '{subscripts}' names {len(inputs)} operands but received {len(ndims)}.")
+    free = [c for c in _LETTERS if c not in spec]
+    widths = [ndim - len(term.replace("...", "")) for term, ndim in zip(inputs, ndims) if "..." in term]
+    ellipsis = "".join(free[:builtins.max(widths, default=0)])
+    expanded = []
+    for term, ndim in zip(inputs, ndims):
+        if "..." in term:
+            width = ndim - len(term.replace("...", ""))
+            term = term.replace("...", ellipsis[len(ellipsis) - width:] if width else "")
+        if len(term) != ndim:
+            raise ValueError(f"einsum equation '{subscripts}': operand subscripts '{term}' do not match an operand "
+                             f"of rank {ndim}.")
+        if len(set(term)) != len(term):
+            raise ValueError(f"einsum equation '{subscripts}': a repeated index in one operand (a diagonal) is not "
+                             "supported by kerasckpt's differentiable einsum.")
+        expanded.append(term)
+    if arrow:
+        output = rhs.replace("...", ellipsis)
+    else:
+        counts = {c: "".join(expanded).count(c) for c in "".join(expanded)}
+        output = ellipsis + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ellipsis))
+    return expanded, output
+
+
+def einsum(subscripts, *operands):
+    """`np.einsum(subscripts, *operands)` (explicit or implicit output, `...` allowed), differentiable for
+    every operand; contractions run as matrix products."""
+    values = [_float(o) if not isinstance(o, (Tensor, Variable)) else _arr(o) for o in operands]
+    inputs, output = _parse_einsum(subscripts, [v.ndim for v in values])
+    out = np.einsum(f"{','.join(inputs)}->{output}", *values, optimize=True)
+
+    def backward(g):
+        grads = []
+        for i, (x, term, v) in enumerate(zip(operands, inputs, values)):
+            if not needs_grad(x):
+                grads.append(None)
+                continue
+            others = [(t, w) for j, (t, w) in enumerate(zip(inputs, values)) if j != i]
+            reachable = set(output).union(*(set(t) for t, _ in others))
+            kept = "".join(c for c in term if c in reachable)  # indices summed away only in this operand broadcast
+            terms = ",".join([output] + [t for t, _ in others])
+            d = np.einsum(f"{terms}->{kept}", g, *[w for _, w in others], optimize=True)
+            if kept != term:
+                d = np.broadcast_to(d.reshape([d.shape[kept.index(c)] if c in kept else 1 for c in term]), v.shape)
+            grads.append(unbroadcast(np.array(d, dtype=np.result_type(v.dtype, g.dtype)), v.shape)
+                         if d.shape != v.shape else d)
+        return tuple(grads)
+
+    return record(out, tuple(operands), backward)
+
+
+def arange(start, stop=None, step=1, dtype=None):
+    """`np.arange` as a Tensor: int32 for integer arguments (as `keras.ops.arange`), float32 otherwise."""
+    values = np.arange(_v(start), stop if stop is None else _v(stop), _v(step))
+    if dtype is None:
+        dtype = "int32" if values.dtype.kind in "iu" else "float32"
+    return Tensor(values.astype(dtype))
+
+
 # ---------------------------------------------------------------- not differentiable
 
 def _plain(fn, *params):

@@ -67,6 +67,47 @@ def to_categorical(x, num_classes=None):
     return categorical.reshape(shape + (num_classes,))
 
 
+def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre", value=0.0):
+    """Sequences of different lengths as one `(len(sequences), maxlen, ...)` array, as
+    `keras.utils.pad_sequences`: longer ones cut, shorter ones filled with `value`.
+
+    Args:
+        sequences: a list of sequences (lists or arrays; their entries may be arrays of one shape).
+        maxlen: the length of the result; the longest sequence's when None.
+        dtype: the result's dtype.
+        padding: "pre" (default) or "post": where the filling goes.
+        truncating: "pre" (default) or "post": which end of a long sequence is cut.
+        value: the filling.
+    """
+    if not hasattr(sequences, "__len__"):
+        raise ValueError(f"`sequences` must be iterable. Received: {type(sequences).__name__}")
+    for arg, choice in (("padding", padding), ("truncating", truncating)):
+        if choice not in ("pre", "post"):
+            raise ValueError(f'{arg.capitalize()} type "{choice}" not understood. Use "pre" or "post".')
+    lengths, sample_shape = [], None
+    for s in sequences:
+        if not hasattr(s, "__len__"):
+            raise ValueError(f"`sequences` must be a list of iterables. Found non-iterable: {s!r}")
+        lengths.append(len(s))
+        if sample_shape is None and len(s):
+            sample_shape = np.asarray(s).shape[1:]
+    sample_shape = sample_shape or ()
+    maxlen = int(max(lengths, default=0)) if maxlen is None else int(maxlen)
+    out = np.full((len(lengths), maxlen) + tuple(sample_shape), value, dtype=dtype)
+    for row, s in enumerate(sequences):
+        kept = np.asarray(s[-maxlen:] if truncating == "pre" else s[:maxlen], dtype=dtype) if len(s) and maxlen \
+            else np.zeros((0,) + tuple(sample_shape), dtype)
+        if kept.shape[1:] != tuple(sample_shape):
+            raise ValueError(f"Shape of sample {kept.shape[1:]} of sequence at position {row} is different from "
+                             f"expected shape {tuple(sample_shape)}")
+        if len(kept):
+            if padding == "post":
+                out[row, :len(kept)] = kept
+            else:
+                out[row, -len(kept):] = kept
+    return out
+
+
 def pack_x_y_sample_weight(x, y=None, sample_weight=None):
     """A step's `data` as Keras packs it: `(x,)`, `(x, y)` or `(x, y, sample_weight)`."""
     if y is None:

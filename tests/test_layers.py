@@ -741,3 +741,54 @@ def test_dense_from_a_keras_lora_config_warns_and_a_quantized_one_is_refused():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         kerasckpt.layers.Dense(3, lora_rank=None, lora_alpha=None, quantization_config=None)  # Keras's defaults
+
+
+class Scaled(layers.Layer):
+    """A custom layer without get_config() whose __init__ takes no name/trainable/dtype (as keras.io's
+    TransformerBlock): its config comes from the constructor arguments."""
+
+    def __init__(self, units, factor=2.0):
+        super().__init__()
+        self.units, self.factor = units, factor
+        self.dense = layers.Dense(units)
+
+    def call(self, inputs):
+        return self.dense(inputs) * self.factor
+
+
+def _keras_scaled(keras):
+    class Scaled(keras.layers.Layer):  # the same class on the Keras side (its name gives the file's paths)
+        def __init__(self, units, factor=2.0):
+            super().__init__()
+            self.factor, self.dense = factor, keras.layers.Dense(units)
+
+        def call(self, inputs):
+            return self.dense(inputs) * self.factor
+    return Scaled
+
+
+@pytest.mark.filterwarnings(r"ignore:`build\(\)` was called on layer")  # Keras warns about its own twin
+def test_custom_layer_config_holds_its_constructor_arguments_and_reloads(tmp_path):
+    layer = Scaled(3, factor=0.5)
+    assert layer.get_config() == {"units": 3, "factor": 0.5}  # no keys its __init__ could not take back
+    assert Scaled.from_config({"units": 3, "factor": 0.5, "trainable": True, "dtype": "float32"}).factor == 0.5
+    inp = layers.Input((4,))
+    model = kerasckpt.Model(inp, layer(inp))
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = kerasckpt.models.load_model(tmp_path / "m.keras", custom_objects={"Scaled": Scaled})
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    keras = pytest.importorskip("keras")
+
+    theirs = keras.saving.load_model(tmp_path / "m.keras", custom_objects={"Scaled": _keras_scaled(keras)})
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_custom_layer_with_an_argument_that_is_not_plain_names_it():
+    class Wrapping(layers.Layer):
+        def __init__(self, inner, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = inner
+
+    with pytest.raises(NotImplementedError, match="argument 'inner' of type Dense"):
+        Wrapping(layers.Dense(2)).get_config()

@@ -27,3 +27,25 @@ def test_to_categorical_names_labels_out_of_range():
 def test_snake_case_is_kerass_default_name_rule(name, snake):
     """Default layer names and the class-based keys of .weights.h5 files come from this rule."""
     assert utils.snake_case(name) == snake
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"maxlen": 3}, {"maxlen": 3, "padding": "post", "truncating": "post"},
+                                    {"maxlen": 6, "value": -1, "dtype": "float32"}])
+def test_pad_sequences_matches_keras(kwargs):
+    sequences = [[1, 2, 3, 4], [5], [], [6, 7]]
+    got = utils.pad_sequences(sequences, **kwargs)
+    if kwargs == {"maxlen": 3}:
+        assert got.tolist() == [[2, 3, 4], [0, 0, 5], [0, 0, 0], [0, 6, 7]]
+    keras = pytest.importorskip("keras")
+    expected = keras.utils.pad_sequences(sequences, **kwargs)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_pad_sequences_keeps_sample_shapes_and_names_bad_arguments():
+    got = utils.pad_sequences([np.ones((2, 3)), np.zeros((1, 3))], padding="post", dtype="float32")
+    assert got.shape == (2, 2, 3) and got[1, 1].tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match='Padding type "middle"'):
+        utils.pad_sequences([[1]], padding="middle")
+    with pytest.raises(ValueError, match="different from expected shape"):
+        utils.pad_sequences([np.ones((2, 3)), np.ones((2, 4))])

@@ -1,18 +1,23 @@
 """Layers: the building blocks of models."""
 from kerasckpt.layers.activations import LeakyReLU, ReLU, Softmax
+from kerasckpt.layers.attention import MultiHeadAttention
 from kerasckpt.layers.base import KerasTensor, Layer
 from kerasckpt.layers.convolution import Conv1D, Conv2D, Conv2DTranspose
 from kerasckpt.layers.core import Activation, Dense, Dropout, Flatten
+from kerasckpt.layers.einsum_dense import EinsumDense
 from kerasckpt.layers.embedding import Embedding
 from kerasckpt.layers.input_layer import Input, InputLayer
 from kerasckpt.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                                       concatenate, maximum, minimum, multiply, subtract)
 from kerasckpt.layers.normalization import BatchNormalization, LayerNormalization
 from kerasckpt.layers.preprocessing import Rescaling
+from kerasckpt.layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
+from kerasckpt.layers.regularization import SpatialDropout1D
 from kerasckpt.layers.reshaping import Permute, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D
 from kerasckpt.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,
                                       GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D,
                                       MaxPooling2D)
+from kerasckpt.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = ["Layer", "InputLayer", "Input", "Dense", "Activation", "Dropout", "BatchNormalization", "Flatten",
            "KerasTensor", "Embedding",
@@ -29,4 +34,7 @@ __all__ = ["Layer", "InputLayer", "Input", "Dense", "Activation", "Dropout", "Ba
            "GlobalMaxPooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
            # merging
            "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "add", "subtract",
-           "multiply", "average", "maximum", "minimum", "concatenate"]
+           "multiply", "average", "maximum", "minimum", "concatenate",
+           # recurrent, wrappers and attention
+           "RNN", "SimpleRNN", "LSTM", "GRU", "SimpleRNNCell", "LSTMCell", "GRUCell", "Bidirectional",
+           "TimeDistributed", "SpatialDropout1D", "EinsumDense", "MultiHeadAttention"]

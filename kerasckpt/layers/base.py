@@ -7,6 +7,7 @@ import numpy as np
 from kerasckpt import initializers, ops, random, tracking
 from kerasckpt.autograd import Tensor
 from kerasckpt.layers import masking
+from kerasckpt.layers.auto_config import constructor_arguments, fit_to_init, with_constructor_arguments
 from kerasckpt.symbolic import KerasTensor, Node, flatten  # noqa: F401 - re-exported for the layers and models
 from kerasckpt.tracking import Trackable, is_trackable_value
 from kerasckpt.utils import get_uid, snake_case
@@ -146,6 +147,13 @@ class Layer(Trackable):
         super().__init_subclass__(**kwargs)
         if "build" in cls.__dict__:
             cls.build = _scoped_build(cls.__dict__["build"])
+
+    def __new__(cls, *args, **kwargs):
+        instance = super().__new__(cls)
+        if cls.get_config is Layer.get_config and not str(vars(cls).get("_registered_name", "")).startswith(
+                "kerasckpt>"):  # a custom layer relying on the automatic config (built-ins write Keras's)
+            instance._auto_config = constructor_arguments(cls, args, kwargs)
+        return instance
 
     def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
         object.__setattr__(self, "_tracked", {})
@@ -469,13 +477,27 @@ class Layer(Trackable):
 
         symbolic = _map_together(to_symbolic, [result for result, _ in runs])
         if with_masks:
+            recorded = self._symbolic_masks(inputs, prior)
             for i, tensor in enumerate(flatten(symbolic)):
+                if recorded is not None and i < len(recorded) and isinstance(recorded[i], KerasTensor):
+                    tensor._keras_mask = recorded[i]  # made by op nodes (`ops.not_equal`), as Keras's graph has it
+                    continue
                 values = [masks[i] for _, masks in runs if masks is not None and masks[i] is not None]
                 if values and len(values) == len(runs):
                     tensor._keras_mask = KerasTensor(shape_and_dtype(values)[0], "bool")
         self._inbound_nodes.append(Node(self, args, kwargs, outputs))
         self._output_shape = map_structure(lambda t: t.shape, symbolic)
         return symbolic
+
+    def _symbolic_masks(self, inputs, prior):
+        """`compute_mask` on the symbolic tensors, so that masks computed with `kerasckpt.ops` become op nodes
+        (a layer taking `mask=` downstream then records them, and files hold them, as Keras's do); None when
+        `compute_mask` needs values (then the masks' shapes come from the calls on zeros)."""
+        try:
+            masks = self.compute_mask(inputs, prior)
+        except TypeError:  # NumPy on a symbolic tensor
+            return None
+        return None if masks is None else flatten(masks)
 
     def _concrete_call(self, args, kwargs, prior, with_masks, free_length):
         """`call()` on zeros shaped like the symbolic arguments: the output values, and the output masks
@@ -518,13 +540,24 @@ class Layer(Trackable):
     # ------------------------------------------------------------------ configs
 
     def get_config(self):
-        """The constructor arguments as Keras writes them (`name`, `trainable`, `dtype`, ...)."""
-        return {"name": self.name, "trainable": self.trainable, "dtype": serialize_dtype(self.dtype)}
+        """The constructor arguments as Keras writes them (`name`, `trainable`, `dtype`, ...).
+
+        A custom layer that does not override `get_config()` gets the arguments its constructor received
+        (when they are plain values), as in Keras 3.
+
+        Note: keys that its `__init__` cannot take back (no such argument, no `**kwargs`) are left out, so
+        the file reloads; Keras writes them and then cannot load its own file.
+        """
+        config = {"name": self.name, "trainable": self.trainable, "dtype": serialize_dtype(self.dtype)}
+        if type(self).get_config is not Layer.get_config or "_auto_config" not in vars(self):
+            return config  # an override extends this base config
+        return with_constructor_arguments(self, config, "Layer")
 
     @classmethod
     def from_config(cls, config):
-        """A new layer from `get_config()` output."""
-        config = dict(config)
+        """A new layer from `get_config()` output (`name`, `trainable` and `dtype` dropped when `__init__`
+        cannot take them, as in configs Keras writes for custom layers)."""
+        config = fit_to_init(cls, config)
         if "dtype" in config:
             config["dtype"] = deserialize_dtype(config["dtype"])
         return cls(**config)
@@ -574,10 +607,13 @@ def _scoped_build(build):
                     result = build(self, *args, **kwargs)
                 finally:
                     _building.pop()
-            if args or "input_shape" in kwargs:
-                self._build_shapes = args[0] if args else kwargs["input_shape"]
-            elif kwargs:  # build(query_shape=..., value_shape=...): Keras's `shapes_dict`
-                self._build_shapes = _ShapesDict(kwargs)
+            if args or kwargs:  # the shapes by build()'s argument names: several make Keras's `shapes_dict`
+                try:
+                    shapes = inspect.signature(build).bind(self, *args, **kwargs).arguments
+                    shapes.pop(next(iter(shapes)))
+                except TypeError:
+                    shapes = {"input_shape": args[0] if args else next(iter(kwargs.values()))}
+                self._build_shapes = next(iter(shapes.values())) if len(shapes) == 1 else _ShapesDict(shapes)
             self.built = True
             if not _building:  # the outermost build: held values that did not fit raise now, nothing built
                 tracking.raise_problems()

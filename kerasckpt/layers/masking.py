@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from kerasckpt.autograd import Tensor
+from kerasckpt.autograd import Tensor, record, value_of
 from kerasckpt.variables import Variable
 
 
@@ -20,6 +20,14 @@ def set_keras_mask(x, mask):
         x._keras_mask = mask
     except AttributeError:
         pass
+
+
+def without_mask(x):
+    """`x` as a tensor without a Keras mask (same values; gradients pass through), for calls that must not
+    see the mask (MultiHeadAttention's projections)."""
+    if get_keras_mask(x) is None:
+        return x
+    return record(value_of(x), (x,), lambda g: (g,))
 
 
 def value_of_mask(mask):

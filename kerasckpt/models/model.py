@@ -1,9 +1,8 @@
 """Model: a Layer that trains. `Model(inputs, outputs)` builds a functional model."""
-import inspect
-
 import numpy as np
 
 from kerasckpt._registry import builtin
+from kerasckpt.layers.auto_config import constructor_arguments, copy_plain, with_constructor_arguments
 from kerasckpt.layers.base import Layer, serialize_dtype
 from kerasckpt.models.summary import print_summary
 from kerasckpt.models.trainer import Trainer
@@ -43,7 +42,7 @@ class Model(Trainer, Layer):
             return super().__new__(Functional)
         instance = super().__new__(cls)
         if cls is not Model and cls.get_config is Model.get_config:  # a subclass relying on the automatic config
-            instance._auto_config = _constructor_arguments(cls, args, kwargs)
+            instance._auto_config = constructor_arguments(cls, args, kwargs)
         return instance
 
     def __init__(self, *args, **kwargs):
@@ -57,7 +56,8 @@ class Model(Trainer, Layer):
         if type(self).call is Model.call:
             raise NotImplementedError(f"Model '{self.name}' has no call() method. Subclasses of Model must define call().")
         zeros = _zeros_for(input_shape)
-        self.call(zeros, training=False) if self._call_has_training else self.call(zeros)
+        with np.errstate(all="ignore"):  # zeros only build the weights: all-padding masks divide by zero
+            self.call(zeros, training=False) if self._call_has_training else self.call(zeros)
 
     def call(self, inputs, training=False):
         raise NotImplementedError(f"Model '{self.name}' has no call() method. Subclasses of Model must define call().")
@@ -120,19 +120,7 @@ class Model(Trainer, Layer):
         cls = type(self)
         if cls is Model or cls.get_config is not Model.get_config:  # an override extends this base config
             return config
-        auto = vars(self).get("_auto_config")
-        if not isinstance(auto, dict):
-            reason = auto if isinstance(auto, str) else "it was not created by calling its class"
-            raise NotImplementedError(
-                f"Model '{self.name}' of class {cls.__name__} cannot write its config: {reason}. Override "
-                "get_config() to return the constructor arguments (and from_config() if they are not plain "
-                "values), e.g. `def get_config(self): return {**super().get_config(), \"units\": self.units}`.")
-        params = inspect.signature(cls.__init__).parameters
-        takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        for key in list(config):
-            if key not in params and not takes_kwargs:  # __init__ could not take it back
-                del config[key]
-        return {**_copy_plain(auto), **config}
+        return with_constructor_arguments(self, config, "Model")
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -200,7 +188,7 @@ def rebuild_from_config(class_name, config, custom_objects, label):
         raise TypeError(f"{label} needs the dict returned by get_config(). Received: {type(config).__name__} "
                         f"{str(config)[:80]}.")
     module = "keras" if class_name == "Sequential" else "keras.src.models.functional"
-    entry = {"module": module, "class_name": class_name, "config": _copy_plain(config), "registered_name": None}
+    entry = {"module": module, "class_name": class_name, "config": copy_plain(config), "registered_name": None}
     return serialization.deserialize_model(entry, serialization.Context(label, custom_objects), "config")
 
 
@@ -220,54 +208,3 @@ def model_config(model):
     """The `config` of `model`'s entry in a `.keras` file's `config.json` (its layer graph)."""
     from kerasckpt.saving import serialization
     return serialization.serialize_model(model, include_compile=False)["config"]
-
-
-_PLAIN = (str, int, float, bool, type(None))
-
-
-def _plain_problem(value, where, depth=0):
-    """Why `value` cannot be written to a config (None when it is a plain value or nested lists/dicts of them)."""
-    if isinstance(value, _PLAIN) or (isinstance(value, np.generic) and value.dtype.kind in "biuf" and value.ndim == 0):
-        return None
-    if depth < 50 and isinstance(value, (list, tuple)):
-        return next((p for i, v in enumerate(value) if (p := _plain_problem(v, f"{where}[{i}]", depth + 1))), None)
-    if depth < 50 and isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return next((p for k, v in value.items() if (p := _plain_problem(v, f"{where}[{k!r}]", depth + 1))), None)
-    return f"__init__ received {where} of type {type(value).__name__}, which is not a plain value (str, int, " \
-           "float, bool, None, or lists and dicts of those)"
-
-
-def _constructor_arguments(cls, args, kwargs):
-    """`{argument: value}` of a subclass's constructor call (defaults included), or why there is none."""
-    try:
-        signature = inspect.signature(cls.__init__)
-        bound = signature.bind(None, *args, **kwargs)
-    except (TypeError, ValueError):
-        return "its __init__ signature could not be matched to the call"  # __init__ then fails on its own
-    params = list(signature.parameters.values())[1:]
-    if any(p.kind is inspect.Parameter.POSITIONAL_ONLY for p in params):
-        return f"{cls.__name__}.__init__ has positional-only arguments, which a config cannot pass back"
-    bound.apply_defaults()
-    arguments = dict(bound.arguments)
-    arguments.pop(next(iter(signature.parameters)))  # self
-    for p in params:
-        if p.kind is inspect.Parameter.VAR_POSITIONAL:
-            if arguments.pop(p.name, ()):
-                return f"{cls.__name__}.__init__ received *{p.name} arguments, which a config cannot pass back"
-        elif p.kind is inspect.Parameter.VAR_KEYWORD:
-            arguments.update(arguments.pop(p.name, {}))
-    arguments.pop("name", None)  # the live name is written instead
-    for key, value in arguments.items():
-        problem = _plain_problem(value, f"argument '{key}'")
-        if problem:
-            return problem
-    return _copy_plain(arguments)
-
-
-def _copy_plain(value):
-    """A copy with tuples as lists, as the config reads back from JSON."""
-    if isinstance(value, (list, tuple)):
-        return [_copy_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _copy_plain(v) for k, v in value.items()}
-    return value.item() if isinstance(value, np.generic) else value

@@ -402,15 +402,40 @@ def _deserialize(entry, ctx, where, top=False):
         raise ctx.error(where, f"'{name}' is not a layer or model class.", UnknownObjectError)
     if top and not issubclass(cls, Model):
         raise ctx.error(where, f"the file's top-level object is a '{name}' layer, not a model.")
+    _contexts.append((ctx, where))
     try:
-        obj = cls.from_config(dict(config))
+        with _registry.custom_objects_scope(ctx.custom_objects):
+            obj = cls.from_config(dict(config))
     except (TypeError, ValueError, KeyError) as err:
         raise ctx.error(where, f"cannot rebuild '{name}' from its config ({err}). If it is a custom class, its "
                                "get_config()/from_config() must round-trip.") from None
+    finally:
+        _contexts.pop()
     build = entry.get("build_config")
     if build and issubclass(cls, Model) and not obj.built:
         _build(obj, build, ctx, where)
     return obj
+
+
+_contexts = []  # (Context, position) of each from_config() in progress: layers nested in a layer's config
+
+
+def deserialize_nested_layer(entry):
+    """A layer from an entry nested in another layer's config (Bidirectional's `layer`, ...), resolved and
+    checked like every entry of the file being read, then built from its `build_config`."""
+    ctx, where = _contexts[-1] if _contexts else (Context("a nested layer config"), "config")
+    where = f"{where}.(nested layer)"
+    if not isinstance(entry, dict):
+        raise ctx.error(where, f"expected a layer config dict, found {type(entry).__name__}.")
+    check_code_free(entry, ctx, where)
+    layer = _deserialize(entry, ctx, where)
+    build = entry.get("build_config")
+    if build and not layer.built:
+        _build(layer, build, ctx, where)
+    return layer
+
+
+_registry.install_layer_codec(serialize_layer, deserialize_nested_layer)
 
 
 def _build(obj, build_config, ctx, where):

@@ -20,17 +20,19 @@ import layer_zoo  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def main(only=()):
-    for name in layer_zoo.NAMES:
+def main(only=(), zoo=layer_zoo, subclassed="conv_sub"):
+    """Write the fixtures of `zoo`'s models (all, or those named in `only`); `subclassed` is saved as
+    weights only."""
+    for name in zoo.NAMES:
         if only and name not in only:
             continue
         keras.utils.set_random_seed(0)
-        model = layer_zoo.build(keras, name)
-        x, y = layer_zoo.data(name)
+        model = zoo.build(keras, name)
+        x, y = zoo.data(name)
         model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
         base = os.path.join(HERE, name)
         model.save_weights(base + ".weights.h5")
-        if name != "conv_sub":
+        if name != subclassed:
             model.save(base + ".keras")
             model.save(base + ".h5")
         pred = model.predict(x, verbose=0)
