@@ -203,16 +203,3 @@ def test_an_unknown_protocol_is_named(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="'nosuchstore' is not a storage protocol"):
         _model().save("nosuchstore://bucket/model.keras")
     assert _no_local_trace(tmp_path)
-
-
-def test_native_checkpoints_refuse_urls_rather_than_writing_a_local_folder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    model = _model()
-    ckpt = kerasckpt.Checkpoint(model=model)
-    for action in (lambda: model.save_weights("memory://run/ckpt"), lambda: ckpt.save("memory://run/ckpt"),
-                   lambda: ckpt.restore("memory://run/ckpt-1"), lambda: kerasckpt.latest_checkpoint("memory://run"),
-                   lambda: kerasckpt.CheckpointManager(ckpt, "memory://run", max_to_keep=1),
-                   lambda: kerasckpt.callbacks.BackupAndRestore("memory://run/backup")):
-        with pytest.raises(ValueError, match="memory://run"):
-            action()
-    assert _no_local_trace(tmp_path)
