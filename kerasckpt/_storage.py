@@ -378,22 +378,30 @@ class S3Store(RemoteStore):
         bucket, key, _ = self.fs.split_path(url)
         return bucket, key
 
+    def _head(self, url):
+        """HeadObject's answer for `url`, or None when there is no such object (one request)."""
+        bucket, key = self._split(url)
+        with _errors(url, "look up"):
+            try:
+                return self._run(self.fs._call_s3, "head_object", dict(Bucket=bucket, Key=key))
+            except Exception as err:
+                if _code(err)[0] not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+        self.check_bucket(url)
+        return None
+
     def info(self, url):
         bucket, key = self._split(url)
         if not key:
             return {"type": "directory", "size": 0, "name": bucket}
+        head = self._head(url)
+        if head is not None:
+            return {"type": "file", "size": head["ContentLength"], "ETag": head["ETag"], "name": url}
         with _errors(url, "look up"):
-            try:
-                head = self._run(self.fs._call_s3, "head_object", dict(Bucket=bucket, Key=key))
-                return {"type": "file", "size": head["ContentLength"], "ETag": head["ETag"], "name": url}
-            except Exception as err:
-                if _code(err)[0] not in ("404", "NoSuchKey", "NotFound"):
-                    raise
             listed = self._run(self.fs._call_s3, "list_objects_v2",
                                dict(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1))
             if listed.get("KeyCount", 0) or listed.get("Contents"):
                 return {"type": "directory", "size": 0, "name": url}
-            self.check_bucket(url)
             return None
 
     def check_bucket(self, url):
@@ -454,8 +462,10 @@ class S3Store(RemoteStore):
             self._run(self.fs._call_s3, "delete_object", kw)
 
     def token(self, url):
-        info = self.info(url)
-        return info.get("ETag") if info and info["type"] == "file" else None
+        if not self._split(url)[1]:
+            return None
+        head = self._head(url)
+        return None if head is None else head["ETag"]
 
     # ------------------------------------------------------------------ reading
     def read_bytes(self, url):

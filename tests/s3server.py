@@ -5,6 +5,9 @@ test suite uses it, started by the tests themselves (never a mock of the client 
 on a thread of the test process, so that it can be stopped and started again on the same port while its
 buckets and objects stay (they live in this process's memory). Where the server cannot start, the tests
 skip, except when KERASCKPT_REQUIRE_S3=1 (set by .ci/run): then they fail.
+
+Both accept multipart parts from `MIN_PART_SIZE` bytes on (S3's minimum is 5 MiB), so that a test can upload
+a checkpoint of a few hundred KB in several parts (with `_storage.PART_SIZE` patched to match).
 """
 import os
 import socket
@@ -17,6 +20,7 @@ import pytest
 
 REQUIRED = os.environ.get("KERASCKPT_REQUIRE_S3") == "1"
 REGION = "us-east-1"
+MIN_PART_SIZE = 256 << 10
 
 
 def free_port():
@@ -68,7 +72,8 @@ class S3Server(_Server):
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, "S3_UPLOAD_PART_MIN_SIZE": str(MIN_PART_SIZE)})
         try:
             _wait_until_up(self.endpoint, self.proc)
         except BaseException:
@@ -97,7 +102,9 @@ class InProcessS3Server(_Server):
     def start(self):
         import threading
 
+        import moto.s3.models
         from moto.server import DomainDispatcherApplication, create_backend_app
+        moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = MIN_PART_SIZE
         from werkzeug.serving import make_server
         app = DomainDispatcherApplication(create_backend_app)
         for attempt in range(50):  # the port of a server just stopped can take a moment to be free again

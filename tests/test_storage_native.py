@@ -213,7 +213,7 @@ def test_a_writer_that_slips_in_during_a_save_is_detected_at_the_state_write(mem
 def test_a_new_numbered_checkpoint_never_replaces_one_that_exists(mem):
     prefix = f"{mem}/run/ckpt-1"
     Checkpoint(**_vars(1)).write(prefix)
-    with pytest.raises(StorageConflictError, match="ckpt-1.*exists already"):
+    with pytest.raises(StorageConflictError, match="ckpt-1.*exists already"):  # before uploading anything
         bundle.write_bundle(prefix, [("x", np.zeros(3))], exclusive=True)
     targets = _zeros()
     Checkpoint(**targets).read(prefix)
@@ -284,3 +284,43 @@ def test_backup_and_restore_on_a_store_resumes_to_the_same_run(mem, background):
     resumed = train(f"{mem}/resumed")
     assert all(np.array_equal(a, b) for a, b in zip(straight.get_weights(), resumed.get_weights()))
     assert _names(f"{mem}/resumed") == []  # delete_checkpoint=True: removed at the end
+
+
+# ------------------------------------------------------------------------------------------------ the CLI
+def test_the_command_line_tool_on_native_checkpoints_in_a_store(mem, capsys):
+    from kerasckpt import cli
+
+    def run(*argv):
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+    vs = _vars(1)
+    manager = CheckpointManager(Checkpoint(**vs), f"{mem}/run", max_to_keep=2)
+    for gen in (1, 2, 3):
+        vs["a"].assign(np.full((3, 4), gen, np.float32))
+        manager.save()
+    _model().save(f"{mem}/run/model.keras")
+    Checkpoint(**_vars(5)).write(f"{mem}/run/sub/w")
+    code, out, err = run("ls", f"{mem}/run")
+    assert code == 0, err
+    assert "ckpt-3" in out and "ckpt-2" in out and "ckpt-1" not in out and "model.keras" in out
+    assert "subdirectories not listed: sub" in out
+    assert run("ls", "--latest", f"{mem}/run")[1].strip() == f"{mem}/run/ckpt-3"
+    code, out, err = run("verify", mem)
+    assert code == 0 and "All 5 intact" in out, out + err  # the state file, two checkpoints, model.keras, sub/w
+    code, out, err = run("inspect", f"{mem}/run")  # a directory: its latest checkpoint
+    assert code == 0 and f"{mem}/run/ckpt-3" in out, err
+    code, out, err = run("diff", f"{mem}/run/ckpt-2.index", f"{mem}/run/ckpt-3")
+    assert code == 1 and "2 differ (largest |a-b| = 1 in a)" in out, err
+    code, out, err = run("convert", f"{mem}/run/ckpt-3", f"{mem}/copy/ckpt")
+    assert code == 0, err
+    targets = _zeros()
+    Checkpoint(**targets).read(f"{mem}/copy/ckpt").expect_partial()  # save_counter is in the copy too
+    assert float(targets["a"].numpy()[0, 0]) == 3
+    fs = fsspec.filesystem("memory")
+    data_url = f"{mem}/run/ckpt-2.data-00000-of-00001"
+    data = bytearray(fs.cat_file(data_url))
+    data[0] ^= 0xFF
+    fs.pipe_file(data_url, bytes(data))
+    code, out, err = run("verify", f"{mem}/run")
+    assert code == 1 and f"'{data_url}' is damaged" in out, out + err

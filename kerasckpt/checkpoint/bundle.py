@@ -739,6 +739,26 @@ class CheckpointReader:
                                               f"'{self.prefix}'. {ADVICE}") from None
             self._check_size(shard, size)
 
+    def check_gaps(self):
+        """Raise CheckpointDamagedError when a byte between values is not zero (writers put zeros there)."""
+        covered = {}
+        for shard, offset, length in self.regions():
+            covered.setdefault(shard, []).append((offset, offset + length))
+        for shard in range(self.num_shards):
+            if not covered.get(shard):
+                continue  # a data file without values (check_complete let it pass)
+            fd, _ = self._open(shard)
+            position = 0
+            for start, end in sorted(covered[shard]):
+                if start > position:
+                    gap = os.pread(fd, start - position, position)
+                    if gap.strip(b"\0"):
+                        first = position + len(gap) - len(gap.lstrip(b"\0"))
+                        raise CheckpointDamagedError(
+                            f"'{self._shard_path(shard)}' is damaged: byte {first} lies between values, where the "
+                            f"writer puts zeros, and is not zero: the file was changed after it was written. {ADVICE}")
+                position = max(position, end)
+
     # ------------------------------------------------------------------ values
     def _region(self, entry):
         return self._map(entry.shard)[entry.offset:entry.offset + entry.size]
@@ -1289,11 +1309,14 @@ def _write_to_store(prefix, items, placed, shard_sizes, storage_options, exclusi
     prefix meanwhile (they may be named by it, so they stay for the next save's sweep).
     """
     directory, base = _storage.split(prefix)
-    existing = data_files_on_disk(prefix, storage_options)
-    blob, token = _storage.read_versioned(prefix + ".index", storage_options)
-    if exclusive and blob is not None:
-        raise StorageConflictError(f"Cannot write checkpoint '{prefix}': it exists already, written by another writer "
-                                   "of this directory. Give each run its own directory.")
+    if exclusive:  # a new checkpoint has nothing to replace; its index write also fails if one appears meanwhile
+        if _storage.identity(prefix + ".index", storage_options) is not None:
+            raise StorageConflictError(f"Cannot write checkpoint '{prefix}': it exists already, written by another "
+                                       "writer of this directory. Give each run its own directory.")
+        existing, blob, token = [], None, None
+    else:
+        existing = data_files_on_disk(prefix, storage_options)
+        blob, token = _storage.read_versioned(prefix + ".index", storage_options)
     referenced = set()
     if blob is not None:
         try:

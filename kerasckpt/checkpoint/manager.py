@@ -107,6 +107,7 @@ class CheckpointManager:
         so = self._storage_options
         state_path = _storage.join(self._directory, STATE_FILE)
         state, problem, self._state_identity = load_state(self._directory, so)
+        self._state = state  # on a store: what the state object holds while it is the version last read or written
         self._last_preserved_timestamp = now - 1.0
         self._latest_checkpoint, message = choose_latest(self._directory, state, problem, state_path, so)
         if message:
@@ -312,11 +313,13 @@ class CheckpointManager:
         """Write the state; returns what to delete now: `doomed` and what the previous state's record left."""
         # The new state names them all in its record, so a kill before they are gone leaves it for the next save.
         so = self._storage_options
-        state, _, identity = load_state(self._directory, so)
-        if self._on_store and identity != self._state_identity:
-            raise self._conflict("after writing the checkpoint, which is deleted again")
-        paths, stamps, recorded = [], [], []
-        listed = _storage.listing(self._directory, so)
+        if self._on_store:  # no request: a state replaced since is refused by the conditional write below
+            state, identity = self._state, self._state_identity
+        else:
+            state, _, identity = load_state(self._directory)
+        paths, stamps, recorded, listed = [], [], [], {}
+        if state is not None and state.deleting:
+            listed = _storage.listing(self._directory, so)
         recorded_at = listed[STATE_FILE][1] if STATE_FILE in listed else None
         if state is not None:  # keep other managers' entries: they must not be orphaned
             old_stamps = state.all_model_checkpoint_timestamps or [0.0] * len(state.all_model_checkpoint_paths)
@@ -344,6 +347,7 @@ class CheckpointManager:
                                                    if_none_match=identity is None)
             except StorageConflictError:
                 raise self._conflict("after writing the checkpoint, which is deleted again") from None
+            self._state = new_state
         else:
             write_state(self._directory, new_state)
         return deleting
@@ -394,7 +398,7 @@ class CheckpointManager:
         self._checkpoint.wait_until_finished()
         latest = self.latest_checkpoint
         if latest is not None:
-            self._checkpoint.restore(latest)
+            self._checkpoint.restore(latest, storage_options=self._storage_options)
             return latest
         if self._init_fn is not None:
             self._init_fn()

@@ -152,13 +152,15 @@ def write_plain_state(path, storage_options=None):
 NUMBERED = re.compile(r"^(.*)-(\d+)\.index$")
 
 
-def candidates(directory, name=None, storage_options=None):
+def candidates(directory, name=None, storage_options=None, listed=None):
     """`(index mtime_ns, number, prefix)` of every `name-N.index` (any name when None), oldest first.
 
     On a store the times have the store's resolution (S3: seconds): ties are ordered by number.
+    `listed`: the directory's `_storage.listing`, when made already.
     """
     found = []
-    for entry, (_, mtime) in _storage.listing(directory, storage_options).items():
+    listed = _storage.listing(directory, storage_options) if listed is None else listed
+    for entry, (_, mtime) in listed.items():
         m = NUMBERED.match(entry)
         if not m or (name is not None and m.group(1) != name):
             continue
@@ -183,7 +185,9 @@ def unrecorded(directory, state, state_path, name=None, storage_options=None):
     """Complete checkpoints `name-N` (any name when None), oldest first, whose save was killed after their
     files were complete and before the state file named them: written no earlier than the state file,
     numbered above every checkpoint of their name it names, and not being deleted by its writer."""
-    recorded = _storage.listing(_storage.dirname(state_path), storage_options).get(_storage.basename(state_path))
+    listed = _storage.listing(directory, storage_options)
+    recorded = (listed if _storage.dirname(state_path) == directory else _storage.listing(
+        _storage.dirname(state_path), storage_options)).get(_storage.basename(state_path))
     if recorded is None:
         return []
     recorded_at = recorded[1]
@@ -196,7 +200,7 @@ def unrecorded(directory, state, state_path, name=None, storage_options=None):
             highest[m.group(1)] = max(highest[m.group(1)], int(m.group(2)))
     # A checkpoint kept by keep_checkpoint_every_n_hours fails both tests: it was written before the state
     # that stopped listing it, and it left the list from the old end.
-    return [prefix for mtime, number, prefix in candidates(directory, name, storage_options)
+    return [prefix for mtime, number, prefix in candidates(directory, name, storage_options, listed)
             if mtime >= recorded_at and number > highest[_storage.basename(prefix).rsplit("-", 1)[0]]
             and prefix not in named and bundle.is_complete(prefix, storage_options)]
 
