@@ -115,21 +115,24 @@ def test_a_failed_upload_keeps_the_previous_checkpoint_and_leaves_no_data(mem, m
     assert _gen(targets) == 1
 
 
-def test_a_reader_of_an_overwritten_checkpoint_reads_it_again(mem, monkeypatch):
-    """The index was read, then another save replaced the checkpoint and deleted that index's data."""
+@pytest.mark.parametrize("saves", [1, 2])
+def test_a_reader_of_an_overwritten_checkpoint_reads_it_again(mem, monkeypatch, saves):
+    """The index was read, then other saves replaced the checkpoint: its data is gone (one save), or the name of
+    its data file holds another checkpoint's bytes (two saves: names alternate)."""
     prefix = f"{mem}/best"
     Checkpoint(**_vars(1)).write(prefix)
-    real, overwritten = _storage.open_descriptor, []
+    real, overwritten, gens = _storage.open_descriptor, [], iter(range(2, 100))
 
     def overwrite_first(path, storage_options=None):
         if not overwritten:
             overwritten.append(path)
-            Checkpoint(**_vars(2)).write(prefix)
+            for _ in range(saves):
+                Checkpoint(**_vars(next(gens))).write(prefix)
         return real(path, storage_options)
     monkeypatch.setattr(_storage, "open_descriptor", overwrite_first)
     targets = _zeros()
     Checkpoint(**targets).read(prefix).assert_consumed()
-    assert overwritten and _gen(targets) == 2  # read again: the new checkpoint, whole
+    assert overwritten and _gen(targets) == 1 + saves  # read again: the newest checkpoint, whole
     overwritten.clear()
     with bundle.CheckpointReader(prefix) as reader:  # without the retry: said, never a mix
         with pytest.raises(CheckpointReplacedError, match=r"best.*overwritten.*Read it again"):

@@ -43,7 +43,7 @@ def _targets():
 def _restore_generation(path, options):
     """Restore `path` and return its generation, checked to be one whole generation."""
     vs, step = _targets()
-    Checkpoint(step=step, **vs).restore(path, storage_options=options).assert_consumed()
+    Checkpoint(step=step, **vs).read(path, storage_options=options).assert_existing_objects_matched().expect_partial()
     gen = int(step.numpy())
     for k, v in generation_values(gen).items():
         assert np.array_equal(vs[k].numpy(), v), (path, k)
@@ -155,3 +155,216 @@ def test_sigkill_at_every_request_of_a_save(s3, tmp_path, mode, background, when
     assert total >= 10 and list(outcome.values()).count("killed") == total  # every event was a kill point
     gens = [_check_directory(s3, s3.url("run", str(k)), allowed={1, 2}) for k in range(1, total + 1)]
     assert gens[0] == 1 and gens[-1] == 2  # killed early: the old one; killed during the sweep: the new one
+
+
+RUNNER = r'''
+import sys
+from kerasckpt import _storage
+from kerasckpt.checkpoint import Checkpoint, CheckpointManager, CheckpointOptions
+from kerasckpt.variables import Variable
+from test_storage_s3_native import generation_values
+
+_storage.PART_SIZE = _storage.SINGLE_PUT_MAX = 256 << 10  # s3server.MIN_PART_SIZE
+directory, mode, background = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+vs = {k: Variable(v) for k, v in generation_values(0).items()}
+step = Variable(0, dtype="int64")
+manager = CheckpointManager(Checkpoint(step=step, **vs), directory, max_to_keep=2,
+                            options=CheckpointOptions(save_in_background=background))
+gen = 0
+while True:
+    gen += 1
+    for k, v in generation_values(gen).items():
+        vs[k].assign(v)
+    step.assign(gen)
+    manager.save(checkpoint_number=1 if mode == "overwrite" else None)
+    if gen == 2:
+        manager.wait_until_finished()  # in the background too: two complete checkpoints before the kill
+        print("ready", flush=True)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,background", [("fresh", True), ("overwrite", False)])
+def test_savers_killed_at_random_moments_leave_a_whole_checkpoint(s3, tmp_path, mode, background):
+    script = tmp_path / "runner.py"
+    script.write_text(RUNNER)
+    directory = s3.url("run")
+    rng = np.random.default_rng(len(mode) + background)
+    for delay in rng.uniform(0.05, 1.2, size=2):
+        proc = subprocess.Popen([sys.executable, str(script), directory, mode, "1" if background else "0"],
+                                stdout=subprocess.PIPE, text=True, env=_env(s3.server))
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+            time.sleep(delay)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        latest = latest_checkpoint(directory, storage_options=s3.storage_options)
+        assert _restore_generation(latest, s3.storage_options) >= 2
+
+
+# ------------------------------------------------------------------------------------------------ faults
+@pytest.mark.slow
+def test_the_server_stops_and_restarts_in_the_middle_of_a_native_save(monkeypatch):
+    server = s3server.start(s3server.InProcessS3Server)
+    try:
+        base = server.make_bucket("kc-native-restart")
+        patient = server.storage_options(config_kwargs={"retries": {"mode": "standard", "total_max_attempts": 8},
+                                                        "connect_timeout": 2, "read_timeout": 5})
+        impatient = server.storage_options(config_kwargs={"retries": {"mode": "standard", "total_max_attempts": 2},
+                                                          "connect_timeout": 1})
+        directory = f"{base}/run"
+        vs, step = _targets()
+        ckpt = Checkpoint(step=step, **vs)
+
+        def generation(gen):
+            for k, v in generation_values(gen).items():
+                vs[k].assign(v)
+            step.assign(gen)
+        generation(1)
+        manager = CheckpointManager(ckpt, directory, max_to_keep=1, storage_options=patient)
+        manager.save()
+        real, outages = _storage.ImageFile.parts, []
+
+        def parts_with_an_outage(self, part_size, back_after=1.0):
+            for n, part in enumerate(real(self, part_size)):
+                if n == 1 and not outages:  # the first part is up: the server goes away (and comes back)
+                    outages.append(time.monotonic())
+                    server.stop()
+                    if back_after is not None:
+                        threading.Timer(back_after, server.start).start()
+                yield part
+        monkeypatch.setattr(_storage.ImageFile, "parts", parts_with_an_outage)
+        generation(2)
+        second = manager.save()  # rides out the outage on the retries
+        assert outages and _restore_generation(second, patient) == 2
+
+        # The server goes away for good in the middle of the data upload: the save fails naming the URL, and
+        # once the server is back the previous checkpoint is the latest, whole, and the next save goes on.
+        state = server.client().get_object(Bucket="kc-native-restart", Key="run/checkpoint")["Body"].read()
+        outages.clear()
+        monkeypatch.setattr(_storage.ImageFile, "parts", lambda self, size: parts_with_an_outage(self, size, None))
+        down = CheckpointManager(ckpt, directory, max_to_keep=1, storage_options=impatient)
+        generation(3)
+        with pytest.raises(StorageConnectionError, match=r"s3://kc-native-restart/run/ckpt-3\.data-00000-of-00001"):
+            down.save()
+        assert outages
+        server.start()
+        monkeypatch.setattr(_storage.ImageFile, "parts", real)
+        assert server.client().get_object(Bucket="kc-native-restart", Key="run/checkpoint")["Body"].read() == state
+        assert latest_checkpoint(directory, storage_options=patient) == second
+        assert _restore_generation(second, patient) == 2
+        assert down.save() == f"{directory}/ckpt-3" and _restore_generation(f"{directory}/ckpt-3", patient) == 3
+        keys = [o["Key"] for o in server.client().list_objects_v2(Bucket="kc-native-restart")["Contents"]]
+        assert sorted(keys) == ["run/checkpoint", "run/ckpt-3.data-00000-of-00001", "run/ckpt-3.index"]
+    finally:
+        server.stop()
+
+
+def test_damaged_and_missing_objects_are_named_and_the_manager_falls_back(s3):
+    options, directory = s3.storage_options, s3.url("run")
+    vs, step = _targets()
+    manager = CheckpointManager(Checkpoint(step=step, **vs), directory, max_to_keep=2, storage_options=options)
+    for gen in (1, 2):
+        for k, v in generation_values(gen).items():
+            vs[k].assign(v)
+        step.assign(gen)
+        manager.save()
+    client, key = s3.server.client(), "run/ckpt-2.data-00000-of-00001"
+    head = client.head_object(Bucket=s3.bucket, Key=key)
+    data = bytearray(s3.get(key))
+    data[100] ^= 0x01
+    client.put_object(Bucket=s3.bucket, Key=key, Body=bytes(data), Metadata=head["Metadata"])  # damaged at rest
+    targets, counter = _targets()
+    with pytest.raises(CheckpointDamagedError, match=rf"{key}.*recorded when it was uploaded"):
+        Checkpoint(step=counter, **targets).restore(f"{directory}/ckpt-2", storage_options=options)
+    assert int(counter.numpy()) == 0 and not targets["a"].numpy().any()  # nothing was assigned
+    s3.put(key, bytes(data))  # without kerasckpt's metadata (another tool copied it): each value's checksum
+    with pytest.raises(CheckpointDamagedError, match=rf"{key}' is damaged: checksum mismatch for 'a/"):
+        Checkpoint(step=counter, **targets).restore(f"{directory}/ckpt-2", storage_options=options)
+    client.delete_object(Bucket=s3.bucket, Key=key)
+    with pytest.warns(UserWarning, match=r"run/checkpoint' names .*ckpt-2.*missing or damaged"):
+        assert latest_checkpoint(directory, storage_options=options) == f"{directory}/ckpt-1"
+    with pytest.raises(CheckpointNotFoundError, match=rf"'s3://{s3.bucket}/{key}' is missing"):
+        bundle.CheckpointReader(f"{directory}/ckpt-2", options).check_complete()
+    index = s3.get("run/ckpt-1.index")
+    s3.put("run/ckpt-1.index", index[:len(index) // 2])
+    with pytest.raises(CheckpointDamagedError, match=r"run/ckpt-1\.index' is damaged"):
+        bundle.CheckpointReader(f"{directory}/ckpt-1", options)
+
+
+# ------------------------------------------------------------------------------------------------ two writers
+def test_a_second_writer_is_refused_by_the_stores_conditional_writes(s3, monkeypatch):
+    options, directory = s3.storage_options, s3.url("run")
+    mine = CheckpointManager(Checkpoint(**_targets()[0]), directory, max_to_keep=2, storage_options=options)
+    theirs = CheckpointManager(Checkpoint(**_targets()[0]), directory, max_to_keep=2, checkpoint_name="theirs",
+                               storage_options=options)
+    mine.save()
+    with pytest.raises(StorageConflictError, match=r"run/checkpoint.*before writing anything"):
+        theirs.save()
+    # The other writer slips in between this manager's check and its state write: S3 refuses the state write
+    # (If-Match), and the checkpoint this save wrote is deleted again.
+    latecomer = CheckpointManager(Checkpoint(**_targets()[0]), directory, max_to_keep=2, checkpoint_name="late",
+                                  storage_options=options)
+    real = bundle.write_bundle
+
+    def latecomer_saves_meanwhile(prefix, *args, **kwargs):
+        names = real(prefix, *args, **kwargs)
+        if prefix.endswith("ckpt-2"):
+            latecomer.save()
+        return names
+    monkeypatch.setattr(bundle, "write_bundle", latecomer_saves_meanwhile)
+    with pytest.raises(StorageConflictError, match="after writing the checkpoint, which is deleted again"):
+        mine.save()
+    monkeypatch.setattr(bundle, "write_bundle", real)
+    assert sorted(k for k in s3.keys("run/") if k.endswith(".index")) == ["run/ckpt-1.index", "run/late-1.index"]
+    assert latest_checkpoint(directory, storage_options=options) == f"{directory}/late-1"
+
+    # Two writers of one prefix: the index is replaced only if it is still the version read at the start.
+    prefix = s3.url("plain", "w")
+    Checkpoint(**{k: Variable(v) for k, v in generation_values(1).items()}).write(prefix, storage_options=options)
+    real_write, raced = _storage.write_bytes, []
+
+    def another_write_first(path, data, *args, **kwargs):
+        if path.endswith(".index") and not raced:
+            raced.append(path)
+            Checkpoint(**{k: Variable(v) for k, v in generation_values(3).items()}).write(
+                prefix, storage_options=options)
+        return real_write(path, data, *args, **kwargs)
+    monkeypatch.setattr(_storage, "write_bytes", another_write_first)
+    with pytest.raises(StorageConflictError, match=r"plain/w\.index.*another writer"):
+        Checkpoint(**{k: Variable(v) for k, v in generation_values(2).items()}).write(prefix, storage_options=options)
+    targets, _ = _targets()
+    Checkpoint(**targets).read(prefix, storage_options=options)
+    assert np.array_equal(targets["b"].numpy(), generation_values(3)["b"])  # the other writer's, whole
+
+
+def test_readers_see_whole_checkpoints_while_a_prefix_is_overwritten(s3):
+    options, prefix = s3.storage_options, s3.url("best")
+    vs, step = _targets()
+    ckpt = Checkpoint(step=step, **vs)
+
+    def write(gen):
+        for k, v in generation_values(gen).items():
+            vs[k].assign(v)
+        step.assign(gen)
+        ckpt.write(prefix, storage_options=options)
+    write(1)
+    seen, errors, stop = [], [], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                seen.append(_restore_generation(prefix, options))
+            except Exception as err:  # noqa: BLE001 (any failure is what the test looks for)
+                errors.append(err)
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for gen in range(2, 6):
+            time.sleep(0.2)
+            write(gen)
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == [] and set(seen) <= {1, 2, 3, 4, 5} and len(set(seen)) > 1

@@ -616,14 +616,8 @@ class CheckpointReader:
     def _missing(self, shard):
         """The error for a data file that is not there; says so when the checkpoint looks renamed, moved or replaced."""
         path = self._shard_path(shard)
-        try:
-            replaced = _storage.identity(self.index_path, self.storage_options) != self._index_identity
-        except OSError:
-            replaced = False
-        if replaced:
-            return CheckpointReplacedError(
-                f"'{path}' is gone: checkpoint '{self.prefix}' was overwritten (or deleted) by another save while it "
-                "was being read, and this data file belonged to the version read. Read it again.")
+        if self._replaced():
+            return self._replaced_error(path, "is gone")
         holds = f"it holds {_some(self._display(self._keys_in(shard)))} of checkpoint '{self.prefix}'"
         expected = ", ".join(f"'{n}'" for n in self._data_names)
         written = self._written_names
@@ -643,6 +637,25 @@ class CheckpointReader:
         return CheckpointNotFoundError(
             f"'{path}' is missing: {holds} (its data files: {expected}). It was written as '{old_prefix}': if "
             f"you renamed or moved it, rename or move its data files with it ({renames}). Otherwise: {ADVICE}")
+
+    def _replaced(self):
+        """Whether the index is no longer the version this reader read (overwritten or deleted since)."""
+        try:
+            return _storage.identity(self.index_path, self.storage_options) != self._index_identity
+        except OSError:
+            return False
+
+    def _replaced_error(self, path, what):
+        return CheckpointReplacedError(
+            f"'{path}' {what}: checkpoint '{self.prefix}' was overwritten (or deleted) by another save while it was "
+            "being read, so this data file no longer belongs to the index read. Read it again.")
+
+    def _data_damaged(self, path, message):
+        """CheckpointDamagedError(message) about the data file `path`, unless the checkpoint was replaced meanwhile
+        (a later save reused the file's name: its bytes belong to another checkpoint)."""
+        if self._replaced():
+            return self._replaced_error(path, "does not match its index")
+        return CheckpointDamagedError(message)
 
     def _display(self, keys):
         """Slice keys shown as the name of the tensor they belong to."""
@@ -714,8 +727,8 @@ class CheckpointReader:
                 e.offset + e.size > size if e.chunks is None else any(c[1] + c[2] > size for c in e.chunks))]
             how = "truncated" if size < max(needed, expected or 0) else "longer than written"
             says = f"the index says {expected}" if expected is not None else f"its values need {needed}"
-            raise CheckpointDamagedError(f"'{path}' is damaged: it is {how} ({size} bytes, {says}); "
-                                         f"{_some(self._display(keys or self._keys_in(shard)))} cannot be read. {ADVICE}")
+            raise self._data_damaged(path, f"'{path}' is damaged: it is {how} ({size} bytes, {says}); "
+                                     f"{_some(self._display(keys or self._keys_in(shard)))} cannot be read. {ADVICE}")
 
     def check_complete(self):
         """Raise unless every data file is present and long enough for its values (no data is read)."""
@@ -766,7 +779,8 @@ class CheckpointReader:
     def _bad_crc(self, entry, shard, offset, length, stored, got, kind="crc32c"):
         name = self._display([entry.key])[0]
         part = f" (its slice {entry.key!r})" if name != entry.key else ""
-        return CheckpointDamagedError(
+        return self._data_damaged(
+            self._shard_path(shard),
             f"'{self._shard_path(shard)}' is damaged: checksum mismatch for '{name}'{part} (bytes {offset}.."
             f"{offset + length} of the file: stored {kind} {stored:08x}, computed {got:08x}). {ADVICE}")
 
@@ -815,9 +829,9 @@ class CheckpointReader:
             return []
         region = self._region(entry)
         buf = region.tobytes()
-        damaged = lambda why: CheckpointDamagedError(  # noqa: E731
-            f"'{self._shard_path(entry.shard)}' is damaged: {why} in the string tensor '{entry.key}' (bytes "
-            f"{entry.offset}..{entry.offset + entry.size} of the file). {ADVICE}")
+        path = self._shard_path(entry.shard)
+        where = f"the string tensor '{entry.key}' (bytes {entry.offset}..{entry.offset + entry.size} of the file)"
+        damaged = lambda why: self._data_damaged(path, f"'{path}' is damaged: {why} in {where}. {ADVICE}")  # noqa: E731
         lengths, pos = [], 0
         try:
             for _ in range(n):

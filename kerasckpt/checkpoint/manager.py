@@ -340,7 +340,8 @@ class CheckpointManager:
                     path in doomed or self._left_over(path, recorded_at, listed)):
                 deleting.append(path)
         new_state = CheckpointState(relative_path(self._directory, self._latest_checkpoint), paths, stamps,
-                                    self._last_preserved_timestamp, [relative_path(self._directory, p) for p in deleting])
+                                    self._last_preserved_timestamp,
+                                    [relative_path(self._directory, p) for p in deleting])
         if self._on_store:  # replaced only if still the version read above (a conditional write)
             try:
                 self._state_identity = write_state(self._directory, new_state, so, if_match=identity,

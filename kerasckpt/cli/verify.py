@@ -189,8 +189,7 @@ def _verify_directory(directory, done, files=None):
     elif state is not None:
         listed = list(dict.fromkeys(state.all_model_checkpoint_paths + [state.model_checkpoint_path]))
         prefixes = [absolute_path(directory, p, STORAGE_OPTIONS) for p in listed]
-        missing = [p for p in prefixes if not (_storage.basename(p) + ".index" in files if _storage.dirname(p) == directory
-                                               else _storage.isfile(p + ".index", STORAGE_OPTIONS))]
+        missing = [p for p in prefixes if not _has_index(directory, files, p)]
         entry = {"path": state_path, "what": f"CheckpointManager state file, {len(listed)} checkpoints listed",
                  "ok": not missing, "notes": [],
                  "problems": [f"it lists '{p}', whose index '{p}.index' is missing" for p in missing]}
@@ -207,6 +206,13 @@ def _verify_directory(directory, done, files=None):
         results.append(_verify_one(path, note))
         done.add(_normalized(path))
     return results
+
+
+def _has_index(directory, files, prefix):
+    """Whether `prefix.index` exists (looked up in `files`, the listing of `directory`, when it lies there)."""
+    if _storage.dirname(prefix) == directory:
+        return _storage.basename(prefix) + ".index" in files
+    return _storage.isfile(prefix + ".index", STORAGE_OPTIONS)
 
 
 def _normalized(path):
