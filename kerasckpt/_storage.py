@@ -7,7 +7,10 @@ a file is laid out in memory (`ImageFile`: small writes copied, the arrays only 
 when it is complete: S3 in a multipart upload streamed from the arrays, aborted on any failure, so the
 object appears whole or not at all; other stores in one `pipe_file`. Downloads land in anonymous memory
 (a descriptor the readers use as a local file), checked against the CRC-32 recorded at upload as they
-stream. Errors name the URL and say what to install, set or do.
+stream. Writes can be conditional (`write_bytes(if_match=, if_none_match=)` on the `identity` that
+`read_versioned` returned), which is how a second writer of a checkpoint directory is detected. `listing`
+gives a directory's files with sizes and times in one request. Errors name the URL and say what to
+install, set or do.
 """
 # Retries: S3 requests go through botocore's "standard" retry mode only; s3fs's own retry loop is set to
 # one attempt and aiohttp never retries, so a request is tried `total_max_attempts` times, not 5 x 5.

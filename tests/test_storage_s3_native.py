@@ -368,3 +368,95 @@ def test_readers_see_whole_checkpoints_while_a_prefix_is_overwritten(s3):
         stop.set()
         thread.join()
     assert errors == [] and set(seen) <= {1, 2, 3, 4, 5} and len(set(seen)) > 1
+
+
+# ------------------------------------------------------------------------------------------------ resume
+TRAIN = r'''
+import os
+import sys
+import numpy as np
+import kerasckpt
+from kerasckpt import layers
+
+backup, result = sys.argv[1], sys.argv[2]
+kerasckpt.utils.set_random_seed(7)
+rng = np.random.default_rng(0)
+x = rng.normal(size=(768, 16)).astype("float32")
+y = (x[:, :4].sum(axis=1) > 0).astype("int64")
+model = kerasckpt.Sequential([layers.Input(shape=(16,)), layers.Dense(64, activation="relu"),
+                              layers.BatchNormalization(), layers.Dropout(0.2), layers.Dense(2, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+class ReportSteps(kerasckpt.callbacks.Callback):  # for the parent to aim its kills
+    def on_train_batch_end(self, batch, logs=None):
+        print(int(self.model.optimizer.iterations), flush=True)
+
+
+model.fit(x, y, batch_size=32, epochs=4, validation_split=0.125, verbose=0, callbacks=[
+    kerasckpt.callbacks.BackupAndRestore(backup, save_freq=4, save_in_background=True), ReportSteps()])
+np.savez(result + ".tmp.npz", *model.get_weights())
+os.replace(result + ".tmp.npz", result)
+'''
+TRAIN_STEPS = 84  # 4 epochs of 672 / 32 batches
+
+
+def _run_until_finished(script, backup, result, kills, rng, env):
+    """Train, SIGKILL the process after `kills` random steps (a few ms later: mid-batch or mid-upload),
+    restart until it finishes; returns the number of kills that landed."""
+    targets = sorted(rng.choice(np.arange(1, TRAIN_STEPS * 9 // 10), size=kills, replace=False))
+    restarts = 0
+    while True:
+        child = subprocess.Popen([sys.executable, str(script), backup, str(result)], stdout=subprocess.PIPE, text=True,
+                                 env=env)
+        if targets:
+            target = targets.pop(0)
+            for line in child.stdout:
+                if int(line) >= target:
+                    break
+            time.sleep(rng.uniform(0.0, 0.05))
+            if child.poll() is None:
+                child.send_signal(signal.SIGKILL)
+                child.communicate()
+                restarts += 1
+                continue
+        child.communicate(timeout=300)
+        assert child.returncode == 0
+        return restarts
+
+
+@pytest.mark.slow
+def test_a_run_killed_again_and_again_resumes_from_an_s3_backup_to_the_same_weights(s3, tmp_path):
+    """BackupAndRestore(backup_dir="s3://...", save_in_background=True): the training process is SIGKILLed three
+    times and restarted until done; its final weights equal those of a run never interrupted, bit for bit."""
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+    env, rng = _env(s3.server), np.random.default_rng(5)
+    _run_until_finished(script, str(tmp_path / "local-backup"), tmp_path / "straight.npz", 0, rng, env)
+    restarts = _run_until_finished(script, s3.url("run", "backup"), tmp_path / "resumed.npz", 3, rng, env)
+    assert restarts == 3
+    with np.load(tmp_path / "straight.npz") as a, np.load(tmp_path / "resumed.npz") as b:
+        assert len(a.files) == len(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+    assert not [k for k in s3.keys("run/") if k.endswith(".index")]  # the finished run removed its backup
+
+
+@pytest.mark.slow
+def test_the_command_line_tool_lists_verifies_and_inspects_a_manager_directory_on_s3(s3):
+    options, directory = s3.storage_options, s3.url("run")
+    vs, step = _targets()
+    manager = CheckpointManager(Checkpoint(step=step, **vs), directory, max_to_keep=2, storage_options=options)
+    for gen in (1, 2, 3):
+        step.assign(gen)
+        manager.save()
+    env = _env(s3.server)
+
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-m", "kerasckpt", *argv], capture_output=True, text=True, env=env,
+                              timeout=120)
+    out = cli("ls", directory)
+    assert out.returncode == 0 and "ckpt-3" in out.stdout and "latest" in out.stdout and "ckpt-1" not in out.stdout, \
+        out.stderr
+    out = cli("verify", directory)
+    assert out.returncode == 0 and "All 3 intact" in out.stdout, out.stdout + out.stderr
+    out = cli("inspect", directory)
+    assert out.returncode == 0 and f"{directory}/ckpt-3" in out.stdout, out.stderr

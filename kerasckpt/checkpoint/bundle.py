@@ -1,6 +1,7 @@
 """TensorFlow's tensor bundles, read and written: the files of every kerasckpt and TensorFlow checkpoint.
 
-API (used by Checkpoint, CheckpointManager, BackupAndRestore, load_weights and the command-line tool):
+API (used by Checkpoint, CheckpointManager, BackupAndRestore, load_weights and the command-line tool); paths
+may be fsspec URLs, with `storage_options`:
     CheckpointReader(path)   a checkpoint prefix (or its .index / a data file): `keys()` (TensorFlow's
         list, slice keys hidden), `entry(key)` -> Entry (dtype, shape, shard, offset, size, crc32c,
         slices), `read(key)` -> verified ndarray, `verify(keys)`, `view(key)` (zero-copy when it can),
@@ -10,7 +11,8 @@ API (used by Checkpoint, CheckpointManager, BackupAndRestore, load_weights and t
     write_bundle(prefix, entries, max_shard_size=None) -> data file names: `entries` is an ordered list of
         `(key, value)` with numeric / bool arrays, or bytes / str / object arrays of bytes (DT_STRING);
         crash-safe (see below).
-    DType, data_file_name, data_files_on_disk, strip_suffix, is_complete, resolve_prefix.
+    delete(prefix), read_again_if_replaced(read), DType, data_file_name, data_files_on_disk, strip_suffix,
+    is_complete, resolve_prefix.
 
 Format (tensorflow/core/util/tensor_bundle): `PREFIX.index` is a sorted table (`sstable.py`) mapping "" to
 a BundleHeaderProto (num_shards, endianness, version) and every tensor name to a BundleEntryProto (dtype,
@@ -31,7 +33,10 @@ new one takes the smallest N >= the shards it needs whose names the current inde
 empty shards when needed: `-of-00002` after `-of-00001`). Its data files are written under temporary
 names, fsynced, renamed into place (the old index and its data stay valid), then the index is renamed over
 the old one (the switch), the directory fsynced, and only then the old data files are deleted. A crash at
-any moment leaves the old checkpoint or the new one complete; never an index naming foreign data.
+any moment leaves the old checkpoint or the new one complete; never an index naming foreign data. On a store
+without rename the same order holds with uploads, each object appearing whole (see `_write_to_store`). A
+reader that finds a data file gone, or holding bytes of a later save (names come back every other save),
+while the index changed since it read it raises CheckpointReplacedError: the checkpoint is read again.
 """
 import concurrent.futures
 import contextlib

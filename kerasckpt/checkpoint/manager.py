@@ -42,9 +42,9 @@ class CheckpointManager:
             makes `save()` return once the values are copied in memory, the files being written on a
             writer thread (one save in flight; the next `save()` waits for it). Retention and the state
             file advance only when the files are complete; `wait_until_finished()` waits for that.
-        storage_options: options of the store when `directory` is an fsspec URL (`s3://bucket/run`).
-            There the state object is replaced only if it is still the version this manager last read
-            or wrote: a second writer in the directory is refused with `StorageConflictError`.
+        storage_options: options of the store when `directory` is an fsspec URL (`s3://bucket/run`). There
+            the state object is replaced only if it is still the version this manager last read or wrote:
+            a second writer is refused (`StorageConflictError`; TensorFlow drops the other's entries).
 
     Note: fixes TensorFlow's hazards: numbering continues after the highest checkpoint on disk (a new
     manager never overwrites `ckpt-1`); old checkpoints leave the state file before their files are

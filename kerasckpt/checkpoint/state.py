@@ -1,8 +1,12 @@
 """The plain-text `checkpoint` state file (TensorFlow's text format), `latest_checkpoint`, and the
 numbered checkpoints (`name-N`) of a directory.
 
-API: `read_state(dir)` -> (CheckpointState or None, problem or None), `write_state`, `parse_state`,
-`format_state`, `write_plain_state(prefix)`; `latest_checkpoint(dir)`; `resolve_checkpoint(path)` (a
+Directories may be fsspec URLs (every function takes `storage_options`; on a store the state file is an
+object, `write_state` can be conditional on the version `load_state` read).
+
+API: `read_state(dir)` -> (CheckpointState or None, problem or None), `load_state` (the same and its
+identity), `write_state`, `parse_state`, `format_state`, `write_plain_state(prefix)`;
+`latest_checkpoint(dir)`; `resolve_checkpoint(path)` (a
 prefix, or a directory meaning its latest checkpoint); `NUMBERED` (the `name-N.index` pattern),
 `candidates` / `scan` / `newest_complete` (numbered checkpoints on disk); `choose_latest`, `unrecorded`
 (how CheckpointManager recovers). Comment lines `# kerasckpt deleting: "ckpt-1"` (which TensorFlow's

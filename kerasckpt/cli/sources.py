@@ -115,8 +115,9 @@ def _resolve_url(url):
     directory, name = _storage.split(url)
     near = [n for n in _storage.listdir(directory, STORAGE_OPTIONS) if n[:3] == name[:3]][:3]
     hint = f" Similar names there: {', '.join(near)}." if near else ""
-    raise CLIError(f"no such file or checkpoint: '{url}'.{hint} Check the URL; `kerasckpt ls DIR` lists the "
-                   "checkpoints in a directory.")
+    what = "file" if kind else "file or checkpoint"
+    raise CLIError(f"no such {what}: '{url}'.{hint} Check the URL; `kerasckpt ls DIR` lists the checkpoints in a "
+                   "directory.")
 
 
 def _latest_in(directory):
