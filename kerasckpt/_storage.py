@@ -813,8 +813,7 @@ def isfile(path, storage_options=None):
     remote = _remote(path, storage_options)
     if remote is None:
         return os.path.isfile(path)
-    info = remote.info(path)
-    return info is not None and info["type"] != "directory"
+    return remote.token(path) is not None  # on S3 one HeadObject
 
 
 def listdir(path, storage_options=None):

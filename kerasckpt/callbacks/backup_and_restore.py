@@ -184,7 +184,7 @@ class BackupAndRestore(Callback):
     def _backups_newest_first(self):
         found = []
         for prefix in self._prefixes():
-            if not _storage.exists(prefix + ".index", self.storage_options):
+            if not _storage.isfile(prefix + ".index", self.storage_options):
                 continue
             try:
                 with bundle.CheckpointReader(prefix, self.storage_options) as reader:

@@ -633,7 +633,7 @@ class CheckpointReader:
         old_prefix = _storage.join(self.directory, pairs[0][0][:m.start()] if m else pairs[0][0])
         renames = ", ".join(f"'{w}' -> '{n}'" for w, n in pairs[:3]) + (", ..." if len(pairs) > 3 else "")
         old = _storage.join(self.directory, written[shard])
-        if _storage.exists(old, self.storage_options):
+        if _storage.isfile(old, self.storage_options):
             return CheckpointNotFoundError(
                 f"'{path}' is missing: {holds}. The checkpoint seems renamed or moved without its data files: "
                 f"it was written as '{old_prefix}', and '{old}' is still there. A checkpoint is its .index "

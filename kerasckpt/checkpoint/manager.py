@@ -326,7 +326,7 @@ class CheckpointManager:
             for rel, stamp in zip(state.all_model_checkpoint_paths, old_stamps):
                 path = absolute_path(self._directory, rel, so)
                 name_match = NUMBERED.match(_storage.basename(path) + ".index")
-                if name_match and name_match.group(1) != self._checkpoint_name and _storage.exists(path + ".index", so):
+                if name_match and name_match.group(1) != self._checkpoint_name and _storage.isfile(path + ".index", so):
                     paths.append(rel)
                     stamps.append(stamp)
             recorded = [absolute_path(self._directory, rel, so) for rel in state.deleting]

@@ -139,9 +139,9 @@ def absolute_path(directory, path, storage_options=None):
     or before the directory moved) is taken as that one."""
     if not _storage.isabs(path):
         return _storage.join(directory, path)
-    if _storage.is_url(path) != _storage.is_url(directory) or not _storage.exists(path + ".index", storage_options):
+    if _storage.is_url(path) != _storage.is_url(directory) or not _storage.isfile(path + ".index", storage_options):
         moved = _storage.join(directory, _storage.basename(path))
-        if _storage.exists(moved + ".index", storage_options):
+        if _storage.isfile(moved + ".index", storage_options):
             return moved
     return path
 

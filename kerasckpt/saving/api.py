@@ -132,7 +132,7 @@ def prepare_save_weights(model, filepath, overwrite=True, storage_options=None):
                          "Use model.save() for .keras, or a name ending in .weights.h5 for weights.")
     from kerasckpt import checkpoint
     prefix = _storage.normalize(filepath)
-    if not overwrite and _storage.exists(f"{prefix}.index", storage_options):
+    if not overwrite and _storage.isfile(f"{prefix}.index", storage_options):
         raise FileExistsError(f"{prefix!r} exists and overwrite=False.")
     return checkpoint.Checkpoint(**checkpoint._roots(model))._prepare_write(prefix, storage_options=storage_options)
 
