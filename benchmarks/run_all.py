@@ -19,21 +19,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 FULL = {
     "fit_throughput": ["--samples", "8192", "--repeats", "5"],
+    "convnet_throughput": ["--samples", "2048", "--repeats", "5"],
     "callback_cost": ["--repeats", "5"],
     "save_speed": ["--params", "1e6", "1e7", "1e8", "--repeats", "5"],
     "stall": ["--params", "1e8", "--repeats", "5"],
     "memory": ["--params", "1e8"],
     "s3_speed": ["--params", "1e7", "--repeats", "5"],
     "tf_read": ["--params", "1e7", "--repeats", "5"],
+    "restore_many_variables": ["--layers", "100", "400", "--repeats", "5"],
 }
 QUICK = {
     "fit_throughput": ["--samples", "4096", "--repeats", "3"],
+    "convnet_throughput": ["--samples", "512", "--repeats", "2"],
     "callback_cost": ["--repeats", "3"],
     "save_speed": ["--params", "1e6", "1e7", "--repeats", "3"],
     "stall": ["--params", "1e7", "--repeats", "3"],
     "memory": ["--params", "1e7", "--formats", "native", "weights.h5", "keras"],
     "s3_speed": ["--params", "1e6", "--repeats", "3"],
     "tf_read": ["--params", "1e6", "--repeats", "3"],
+    "restore_many_variables": ["--layers", "100", "--repeats", "3"],
 }
 
 

@@ -2,8 +2,8 @@
 from kerasckpt import activations, errors, initializers, layers, losses, metrics, ops, optimizers, random, utils
 from kerasckpt import callbacks, checkpoint, models, saving
 from kerasckpt.autograd import GradientTape, Tensor
-from kerasckpt.checkpoint import (Checkpoint, CheckpointManager, CheckpointOptions, latest_checkpoint,
-                                  list_variables, load_checkpoint, load_variable)
+from kerasckpt.checkpoint import (Checkpoint, CheckpointManager, CheckpointOptions, init_from_checkpoint,
+                                  latest_checkpoint, list_variables, load_checkpoint, load_variable)
 from kerasckpt.layers import Input
 from kerasckpt.models import Model, Sequential
 from kerasckpt.variables import Variable
@@ -11,6 +11,6 @@ from kerasckpt.variables import Variable
 __version__ = "0.1.0"
 
 __all__ = ["Sequential", "Model", "Input", "Variable", "GradientTape", "Tensor", "Checkpoint", "CheckpointManager",
-           "CheckpointOptions", "latest_checkpoint", "list_variables", "load_checkpoint", "load_variable", "layers", "ops",
-           "activations", "initializers", "losses", "metrics", "optimizers", "callbacks", "checkpoint", "models",
-           "saving", "utils", "errors", "random"]
+           "CheckpointOptions", "init_from_checkpoint", "latest_checkpoint", "list_variables", "load_checkpoint",
+           "load_variable", "layers", "ops", "activations", "initializers", "losses", "metrics", "optimizers",
+           "callbacks", "checkpoint", "models", "saving", "utils", "errors", "random"]

@@ -44,6 +44,11 @@ def lookup(class_name, custom_objects=None):
     return matches[0] if len(matches) == 1 else None
 
 
+def registered(name):
+    """The class registered under exactly `name` (`package>name`), or None."""
+    return _REGISTRY.get(name)
+
+
 def registered_names():
     """Every registered name, for error messages that list the valid choices."""
     return sorted(_REGISTRY)

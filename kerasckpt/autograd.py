@@ -19,7 +19,9 @@ _creation = itertools.count()  # creation order of recorded nodes is a topologic
 class Tensor(TensorOperators):
     """The value of an op: a NumPy array plus, when recorded, its parents and backward closure."""
 
-    __slots__ = ("value", "parents", "backward", "watched", "_seq")
+    # `_keras_mask` (the Keras mask a layer attached to its output) is set only on masked outputs and read
+    # with getattr(t, "_keras_mask", None), so unmasked tensors cost nothing extra.
+    __slots__ = ("value", "parents", "backward", "watched", "_seq", "_keras_mask")
 
     def __init__(self, value, parents=None, backward=None):
         self.value = value

@@ -231,10 +231,34 @@ class HeNormal(_VarianceScaling):
     scale, mode, distribution = 2.0, "fan_in", "truncated_normal"
 
 
+@builtin()
+class Orthogonal(_Seeded):
+    """A (semi-)orthogonal matrix times `gain`, from the QR decomposition of a normal sample: Keras's default
+    `recurrent_initializer`. Shapes of rank > 2 are flattened to `(prod(shape[:-1]), shape[-1])`."""
+
+    def __init__(self, gain=1.0, seed=None):
+        super().__init__(seed)
+        self.gain = gain
+
+    def __call__(self, shape, dtype="float32"):
+        if len(shape) < 2:
+            raise ValueError(f"The Orthogonal initializer needs a shape of rank 2 or more. Received: shape={shape}")
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = self._generator().normal(0.0, 1.0, size=(max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return (self.gain * q.reshape(shape)).astype(dtype)
+
+    def get_config(self):
+        return {"seed": self.seed, "gain": self.gain}
+
+
 _ALIASES = {
-    "zeros": Zeros, "ones": Ones, "constant": Constant, "random_uniform": RandomUniform,
-    "random_normal": RandomNormal, "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
-    "he_uniform": HeUniform, "he_normal": HeNormal,
+    "zeros": Zeros, "ones": Ones, "constant": Constant, "random_uniform": RandomUniform, "uniform": RandomUniform,
+    "random_normal": RandomNormal, "normal": RandomNormal, "glorot_uniform": GlorotUniform,
+    "glorot_normal": GlorotNormal, "he_uniform": HeUniform, "he_normal": HeNormal, "orthogonal": Orthogonal,
 }
 
 

@@ -18,21 +18,21 @@ EPSILON = 1e-7  # keras.config.epsilon()
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", None, "none")
 
 
-class _MaskedTensor(Tensor):
-    """A Tensor carrying Keras's `_keras_mask` (entries that take no part in reductions)."""
-
-    __slots__ = ("_keras_mask",)
-
-
 def _with_mask(tensor, mask):
-    out = _MaskedTensor(tensor.value, tensor.parents, tensor.backward)
+    """A copy of the Tensor node carrying Keras's `_keras_mask` (entries that take no part in reductions)."""
+    out = Tensor(tensor.value, tensor.parents, tensor.backward)
     out._keras_mask = mask
     return out
 
 
 def get_mask(x):
-    """The boolean `_keras_mask` attached to a loss value, or None."""
-    return getattr(x, "_keras_mask", None)
+    """The boolean `_keras_mask` attached to a loss value or a prediction (as a NumPy array), or None."""
+    mask = getattr(x, "_keras_mask", None)
+    return None if mask is None else np.asarray(value_of(mask), dtype=bool)
+
+
+def _both(a, b):
+    return b if a is None else a if b is None else a & b
 
 
 # ---------------------------------------------------------------- shapes and dtypes
@@ -543,8 +543,9 @@ class Loss:
     def __call__(self, y_true, y_pred, sample_weight=None):
         """The reduced loss: a Tensor (scalar unless `reduction` is none) differentiable w.r.t. y_pred."""
         dtype = self._np_dtype
+        in_mask = get_mask(y_pred)  # a mask on the predictions (masked sequence outputs) leaves entries out
         losses = self.call(_to_dtype(y_true, dtype), _to_dtype(y_pred, dtype))
-        return _reduce(losses, sample_weight, get_mask(losses), self.reduction, dtype)
+        return _reduce(losses, sample_weight, _both(in_mask, get_mask(losses)), self.reduction, dtype)
 
     def call(self, y_true, y_pred):
         """Per-sample losses; subclasses implement it."""

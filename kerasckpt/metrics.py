@@ -321,12 +321,13 @@ class MeanMetricWrapper(Mean):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         # plain arrays in, so a loss function used as a metric never links into a tape
+        pred_mask = losses.get_mask(y_pred)  # a masked sequence output: its masked entries do not count
         values = self._fn(value_of(y_true), value_of(y_pred), **self._fn_kwargs)
-        mask = losses.get_mask(values)
-        if mask is not None:
-            if sample_weight is not None:
-                sample_weight = _array(sample_weight).astype(self.dtype, copy=False)
-            sample_weight = losses._apply_mask(sample_weight, mask, self.dtype, "sum")
+        for mask in (pred_mask, losses.get_mask(values)):
+            if mask is not None:
+                if sample_weight is not None:
+                    sample_weight = _array(sample_weight).astype(self.dtype, copy=False)
+                sample_weight = losses._apply_mask(sample_weight, mask, self.dtype, "sum")
         return super().update_state(values, sample_weight=sample_weight)
 
     def get_config(self):

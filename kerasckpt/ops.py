@@ -3,14 +3,19 @@
 Each op computes its result with NumPy and records one `backward(grad)` closure that returns a
 gradient per input, reduced to that input's shape. Inputs may be Tensors, Variables, NumPy arrays
 or Python numbers; results are Tensors (`.numpy()`, `float()`, and NumPy functions work on them).
+Given the symbolic tensors of the functional API, ops record op nodes instead (`kerasckpt.symbolic`).
 """
 import builtins
+import inspect
 import math
 import operator
 
 import numpy as np
 
+from kerasckpt import symbolic
+from kerasckpt._convolution import average_pool, conv, conv_transpose, max_pool  # noqa: F401 - ops of the layers
 from kerasckpt.autograd import Tensor, needs_grad, record, unbroadcast, value_of
+from kerasckpt.symbolic import KerasTensor
 from kerasckpt.variables import Variable
 
 
@@ -94,7 +99,7 @@ def _spread(g, kept_shape, shape):
 
 def convert_to_tensor(x, dtype=None):
     """`x` as a Tensor: float64 data becomes float32 unless `dtype` says otherwise; a Variable keeps its dtype."""
-    if isinstance(x, Tensor) and dtype is None:
+    if (isinstance(x, Tensor) and dtype is None) or isinstance(x, KerasTensor):
         return x
     arr = _snapshot(x)
     if dtype is not None:
@@ -603,28 +608,118 @@ def gelu(x, approximate=True):
     return record(out, (x,), backward)
 
 
+# ---------------------------------------------------------------- convolution, padding and normalization (layers)
+
+def leaky_relu(x, negative_slope=0.2):
+    """`x` where positive, else `negative_slope * x`."""
+    xv = _float(x)
+    slope = np.asarray(negative_slope, xv.dtype)
+    positive = xv > 0
+    def backward(g):
+        return (np.where(positive, g, g * slope),)
+    return record(np.where(positive, xv, xv * slope), (x,), backward)
+
+
+def repeat(x, repeats, axis=None):
+    """`np.repeat`: each element repeated `repeats` times along `axis` (of the flattened `x` when None)."""
+    xv = _arr(x)
+    flat = axis is None
+    source = xv.reshape(-1) if flat else xv
+    ax = 0 if flat else _axes(axis, xv.ndim)[0]
+    counts = np.broadcast_to(np.asarray(repeats, dtype=np.int64), (source.shape[ax],))
+    out = np.repeat(source, counts, axis=ax)
+    def backward(g):
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        summed = np.add.reduceat(g, starts, axis=ax) if g.shape[ax] else np.zeros(source.shape, g.dtype)
+        summed[(slice(None),) * ax + (counts == 0,)] = 0  # reduceat gives the next element for empty runs
+        return (summed.reshape(xv.shape),)
+    return record(out, (x,), backward)
+
+
+def pad(x, pad_width, mode="constant", constant_values=None):
+    """`x` with `constant_values` (0 by default) added before and after each axis, as `np.pad`.
+
+    `pad_width` is one integer, one `(before, after)` pair, or a pair per axis; only `mode="constant"`.
+    """
+    if mode != "constant":
+        raise ValueError(f"kerasckpt.ops.pad supports mode='constant' only. Received: mode={mode!r}")
+    xv = _arr(x)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64).reshape(-1, 2) if np.ndim(pad_width) else
+                             np.full((1, 2), pad_width, dtype=np.int64), (xv.ndim, 2))
+    out = np.pad(xv, widths, constant_values=0 if constant_values is None else _v(constant_values))
+    inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, xv.shape))
+    def backward(g):
+        return (g[inner], None)
+    return record(out, (x, constant_values), backward)
+
+
+def broadcast_to(x, shape):
+    """`x` broadcast to `shape`."""
+    xv = _v(x)
+    def backward(g):
+        return (unbroadcast(g, _shape(xv)),)
+    return record(np.array(np.broadcast_to(xv, shape)), (x,), backward)
+
+
+def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=1e-3):
+    """`(x - mean) / sqrt(var + epsilon) * gamma + beta`, the statistics over `axis` (an int or a list), as
+    `keras.ops.layer_normalization`; `gamma` and `beta` have the shape of the normalized axes."""
+    xv = _float(x)
+    axes = _axes(axis, xv.ndim)
+    param_shape = tuple(n if i in axes else 1 for i, n in enumerate(xv.shape))
+    n = math.prod(xv.shape[a] for a in axes)
+    mean = np.add.reduce(xv, axis=axes, keepdims=True) / n
+    centered = xv - mean
+    var = np.add.reduce(centered * centered, axis=axes, keepdims=True) / n
+    inv = 1.0 / np.sqrt(var + np.asarray(epsilon, xv.dtype))
+    normed = centered * inv
+    gv = None if gamma is None else _arr(gamma).reshape(param_shape)
+    out = normed if gv is None else normed * gv
+    if beta is not None:
+        out = out + _arr(beta).reshape(param_shape)
+    others = tuple(i for i in range(xv.ndim) if i not in axes)
+    def backward(g):
+        g_normed = g if gv is None else g * gv
+        gx = inv / n * (n * g_normed - np.add.reduce(g_normed, axis=axes, keepdims=True)
+                        - normed * np.add.reduce(g_normed * normed, axis=axes, keepdims=True))
+        g_gamma = None if gamma is None else np.add.reduce(g * normed, axis=others).reshape(_shape(_v(gamma)))
+        g_beta = None if beta is None else np.add.reduce(g, axis=others).reshape(_shape(_v(beta)))
+        return gx, g_gamma, g_beta
+    return record(out, (x, gamma, beta), backward)
+
+
 # ---------------------------------------------------------------- not differentiable
 
-def _plain(fn):
+def _plain(fn, *params):
+    """`fn` on tensors, not differentiable; `params` ("x" or ("axis", None)) name its arguments, as Keras does."""
     def op(*args, **kwargs):
         return Tensor(np.asarray(fn(*[_v(a) for a in args], **kwargs)))
     op.__name__ = fn.__name__
     op.__doc__ = f"`np.{fn.__name__}` on tensors (not differentiable)."
+    op.__signature__ = inspect.Signature([
+        inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) if isinstance(p, str) else
+        inspect.Parameter(p[0], inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p[1]) for p in params])
     return op
 
 
-equal = _plain(np.equal)
-not_equal = _plain(np.not_equal)
-less = _plain(np.less)
-less_equal = _plain(np.less_equal)
-greater = _plain(np.greater)
-greater_equal = _plain(np.greater_equal)
-argmax = _plain(np.argmax)
-argmin = _plain(np.argmin)
-sign = _plain(np.sign)
-round = _plain(np.round)  # noqa: A001 - the NumPy name
-isnan = _plain(np.isnan)
-isfinite = _plain(np.isfinite)
+_BINARY, _REDUCE = ("x1", "x2"), ("x", ("axis", None), ("keepdims", False))
+equal = _plain(np.equal, *_BINARY)
+not_equal = _plain(np.not_equal, *_BINARY)
+less = _plain(np.less, *_BINARY)
+less_equal = _plain(np.less_equal, *_BINARY)
+greater = _plain(np.greater, *_BINARY)
+greater_equal = _plain(np.greater_equal, *_BINARY)
+logical_and = _plain(np.logical_and, *_BINARY)
+logical_or = _plain(np.logical_or, *_BINARY)
+logical_not = _plain(np.logical_not, "x")
+any = _plain(np.any, *_REDUCE)  # noqa: A001 - the NumPy name
+all = _plain(np.all, *_REDUCE)  # noqa: A001 - the NumPy name
+argmax = _plain(np.argmax, *_REDUCE)
+argmin = _plain(np.argmin, *_REDUCE)
+sign = _plain(np.sign, "x")
+round = _plain(np.round, "x", ("decimals", 0))  # noqa: A001 - the NumPy name
+isnan = _plain(np.isnan, "x")
+isfinite = _plain(np.isfinite, "x")
 
 
 def zeros(shape, dtype="float32"):
@@ -654,8 +749,8 @@ def one_hot(x, num_classes, dtype="float32"):
 
 
 def shape(x):
-    """The shape of `x` as a tuple."""
-    return np.shape(_v(x))
+    """The shape of `x` as a tuple (None for the unknown sizes of a symbolic tensor)."""
+    return x.shape if isinstance(x, KerasTensor) else np.shape(_v(x))
 
 
 # NumPy ufuncs that dispatch to the differentiable ops above (see `TensorOperators.__array_ufunc__`).
@@ -665,3 +760,10 @@ UFUNC_OPS = {
     np.log: log, np.absolute: abs, np.maximum: maximum, np.minimum: minimum, np.tanh: tanh,
     np.matmul: matmul,
 }
+
+
+# ---------------------------------------------------------------- symbolic tensors (the functional API)
+# Given a KerasTensor, these ops record an op node of the functional graph instead of computing, as Keras 3's
+# ops do (kerasckpt.symbolic.OP_NODES names them and their Keras classes).
+for _name in symbolic.OP_NODES:
+    globals()[_name] = symbolic.dispatching(_name, globals()[_name])

@@ -34,6 +34,26 @@ class Trackable:
         return {name: value for name, value in vars(self).items()
                 if not name.startswith("_") and is_trackable_value(value)}
 
+    def _checkpoint_aliases(self):
+        """Other names of children, used by TensorFlow and Keras checkpoints: `{name: value}`.
+
+        Restores match a checkpoint's edge by these names too (`_kernel` for `kernel`, tf.keras's
+        `layer_with_weights-0`), and the object graph kerasckpt writes for TensorFlow carries them as
+        extra edges to the same objects. Values are children, lists of them, or `AliasView`s.
+        """
+        return {}
+
+
+class AliasView(Trackable):
+    """A stand-in node with given children, for a structure TensorFlow or Keras has and kerasckpt does not
+    (Keras 3's `Sequential._functional` holding `_operations`)."""
+
+    def __init__(self, children):
+        self._children = dict(children)
+
+    def _trackable_children(self):
+        return dict(self._children)
+
 
 # ------------------------------------------------------------------------------------------------
 # Deferred restoration. A restore that reaches a child which does not exist yet (an unbuilt layer's
@@ -93,8 +113,14 @@ def child_created(parent, name, value):
         children = _held_children.get(parent)
     except TypeError:
         return
-    if not children or name not in children:
+    if not children:
         return
+    if name not in children:  # held under another name of the same child (`_kernel` for `kernel`)
+        aliases = getattr(parent, "_checkpoint_aliases", None)
+        names = [a for a, v in aliases().items() if v is value and a in children] if aliases else []
+        if not names:
+            return
+        name = names[0]
     with transaction():
         entry = children.pop(name)
         if not children:

@@ -1,4 +1,8 @@
 """Small public helpers: seeding and session reset."""
+import re
+
+import numpy as np
+
 from kerasckpt import random as _random
 
 _uid_counters = {}
@@ -31,13 +35,31 @@ def clear_session():
 
 
 def snake_case(name):
-    """`BatchNormalization` -> `batch_normalization`, as Keras names layers by default."""
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())):
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
+    """`BatchNormalization` -> `batch_normalization`, `Conv2D` -> `conv2d`: Keras's default-name rule."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def to_categorical(x, num_classes=None):
+    """Integer class labels as one-hot rows, as `keras.utils.to_categorical` (float64, like Keras's).
+
+    Args:
+        x: integer labels of any shape (a trailing axis of length 1 is dropped).
+        num_classes: the row length; `max(x) + 1` when None.
+    """
+    labels = np.asarray(x)
+    if labels.size and (labels.dtype.kind not in "iub" and not np.array_equal(labels, np.round(labels))):
+        raise ValueError(f"to_categorical needs integer class labels. Received values such as {labels.flat[0]!r}.")
+    labels = labels.astype("int64")
+    shape = labels.shape[:-1] if labels.ndim > 1 and labels.shape[-1] == 1 else labels.shape
+    labels = labels.reshape(-1)
+    num_classes = int(labels.max()) + 1 if not num_classes else int(num_classes)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"to_categorical: labels must be in [0, {num_classes}). Received labels from {labels.min()} "
+                         f"to {labels.max()}; pass num_classes > {labels.max()}.")
+    categorical = np.zeros((labels.size, num_classes))
+    categorical[np.arange(labels.size), labels] = 1
+    return categorical.reshape(shape + (num_classes,))
 
 
 def pack_x_y_sample_weight(x, y=None, sample_weight=None):

@@ -1,11 +1,18 @@
 """Variable: a named, mutable array with a stable `.path`, the unit of everything saved."""
 import contextlib
+import weakref
 
 import numpy as np
 
 from kerasckpt._operators import TensorOperators
 
 _name_scopes = []
+_live = weakref.WeakSet()  # every Variable alive: `init_from_checkpoint` finds variables by name, as TF1 does
+
+
+def live_variables():
+    """Every Variable that exists now (held weakly; dead ones may linger until garbage collection)."""
+    return list(_live)
 
 
 @contextlib.contextmanager
@@ -53,6 +60,7 @@ class Variable(TensorOperators):
                 f"Variable '{self.path}' was given shape {tuple(shape)} but its initial value has shape "
                 f"{self._value.shape}. Make them agree.")
         self._on_assign = None  # set by checkpoint machinery that needs to know about writes
+        _live.add(self)
 
     def _array(self):
         return self._value

@@ -40,3 +40,15 @@ def test_train_longer_after_a_finished_run_equals_one_long_run():
     out = _run("train_longer.py", "--first", "2", "--epochs", "4")
     assert "this fit() trained epochs 3-4 (2 entries in history.history['loss']); the whole run has 4 epochs" in out
     assert out.strip().endswith("bit-identical to one run of 4 epochs: True")
+
+
+@pytest.mark.slow
+def test_mnist_convnet_example_trains_and_reloads_its_best_model():
+    out = _run("mnist_convnet.py")
+    assert "best model reloaded: val_loss" in out and "Total params: 34,826" in out
+
+
+@pytest.mark.slow
+def test_timeseries_classification_example_trains_and_reloads_its_best_model():
+    out = _run("timeseries_classification.py")
+    assert "best model reloaded: val_loss" in out and "Test accuracy" in out

@@ -513,8 +513,10 @@ def test_input_shape_keyword_builds_a_sequential():
 def test_input_gives_a_symbolic_tensor_with_a_batch_axis():
     x = layers.Input(shape=(3,), name="features")
     assert x.shape == (None, 3) and x.name == "features"
+    y = x + 1  # an op node, as in Keras 3
+    assert y.shape == (None, 3) and type(y._keras_history[0]).__name__ == "Add"
     with pytest.raises(TypeError, match="symbolic"):
-        x + 1
+        np.asarray(x)
 
 
 def test_seed_generator_replays_from_its_state():

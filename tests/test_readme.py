@@ -5,11 +5,15 @@ files an earlier one wrote (the command-line examples read the checkpoints of th
 and `kerasckpt` on the PATH are this interpreter and this checkout. Only the two install commands at the
 top are not run here: CI runs exactly those. Blocks with `s3://` URLs run against the loopback S3 server
 of the tests (tests/s3server.py), reached through the usual AWS_* environment variables, with the bucket
-`my-bucket` created first; where that server cannot start they are skipped (failed in CI).
+`my-bucket` created first; where that server cannot start they are skipped (failed in CI). The directory
+starts with copies of checkpoints TensorFlow wrote (tests/data/tf), under the names its tutorials use:
+`training_1/` (tf.keras 2 `save_weights`), `tf_ckpts/` (the "Training checkpoints" guide) and `tf1/` (a
+TensorFlow 1 `Saver`).
 """
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -22,6 +26,7 @@ BLOCKS = [(lang.strip(), code) for lang, code in FENCE.findall(README)]
 INSTALL_COMMANDS = {'python -m pip install . && python examples/quickstart.py',
                     'python -m pip install -e ".[test]" && python -m pytest'}
 RUN = [(i, lang, code) for i, (lang, code) in enumerate(BLOCKS) if code.strip() not in INSTALL_COMMANDS]
+TF_CHECKPOINTS = {"training_1": "tf_keras/sequential/training_1", "tf_ckpts": "guide/tf_ckpts", "tf1": "tf1_saver/run"}
 
 
 def test_the_readme_has_examples_in_python_and_shell():
@@ -58,6 +63,8 @@ def s3_env(request):
 def session(tmp_path_factory, s3_env):
     """Runs the blocks in order on demand; remembers each result, so a failure is reported once."""
     workdir = tmp_path_factory.mktemp("readme")
+    for name, source in TF_CHECKPOINTS.items():
+        shutil.copytree(REPO / "tests" / "data" / "tf" / source, workdir / name)
     shims = tmp_path_factory.mktemp("bin")
     for name, command in (("python", f'exec "{sys.executable}" "$@"'),
                           ("kerasckpt", f'exec "{sys.executable}" -m kerasckpt "$@"')):

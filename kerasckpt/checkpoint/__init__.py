@@ -10,11 +10,12 @@ from kerasckpt.checkpoint.bundle import CheckpointReader
 from kerasckpt.checkpoint.graph import ObjectGraph
 from kerasckpt.checkpoint.inspect import list_variables, load_checkpoint, load_variable
 from kerasckpt.checkpoint.manager import CheckpointManager
+from kerasckpt.checkpoint.name_based import init_from_checkpoint
 from kerasckpt.checkpoint.state import CheckpointState, latest_checkpoint, resolve_checkpoint
 
 __all__ = ["Checkpoint", "CheckpointManager", "CheckpointOptions", "CheckpointLoadStatus", "InitializationOnlyStatus",
            "CheckpointReader", "CheckpointState", "ObjectGraph", "latest_checkpoint", "list_variables",
-           "load_variable", "load_checkpoint", "save_weights_native", "load_weights_native"]
+           "load_variable", "load_checkpoint", "init_from_checkpoint", "save_weights_native", "load_weights_native"]
 
 
 def _roots(model):
@@ -41,7 +42,8 @@ def save_weights_native(model, path, options=None, storage_options=None):
 
 
 def load_weights_native(model, path, skip_mismatch=False, storage_options=None):
-    """Load weights written by `save_weights_native` (or any checkpoint with a `model` root).
+    """Load weights written by `save_weights_native` (or any checkpoint with a `model` root), or by tf.keras 2's
+    `save_weights` in the TensorFlow format (the file's root is the model; its optimizer a child).
 
     The model must be built. Every weight it has must be in the file with the same shape and dtype,
     and every model value in the file must find a built layer, else a `CheckpointMismatchError` (a
@@ -69,5 +71,8 @@ def load_weights_native(model, path, skip_mismatch=False, storage_options=None):
     ckpt = Checkpoint(**_roots(model))
     weights = {id(w) for w in getattr(model, "weights", [])}
     required = [(f"model/{p}", obj) for p, obj in ObjectGraph(model).state_objects() if id(obj) in weights]
+
+    def root_of(nodes):  # tf.keras's save_weights: the file's root is the model itself (its optimizer a child)
+        return ckpt if any(name == "model" for name, _ in nodes[0].get("children", [])) else model
     return ckpt._restore(path, skip_mismatch=skip_mismatch, required=required, check=must_be_built,
-                         storage_options=storage_options).expect_partial()
+                         root_of=root_of, storage_options=storage_options).expect_partial()

@@ -11,15 +11,19 @@ import numpy as np
 
 from kerasckpt import _background, _storage, tracking
 from kerasckpt._background import BackgroundWriter, PreparedSave
-from kerasckpt.checkpoint import bundle, tf_object_graph
+from kerasckpt.checkpoint import bundle, trackable_graph
+from kerasckpt.checkpoint.graph import (SEED_FIELDS, SLOT_MARK, ObjectGraph, aliases_of, children_of, is_checkpointable,
+                                        slot_names, slots_of)
+from kerasckpt.checkpoint.name_based import name_based_nodes
 from kerasckpt.checkpoint.state import write_plain_state
-from kerasckpt.checkpoint.graph import SEED_FIELDS, SLOT_MARK, ObjectGraph, children_of, is_checkpointable, slots_of
-from kerasckpt.errors import CheckpointIsADirectoryError, CheckpointMismatchError
+from kerasckpt.checkpoint.trackable_graph import GRAPH_KEY, VALUE_SUFFIX
+from kerasckpt.errors import CheckpointFormatError, CheckpointIsADirectoryError, CheckpointMismatchError
 from kerasckpt.random import SeedGenerator
 from kerasckpt.tracking import Trackable
 from kerasckpt.variables import Variable
 
 _MAX_LISTED = 20
+_NOT_VALUES = frozenset({GRAPH_KEY, bundle.KERASCKPT_KEY})  # entries that describe a checkpoint, not values
 
 
 class CheckpointOptions:
@@ -79,10 +83,10 @@ def prepare_checkpoint_write(prefix, graph, metadata=None, max_shard_size=None, 
         if np.asarray(value).dtype.kind not in "biufc":
             raise TypeError(f"Cannot checkpoint '{node.key}': dtype {np.asarray(value).dtype} is not numeric. Only "
                             "numeric and bool values are stored; keep other state out of Variables.")
-        keys.append(tf_object_graph.value_key(node.key))
+        keys.append(node.key + VALUE_SUFFIX)
         arrays.append(value)
     # Fixed now, with the values: TensorFlow's object graph, and kerasckpt's own (its keys without the suffix)
-    extra = [(bundle.GRAPH_KEY, tf_object_graph.serialize(graph)),
+    extra = [(bundle.GRAPH_KEY, trackable_graph.from_object_graph(graph)),
              (bundle.KERASCKPT_KEY, bundle.kerasckpt_record(graph.to_json(), metadata))]
 
     def write(values):
@@ -247,7 +251,9 @@ class Checkpoint(Trackable):
         """Restore values from `save_path`; returns a status to check what was matched.
 
         Values of objects that exist are assigned at once; the others are held and assigned when
-        their variables are created. `save_counter` is created first, as in TensorFlow.
+        their variables are created. `save_counter` is created first, as in TensorFlow. TensorFlow's
+        checkpoints restore by their object graph too (tf.keras's and Keras 3's names included); one
+        without a graph (TensorFlow 1's `Saver`) by each variable's `.path`.
 
         Args:
             save_path: a checkpoint prefix (from `save()`, `latest_checkpoint()`, ...), a path or an
@@ -260,7 +266,8 @@ class Checkpoint(Trackable):
         assigned: a failing restore changes no variable. A held value that does not fit fails the
         build that creates its variable as a whole, listing every such value: the layers stay
         unbuilt, no variable changes and the values stay held (TensorFlow assigns half, keeps the
-        half-built layer and duplicates its variables on the next call).
+        half-built layer and duplicates its variables on the next call). Optimizer slots are matched to
+        their variables by what the checkpoint records, never by position (TensorFlow's are positional).
         """
         if save_path is None:
             return InitializationOnlyStatus()
@@ -283,26 +290,32 @@ class Checkpoint(Trackable):
             return InitializationOnlyStatus()
         return bundle.read_again_if_replaced(lambda: self._restore(save_path, storage_options=storage_options))
 
-    def _restore(self, save_path, skip_mismatch=False, required=None, check=None, storage_options=None):
+    def _restore(self, save_path, skip_mismatch=False, required=None, check=None, root_of=None, storage_options=None):
+        """Restore into this Checkpoint, or into `root_of(nodes)` (the object the checkpoint's root stands for)."""
         self._wait_for(_storage.normalize(save_path))  # a background save of it may be in flight
         with bundle.CheckpointReader(save_path, storage_options) as reader:
             if check is not None:  # after the file opened: a missing or damaged file is reported first
                 check()
-            session = _Restoration(reader)
+            nodes = restore_graph(reader)
+            name_based = nodes is None  # no object graph (TensorFlow 1's Saver): match variables by path
+            root = self if root_of is None or name_based else root_of(nodes)
+            if name_based:
+                nodes = name_based_nodes(root, reader.keys())
+            session = _Restoration(reader, nodes, name_based=name_based)
             try:
-                session.restore_root(self, reader, skip_mismatch=skip_mismatch, required=required)
+                session.restore_root(root, reader, skip_mismatch=skip_mismatch, required=required)
             except BaseException:
                 session.state.expect_partial = True  # nothing was restored: nothing to warn about later
                 raise
-        return CheckpointLoadStatus(session, self)
+        return CheckpointLoadStatus(session, root)
 
 
 # ---------------------------------------------------------------------------------------------- restoring
 class _State:
     """What a restore used, kept apart from the restoration so the exit warning can read it."""
 
-    def __init__(self, path, keys, trivial):
-        self.path, self.keys, self.trivial = path, keys, trivial
+    def __init__(self, path, keys, trivial, name_based=False):
+        self.path, self.keys, self.trivial, self.name_based = path, keys, trivial, name_based
         self.consumed = set()
         self.held = set()   # keys waiting for their objects
         self.expect_partial = False
@@ -312,7 +325,7 @@ class _State:
 
     @staticmethod
     def report(state):
-        if state.expect_partial:
+        if state.expect_partial or state.name_based:  # by name, as TensorFlow: other names are no concern
             return
         unused = state.unused()
         if not unused:
@@ -320,7 +333,7 @@ class _State:
         lines = [f"Checkpoint '{state.path}' is being deleted with {len(unused)} restored values that no object "
                  "used. To silence this warning, call `status.expect_partial()` on the status restore() returned."]
         lines += [f"  Value in checkpoint not used: {k}" + ("  (held for an object never created)"
-                                                            if k in state.held else "") for k in unused]
+                                                            if k in state.held else _tf_only(k)) for k in unused]
         try:
             warnings.warn("\n".join(lines), UserWarning, stacklevel=1)
         except Exception:  # noqa: BLE001  interpreter shutting down
@@ -359,12 +372,40 @@ class _HeldSlots:
         return self.session.apply_slot(self, optimizer, slot_name, reference, slot)
 
 
+def restore_graph(reader):
+    """The object graph of the checkpoint `reader` reads, as the restore code walks it (see `_Restoration`).
+
+    kerasckpt's own index stores it; a TensorFlow checkpoint has it in `_CHECKPOINTABLE_OBJECT_GRAPH`; a
+    name-based one (TensorFlow 1's `Saver`) has none: None.
+    """
+    nodes = getattr(reader, "nodes", None)
+    if nodes is not None:
+        return nodes
+    data = getattr(reader, "object_graph", None)
+    if data is None:
+        return None
+    try:
+        graph = trackable_graph.parse(data)
+    except trackable_graph.GraphFormatError as e:
+        raise CheckpointFormatError(f"Checkpoint '{reader.prefix}' has an unreadable object graph: {e}. It was not "
+                                    "written by TensorFlow or kerasckpt; list_variables(path) still shows its "
+                                    "values.") from None
+    known = set(reader.keys())
+    missing = [n.value_key() for n in graph if n.value_key() and n.value_key() not in known]
+    if missing:
+        raise CheckpointFormatError(f"Checkpoint '{reader.prefix}' is inconsistent: its object graph names "
+                                    f"{len(missing)} value(s) the index does not hold ({', '.join(missing[:3])}). "
+                                    "Restore an earlier checkpoint.")
+    return trackable_graph.restore_nodes(graph, {n.value_key(): reader.shape(n.value_key()) for n in graph
+                                                 if n.value_key()})
+
+
 def _can_hold(obj, name):
     """Whether `obj` may still gain the child `name` (so a value for it is worth holding)."""
     if isinstance(obj, Checkpoint):
         return name == "save_counter"  # roots set later are not waited for: a partial restore stays cheap
-    if isinstance(obj, (Variable, SeedGenerator, list, tuple, dict)) or slots_of(obj):
-        return False
+    if isinstance(obj, (Variable, SeedGenerator, list, tuple, dict)) or callable(getattr(obj, "slot_variables", None)):
+        return False  # an optimizer's slots are matched to their variables, never held by position
     return isinstance(obj, Trackable) and getattr(obj, "built", None) is False
 
 
@@ -377,10 +418,12 @@ def _shape_dtype(target):
 class _Restoration:
     """One restore of one checkpoint file: plans, verifies, assigns, and serves the held values."""
 
-    def __init__(self, reader):
+    def __init__(self, reader, nodes, name_based=False):
         self.path = reader.prefix
-        self.nodes = reader.nodes
-        keys = [n["key"] for n in self.nodes if "key" in n]  # the graph's value keys, in save order
+        self.name_based = name_based
+        self.nodes = nodes
+        own = getattr(reader, "nodes", None) is nodes  # kerasckpt's graph: its keys are the values to restore
+        keys = [n["key"] for n in nodes if "key" in n]
         self.meta = {k: (reader.dtype(k), reader.shape(k)) for k in keys}
         trivial = set()
         for node in self.nodes:
@@ -388,23 +431,27 @@ class _Restoration:
                 for name, index in node.get("children", []):
                     if name == "save_counter" and "key" in self.nodes[index]:
                         trivial.add(self.nodes[index]["key"])
-        self.state = _State(self.path, keys, trivial)
+        if not own:  # a TensorFlow graph, or none: every entry is named (TensorFlow-only values too)
+            keys = [k for k in reader.keys() if k not in _NOT_VALUES]
+        self.state = _State(self.path, keys, trivial, name_based)
         self.held = {}  # key -> [array, number of holds needing it]
         self.obj_node = weakref.WeakKeyDictionary()  # program Variable -> checkpoint node index
         self.matched = weakref.WeakSet()  # program Variables and SeedGenerators that got a value
         self.slot_pending = {}  # optimizer node index -> set of slot node indices not applied yet
         self._slot_entries = {}  # optimizer node index -> its _HeldSlots
+        self._tables = {}  # optimizer node index -> its slot lookup tables
         weakref.finalize(self, _State.report, self.state)
 
     # ------------------------------------------------------------------ planning
     def _plan(self, obj, index):
         plan = _Plan()
-        queue, seen = deque([(obj, index)]), set()
+        queue, seen, bound, candidates = deque([(obj, index)]), set(), {}, []
         while queue:
             obj, index = queue.popleft()
-            if id(obj) in seen:
-                continue
+            if id(obj) in seen or bound.get(index, obj) is not obj:
+                continue  # each object and each checkpoint node is matched once: the shallowest edge wins
             seen.add(id(obj))
+            bound[index] = obj
             plan.keep.append(obj)
             node = self.nodes[index]
             key = node.get("key")
@@ -419,41 +466,62 @@ class _Restoration:
                     if name in SEED_FIELDS and self.nodes[child].get("key") is not None:
                         plan.assign.append(((obj, name), self.nodes[child]["key"], child))
                 continue
-            program = children_of(obj)
+            program, aliased = children_of(obj), False
             for name, child in children:
+                if name not in program and not aliased:  # TensorFlow's and Keras's names for the same children
+                    program.update(aliases_of(obj, program))
+                    aliased = True
                 if name in program:
                     queue.append((program[name], child))
                 elif _can_hold(obj, name):
-                    plan.holds.append((obj, name, child))
-            if node.get("slots"):
+                    candidates.append((obj, name, child))
+            if node.get("slots") or node.get("unresolved_slots"):
                 plan.optimizers.append((obj, index))
+        # A node reached through another edge (tf.keras's `layer-1` beside `layer_with_weights-0`) waits for
+        # nothing, and neither does one without values.
+        plan.holds = [h for h in candidates if h[2] not in bound and self._subtree_keys(h[2])]
         for optimizer, index in plan.optimizers:
             self._plan_slots(plan, optimizer, index)
         return plan
 
     def _slot_tables(self, index):
-        by_ref, by_path = {}, {}
-        for ref_index, ref_path, slot_name, slot_index in self.nodes[index].get("slots", []):
-            if ref_index is not None:
-                by_ref[(ref_index, slot_name)] = slot_index
-            by_path.setdefault((ref_path, slot_name), slot_index)
-        return by_ref, by_path
+        tables = self._tables.get(index)
+        if tables is None:
+            by_ref, by_path = {}, {}
+            for ref_index, ref_path, slot_name, slot_index in self.nodes[index].get("slots", []):
+                if ref_index is not None:
+                    by_ref.setdefault((ref_index, slot_name), slot_index)
+                by_path.setdefault((ref_path, slot_name), slot_index)
+            tables = self._tables[index] = (by_ref, by_path)
+        return tables
 
-    def _find_slot(self, index, reference, slot_name, var_node=None):
+    def _find_slot(self, index, optimizer, reference, slot_name, var_node=None):
         by_ref, by_path = self._slot_tables(index)
         ref_index = (var_node or {}).get(id(reference))
         if ref_index is None:
             ref_index = self.obj_node.get(reference)
-        if ref_index is not None:
-            return by_ref.get((ref_index, slot_name))
-        # The variable is not reachable through this restore: match by its Variable.path.
-        return by_path.get((getattr(reference, "path", None), slot_name))
+        for name in slot_names(optimizer, slot_name):  # kerasckpt's name, Keras's list, tf.keras's legacy name
+            if ref_index is not None:
+                found = by_ref.get((ref_index, name))
+            else:  # the variable is not reachable through this restore: match by its Variable.path
+                found = by_path.get((getattr(reference, "path", None), name))
+            if found is not None:
+                return found
+        return None
 
     def _plan_slots(self, plan, optimizer, index):
+        unresolved = self.nodes[index].get("unresolved_slots")
+        if unresolved and hasattr(optimizer, "slot_variables"):
+            raise CheckpointMismatchError(
+                f"Cannot restore the optimizer state of checkpoint '{self.path}': the checkpoint does not say which "
+                f"variable {len(unresolved)} slot(s) belong to, and kerasckpt does not guess from positions:\n  "
+                + "\n  ".join(unresolved[:_MAX_LISTED]) + "\nNo variable was changed. Restore the model alone "
+                "(e.g. Checkpoint(model=model) or a Checkpoint without the optimizer) and let the optimizer start "
+                "fresh.")
         pending = self.slot_pending.setdefault(
             index, {s[3] for s in self.nodes[index].get("slots", [])})
         for slot_name, reference, slot in slots_of(optimizer):
-            slot_index = self._find_slot(index, reference, slot_name, plan.var_node)
+            slot_index = self._find_slot(index, optimizer, reference, slot_name, plan.var_node)
             if slot_index is not None and slot_index in pending and isinstance(slot, Variable):
                 plan.assign.append((slot, self.nodes[slot_index]["key"], slot_index))
                 plan.slots_done.append((index, slot_index))
@@ -667,7 +735,7 @@ class _Restoration:
     def apply_slot(self, entry, optimizer, slot_name, reference, slot):
         index = entry.node
         pending = self.slot_pending.get(index, set())
-        slot_index = self._find_slot(index, reference, slot_name)
+        slot_index = self._find_slot(index, optimizer, reference, slot_name)
         if slot_index is None or slot_index not in pending:
             return False
         key = self.nodes[slot_index]["key"]
@@ -689,6 +757,16 @@ class _Restoration:
 
 
 # ---------------------------------------------------------------------------------------------- statuses
+def _tf_only(key):
+    """A note for a value only TensorFlow can restore (a saved tensor other than a variable's value)."""
+    marker = f"/{trackable_graph.ATTRIBUTES}/"
+    if marker in key and not key.endswith(trackable_graph.VALUE_SUFFIX):
+        kind = key.rsplit("/", 1)[-1]
+        return (f"  [TensorFlow-only state ({kind}{', a tf.data iterator' if kind.startswith('ITERATOR') else ''}): "
+                "kerasckpt cannot restore it; expect_partial() silences this]")
+    return ""
+
+
 def _did_you_mean(name, candidates, fallback=()):
     """`  (did you mean ...)` for the closest of `candidates`, or of `fallback` only when there are none.
 
@@ -697,8 +775,15 @@ def _did_you_mean(name, candidates, fallback=()):
     pool = list(candidates) or list(fallback)
     root, slot = name.split("/", 1)[0], SLOT_MARK in name
     pool = [c for c in pool if c.split("/", 1)[0] == root and (SLOT_MARK in c) == slot] or pool
-    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
-    return f"  (did you mean `{close[0]}`?)" if close else ""
+    # Compared without TensorFlow's `/.ATTRIBUTES/VARIABLE_VALUE` (on either side), shown as they are.
+    bare = {_bare(c): c for c in reversed(pool)}
+    close = difflib.get_close_matches(_bare(name), list(bare), n=1, cutoff=0.6)
+    return f"  (did you mean `{bare[close[0]]}`?)" if close else ""
+
+
+def _bare(key):
+    suffix = trackable_graph.VALUE_SUFFIX
+    return key[:-len(suffix)] if key.endswith(suffix) else key
 
 
 class CheckpointLoadStatus:
@@ -713,7 +798,13 @@ class CheckpointLoadStatus:
         self._root = root
 
     def _program(self):
-        return ObjectGraph(self._root).state_objects()
+        graph = ObjectGraph(self._root)
+        if not self._session.name_based:
+            return graph.state_objects()
+        # By name, as TensorFlow's NameBasedSaverStatus: a Checkpoint's own counter and kerasckpt's random
+        # streams are never in such a checkpoint, so they are not expected from it.
+        counters = {node.children.get("save_counter") for node in graph.nodes if node.kind == "Checkpoint"}
+        return [(n.obj.path, n.obj) for n in graph.nodes if isinstance(n.obj, Variable) and n.index not in counters]
 
     def _unmatched(self):
         matched = self._session.matched
@@ -733,17 +824,25 @@ class CheckpointLoadStatus:
         if unused:
             lines.append(f"  {len(unused)} checkpoint value(s) were not used:")
             lines += [f"    {k}{_did_you_mean(k, unmatched)}"
-                      + ("  [held: its object has not been created yet]" if k in state.held else "")
+                      + ("  [held: its object has not been created yet]" if k in state.held else _tf_only(k))
                       for k in unused[:_MAX_LISTED]]
             if len(unused) > _MAX_LISTED:
                 lines.append(f"    ... and {len(unused) - _MAX_LISTED} more")
+        if self._session.name_based:
+            action = ("The checkpoint has no object graph (a TensorFlow 1 Saver's): variables were matched by their "
+                      "path (Variable.path). Map other names with kerasckpt.init_from_checkpoint(path, "
+                      "{'checkpoint_scope/': model}), or expect_partial() for an intended partial restore.")
         lines.append(action)
         return "\n".join(lines)
 
     def assert_consumed(self):
-        """Assert that every checkpoint value was used and every object got a value."""
+        """Assert that every checkpoint value was used and every object got a value.
+
+        From a checkpoint without an object graph (TensorFlow 1's `Saver`, matched by variable path) only
+        the objects are checked, as TensorFlow does: such files hold optimizer variables of other names.
+        """
         unmatched, unused = self._unmatched(), self._session.state.unused()
-        if unmatched or unused:
+        if unmatched or (unused and not self._session.name_based):
             raise AssertionError(self._message(
                 "Not every value was matched", unmatched, unused,
                 "Make the attribute and root names agree with the saved ones, create the missing objects (values "

@@ -54,6 +54,23 @@ def children_of(obj):
     return {name: value for name, value in items if is_checkpointable(value)}
 
 
+def aliases_of(obj, own=None):
+    """`{name: child}` of the other names TensorFlow and Keras checkpoints use for `obj`'s children
+    (`Trackable._checkpoint_aliases`); names `children_of` (`own`, when given) already has are left out."""
+    fn = getattr(obj, "_checkpoint_aliases", None)
+    if fn is None or not isinstance(obj, Trackable):
+        return {}
+    own = children_of(obj) if own is None else own
+    return {name: value for name, value in fn().items() if name not in own and is_checkpointable(value)}
+
+
+def slot_names(optimizer, slot_name):
+    """Every name the slot `slot_name` of `optimizer` may have in a checkpoint: its own, then the names of
+    `Optimizer._checkpoint_slot_names` (Keras's list attribute, tf.keras's legacy slot name)."""
+    table = getattr(optimizer, "_checkpoint_slot_names", None) or {}
+    return (slot_name,) + tuple(n for n in table.get(slot_name, ()) if n != slot_name)
+
+
 def slots_of(obj):
     """`[(slot_name, reference_variable, slot_variable)]` of an optimizer; `[]` for anything else."""
     fn = getattr(obj, "slot_variables", None)

@@ -6,60 +6,13 @@ import numpy as np
 
 from kerasckpt import initializers, ops, random, tracking
 from kerasckpt.autograd import Tensor
+from kerasckpt.layers import masking
+from kerasckpt.symbolic import KerasTensor, Node, flatten  # noqa: F401 - re-exported for the layers and models
 from kerasckpt.tracking import Trackable, is_trackable_value
 from kerasckpt.utils import get_uid, snake_case
 from kerasckpt.variables import Variable, name_scope
 
 _training_context = []  # the `training` value of the enclosing layer calls, innermost last
-
-
-class KerasTensor:
-    """A symbolic tensor of the functional API: a shape (None for the batch) and where it came from."""
-
-    def __init__(self, shape, dtype="float32", history=None, name=None):
-        self.shape = tuple(shape)
-        self.dtype = dtype
-        self._keras_history = history  # (layer, node_index, tensor_index)
-        self.name = name
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    def __repr__(self):
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
-
-    def _refuse(self, *args, **kwargs):
-        raise TypeError(
-            "A symbolic input of the functional API cannot be used with operators or NumPy. "
-            "Wrap the computation in a layer (for example Activation or Dense), or subclass Model "
-            "and write it in call().")
-
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __matmul__ = _refuse
-    __array__ = __getitem__ = __neg__ = _refuse
-
-
-class Node:
-    """One call of a layer on symbolic tensors: its arguments and the tensors it produced."""
-
-    def __init__(self, layer, call_args, call_kwargs, outputs):
-        self.layer = layer
-        self.call_args = call_args
-        self.call_kwargs = call_kwargs
-        self.outputs = outputs  # list of KerasTensors
-
-    @property
-    def input_tensors(self):
-        return [t for t in flatten((self.call_args, self.call_kwargs)) if isinstance(t, KerasTensor)]
-
-
-def flatten(structure):
-    """The leaves of nested lists, tuples and dicts, in order."""
-    if isinstance(structure, (list, tuple)):
-        return [leaf for item in structure for leaf in flatten(item)]
-    if isinstance(structure, dict):
-        return [leaf for key in structure for leaf in flatten(structure[key])]
-    return [structure]
 
 
 def map_structure(fn, structure):
@@ -77,6 +30,57 @@ def _shape_of(x):
     if isinstance(x, (KerasTensor, Tensor, Variable, np.ndarray)):
         return tuple(x.shape)
     return tuple(np.shape(x))
+
+
+# Lengths tried for axes of unknown length (other than the batch axis) when output shapes are inferred by
+# calling a layer on zeros: long enough for the windows of stacked convolutions, different enough that
+# every output axis that depends on them differs.
+_FREE_LENGTHS = (64, 96)
+_inferring = [0]  # > 0 while a layer runs on stand-in zeros to infer shapes
+
+
+def inferring_shapes():
+    """Whether the current call only infers output shapes on zeros (stateful layers then keep their state)."""
+    return _inferring[0] > 0
+
+
+class _inferring_shapes:
+    def __enter__(self):
+        _inferring[0] += 1
+
+    def __exit__(self, *exc):
+        _inferring[0] -= 1
+        return False
+
+
+def _fill_shape(shape, free_length):
+    return tuple(1 if d is None and i == 0 else free_length if d is None else d for i, d in enumerate(shape))
+
+
+def _merge_shapes(a, b):
+    """`a` with the axes where `b` differs set to None (unknown length)."""
+    if len(a) != len(b):
+        return a
+    return tuple(x if x == y else None for x, y in zip(a, b))
+
+
+def _map_together(fn, structures):
+    """`fn(*leaves)` over same-shaped nested structures, keeping the first one's nesting."""
+    first = structures[0]
+    if isinstance(first, (list, tuple)):
+        out = [_map_together(fn, [s[i] for s in structures]) for i in range(len(first))]
+        return out if isinstance(first, list) else tuple(out)
+    if isinstance(first, dict):
+        return {k: _map_together(fn, [s[k] for s in structures]) for k in first}
+    return fn(*structures)
+
+
+def _concrete(x, free_length=_FREE_LENGTHS[0]):
+    """Zeros (True for a mask) standing in for a symbolic tensor in the call that infers output shapes."""
+    if not isinstance(x, KerasTensor):
+        return x
+    shape = _fill_shape(x.shape, free_length)
+    return np.ones(shape, bool) if x.dtype == "bool" else np.zeros(shape, dtype=x.dtype)
 
 
 def _to_input(x, integers_to=None):
@@ -154,6 +158,9 @@ class Layer(Trackable):
         input_shape = kwargs.pop("input_shape", None)
         input_dim = kwargs.pop("input_dim", None)
         batch_input_shape = kwargs.pop("batch_input_shape", None)
+        if kwargs.pop("activity_regularizer", None) is not None:  # Keras configs carry `null`
+            raise ValueError(f"{type(self).__name__} does not support `activity_regularizer` in kerasckpt. Add the "
+                             "penalty to the loss in a custom training loop instead, or remove the argument.")
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}. "
@@ -170,6 +177,8 @@ class Layer(Trackable):
         self._call_has_training = training_param is not None
         self._call_training_default = None if training_param is None else (
             None if training_param.default is inspect.Parameter.empty else training_param.default)
+        self._supports_masking = type(self).compute_mask is not Layer.compute_mask
+        self._call_masks = masking.MaskArguments.of(self.call)  # None: call() takes no mask argument
 
     # ------------------------------------------------------------------ tracking
 
@@ -211,6 +220,11 @@ class Layer(Trackable):
             if id(v) not in named:
                 children[v.name] = v
         return children
+
+    def _checkpoint_aliases(self):
+        # Keras 3 keeps weights in `_`-prefixed attributes (Dense's `_kernel`, Embedding's `_embeddings`).
+        return {f"_{name}": value for name, value in self._trackable_children().items()
+                if isinstance(value, Variable) and not name.startswith("_")}
 
     # ------------------------------------------------------------------ weights
 
@@ -337,9 +351,49 @@ class Layer(Trackable):
         if not self.built:
             self.build(input_shape)
 
+    def _build_from_call(self, args, kwargs):
+        """Build from the shapes of a call's tensors, as Keras does: a `build` with one argument gets the
+        first input's shape; a `build(query_shape, value_shape, ...)` gets the shape of each call argument
+        named like it (`query`, `value`, ...)."""
+        if self.built:
+            return
+        params = [n for n, p in inspect.signature(self.build).parameters.items()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY, p.KEYWORD_ONLY)]
+        first = args[0] if args else kwargs.get("inputs")
+        if len(params) <= 1:
+            self.build(map_structure(_shape_of, first) if isinstance(first, (list, tuple, dict)) else _shape_of(first))
+            return
+        bound = inspect.signature(self.call).bind_partial(*args, **kwargs).arguments
+        shapes = {f"{k}_shape": map_structure(_shape_of, v) for k, v in bound.items()
+                  if f"{k}_shape" in params and v is not None and not (k == "mask" or k.endswith("_mask"))}
+        self.build(**shapes)
+
     def _convert_input(self, x):
         float_dtype = self._autocast_integers and np.dtype(self.dtype).kind == "f"
-        return _to_input(x, self.dtype if float_dtype else None)
+        converted = _to_input(x, self.dtype if float_dtype else None)
+        if converted is not x:  # a cast keeps the tensor's mask, as in Keras
+            mask = masking.get_keras_mask(x)
+            if mask is not None:
+                converted = converted if isinstance(converted, Tensor) else Tensor(converted)
+                masking.set_keras_mask(converted, mask)
+        return converted
+
+    @property
+    def supports_masking(self):
+        """Whether the layer passes masks on: its outputs get `compute_mask(inputs, mask)` attached.
+
+        True by default for layers that define `compute_mask`; a layer that does not support masking
+        drops a mask it receives, with a warning, as in Keras.
+        """
+        return self._supports_masking
+
+    @supports_masking.setter
+    def supports_masking(self, value):
+        self._supports_masking = bool(value)
+
+    def compute_mask(self, inputs, previous_mask):
+        """The mask of the output(s) for `inputs` whose mask is `previous_mask`: unchanged by default."""
+        return previous_mask
 
     def __call__(self, *args, **kwargs):
         if args and any(isinstance(t, KerasTensor) for t in flatten(args[0])):
@@ -354,9 +408,9 @@ class Layer(Trackable):
 
     def _call(self, args, kwargs, first_call):
         inputs = map_structure(self._convert_input, args[0] if args else kwargs.pop("inputs"))
+        args = (inputs,) + args[1:]
         if first_call:
-            self._maybe_build(map_structure(_shape_of, inputs) if isinstance(inputs, (list, tuple, dict))
-                              else _shape_of(inputs))
+            self._build_from_call(args, kwargs)
         # `training`: the explicit argument, else the enclosing call's, else call()'s default. It is passed
         # on through the context even when this call() does not take it, so nested layers still see it.
         training = kwargs.get("training") if self._call_has_training else kwargs.pop("training", None)
@@ -364,54 +418,101 @@ class Layer(Trackable):
             training = _training_context[-1] if _training_context else self._call_training_default
         if self._call_has_training and training is not None:
             kwargs["training"] = training
+        if self._call_masks is not None:
+            self._call_masks.fill(args, kwargs, KerasTensor)
+        prior = masking.previous_mask(inputs, kwargs)
         _training_context.append(training)
         try:
-            out = self.call(inputs, *args[1:], **kwargs)
+            out = self.call(*args, **kwargs)
         finally:
             _training_context.pop()
         if isinstance(out, np.ndarray):  # NumPy input passed through (Dropout in inference): still a tensor
             out = Tensor(out)
+        if prior is not None or self._supports_masking:
+            masking.attach_output_masks(self, inputs, out, prior)
         if first_call:
             self._output_shape = map_structure(lambda t: (None,) + _shape_of(t)[1:], out)
         return out
 
     def _symbolic_call(self, *args, **kwargs):
-        """Record a functional-API call: build from the symbolic shapes and infer the output shapes."""
+        """Record a functional-API call: build from the symbolic shapes and infer the output shapes (and
+        the output masks) by calling the layer on zeros. Axes of unknown length (other than the batch
+        axis) are tried at two lengths; output axes that follow them are unknown too."""
         inputs = args[0]
-        self._maybe_build(map_structure(lambda t: t.shape, inputs) if isinstance(inputs, (list, tuple, dict))
-                          else inputs.shape)
-        concrete = map_structure(
-            lambda t: np.zeros(tuple(1 if d is None else d for d in t.shape), dtype=t.dtype)
-            if isinstance(t, KerasTensor) else t, args)
-        concrete = (map_structure(self._convert_input, concrete[0]),) + tuple(concrete[1:])
-        call_kwargs = {k: v for k, v in kwargs.items() if k != "training"}
-        if self._call_has_training:
-            call_kwargs["training"] = False
-        result = self.call(*concrete, **call_kwargs)
+        self._build_from_call(args, kwargs)
+        if self._call_masks is not None:  # masks made by recorded ops are call arguments of the node, as in Keras
+            kwargs = dict(kwargs)
+            for name in self._call_masks.fill(args, kwargs, KerasTensor):
+                if not all(getattr(m, "_keras_history", None) for m in flatten(kwargs[name])):
+                    del kwargs[name]  # a mask no node computes: it reaches the layer on the tensor at run time
+        prior = masking.previous_mask(inputs, kwargs)
+        with_masks = self._supports_masking and (prior is not None or type(self).compute_mask is not Layer.compute_mask)
+        runs = [self._concrete_call(args, kwargs, prior, with_masks, _FREE_LENGTHS[0])]
+        if any(None in t.shape[1:] for t in flatten((args, kwargs)) if isinstance(t, KerasTensor)):
+            runs.append(self._concrete_call(args, kwargs, prior, with_masks, _FREE_LENGTHS[1]))
         batch_unknown = any(isinstance(t, KerasTensor) and t.shape and t.shape[0] is None for t in flatten(inputs))
         node_index = len(self._inbound_nodes)
         outputs = []
 
-        def to_symbolic(value):
-            shape = tuple(np.shape(value))
+        def shape_and_dtype(values):
+            shapes = [tuple(np.shape(v)) for v in values]
+            shape = functools.reduce(_merge_shapes, shapes)
             if batch_unknown and shape:
                 shape = (None,) + shape[1:]
-            tensor = KerasTensor(shape, str(np.asarray(value).dtype), (self, node_index, len(outputs)))
+            return shape, str(np.asarray(values[0]).dtype)
+
+        def to_symbolic(*values):
+            shape, dtype = shape_and_dtype(values)
+            tensor = KerasTensor(shape, dtype, (self, node_index, len(outputs)))
             outputs.append(tensor)
             return tensor
 
-        symbolic = map_structure(to_symbolic, result.numpy() if isinstance(result, Tensor) else
-                                 map_structure(lambda r: r.numpy() if isinstance(r, Tensor) else r, result))
+        symbolic = _map_together(to_symbolic, [result for result, _ in runs])
+        if with_masks:
+            for i, tensor in enumerate(flatten(symbolic)):
+                values = [masks[i] for _, masks in runs if masks is not None and masks[i] is not None]
+                if values and len(values) == len(runs):
+                    tensor._keras_mask = KerasTensor(shape_and_dtype(values)[0], "bool")
         self._inbound_nodes.append(Node(self, args, kwargs, outputs))
         self._output_shape = map_structure(lambda t: t.shape, symbolic)
         return symbolic
 
+    def _concrete_call(self, args, kwargs, prior, with_masks, free_length):
+        """`call()` on zeros shaped like the symbolic arguments: the output values, and the output masks
+        (one per output leaf, None when there are none) as NumPy arrays."""
+        fill = functools.partial(_concrete, free_length=free_length)
+        concrete = map_structure(fill, args)
+        concrete = (map_structure(self._convert_input, concrete[0]),) + tuple(concrete[1:])
+        call_kwargs = {k: map_structure(fill, v) for k, v in kwargs.items() if k != "training"}
+        if self._call_has_training:
+            call_kwargs["training"] = False
+        with _inferring_shapes():
+            result = self.call(*concrete, **call_kwargs)
+            values = map_structure(lambda r: r.numpy() if isinstance(r, Tensor) else np.asarray(r), result)
+            if not with_masks:
+                return values, None
+            concrete_prior = masking.previous_mask(concrete[0], call_kwargs)
+            if concrete_prior is None and prior is not None:
+                concrete_prior = map_structure(lambda m: None if m is None else fill(m), prior)
+            masks = self.compute_mask(concrete[0], concrete_prior)
+        flat = flatten(values)
+        masks = [None] * len(flat) if masks is None else flatten(masks) + [None] * (len(flat) - len(flatten(masks)))
+        return values, [None if m is None else masking.value_of_mask(m) for m in masks[:len(flat)]]
+
     def compute_output_shape(self, input_shape):
-        """The output shape for `input_shape`, found by calling the layer on zeros."""
-        concrete = np.zeros(tuple(1 if d is None else d for d in input_shape), dtype=self.dtype)
+        """The output shape for `input_shape`, found by calling the layer on zeros (axes of unknown length
+        tried at two lengths, as in `_symbolic_call`)."""
         self._maybe_build(tuple(input_shape))
-        out = self(concrete, training=False) if self._call_has_training else self(concrete)
-        shape = tuple(np.shape(out))
+
+        def run(free_length):
+            concrete = np.zeros(_fill_shape(input_shape, free_length), dtype=self.dtype)
+            with _inferring_shapes():
+                out = self(concrete, training=False) if self._call_has_training else self(concrete)
+            return tuple(np.shape(out))
+
+        shape = run(_FREE_LENGTHS[0])
+        if any(d is None for d in tuple(input_shape)[1:]):
+            shape = _merge_shapes(shape, run(_FREE_LENGTHS[1]))
         return (input_shape[0],) + shape[1:] if input_shape and input_shape[0] is None else shape
 
     # ------------------------------------------------------------------ configs
@@ -431,11 +532,19 @@ class Layer(Trackable):
     def get_build_config(self):
         if self._build_shapes is None:
             return None
+        if isinstance(self._build_shapes, _ShapesDict):
+            if len(self._build_shapes) == 1:
+                return {"input_shape": _listify(next(iter(self._build_shapes.values())))}
+            return {"shapes_dict": {k: _listify(v) for k, v in self._build_shapes.items()}}
         return {"input_shape": _listify(self._build_shapes)}
 
     def build_from_config(self, config):
-        if config and config.get("input_shape") is not None and not self.built:
+        if not config or self.built:
+            return
+        if config.get("input_shape") is not None:
             self._maybe_build(_tupleize(config["input_shape"]))
+        elif isinstance(config.get("shapes_dict"), dict):
+            self.build(**{k: _tupleize(v) for k, v in config["shapes_dict"].items()})
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
@@ -467,6 +576,8 @@ def _scoped_build(build):
                     _building.pop()
             if args or "input_shape" in kwargs:
                 self._build_shapes = args[0] if args else kwargs["input_shape"]
+            elif kwargs:  # build(query_shape=..., value_shape=...): Keras's `shapes_dict`
+                self._build_shapes = _ShapesDict(kwargs)
             self.built = True
             if not _building:  # the outermost build: held values that did not fit raise now, nothing built
                 tracking.raise_problems()
@@ -513,6 +624,10 @@ class _nullscope:
 
     def __exit__(self, *exc):
         return False
+
+
+class _ShapesDict(dict):
+    """The shapes a several-argument `build(**shapes)` received, by argument name."""
 
 
 def _listify(shape):

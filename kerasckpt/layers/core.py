@@ -1,11 +1,11 @@
 """Dense, Activation, Dropout and Flatten."""
-import warnings
 
 import numpy as np
 
 from kerasckpt import activations, initializers, ops
 from kerasckpt._registry import builtin
 from kerasckpt.autograd import record, value_of
+from kerasckpt.layers.arguments import refuse_unsupported, take_lora
 from kerasckpt.layers.base import Layer
 from kerasckpt.random import SeedGenerator
 
@@ -29,22 +29,16 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
-        for arg, value in (("kernel_regularizer", kernel_regularizer), ("bias_regularizer", bias_regularizer),
-                           ("activity_regularizer", activity_regularizer),
-                           ("kernel_constraint", kernel_constraint), ("bias_constraint", bias_constraint)):
-            if value is not None:
-                raise ValueError(f"Dense does not support `{arg}` in kerasckpt. Received: {arg}={value!r}. "
-                                 "Remove the argument.")
-        lora_rank, _ = kwargs.pop("lora_rank", None), kwargs.pop("lora_alpha", None)
+        refuse_unsupported("Dense", kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                           activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                           bias_constraint=bias_constraint)
         quantization = kwargs.pop("quantization_config", None)
         if quantization is not None:
             raise ValueError(f"Dense does not support quantized layers in kerasckpt. Received: quantization_config="
                              f"{quantization!r}. Save the model unquantized in Keras, then load it here.")
-        if lora_rank:
-            warnings.warn(f"Dense: LoRA (lora_rank={lora_rank!r}) is not implemented in kerasckpt. Keras saves the "
-                          "kernel with the LoRA update merged in, so predictions are the same, but training here "
-                          "updates the whole kernel.", stacklevel=2)
+        take_lora("Dense", kwargs)
         super().__init__(**kwargs)
+        self.supports_masking = True
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"Dense needs a positive integer `units`. Received: units={units!r}")
         self.units, self.use_bias = int(units), bool(use_bias)
@@ -89,6 +83,7 @@ class Activation(Layer):
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
+        self.supports_masking = True
         self.activation = activations.get(activation)
 
     def call(self, inputs):
@@ -113,6 +108,7 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
+        self.supports_masking = True
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise ValueError(f"Dropout needs 0 <= rate < 1. Received: rate={rate!r}")
         self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed

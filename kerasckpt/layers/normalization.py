@@ -1,9 +1,10 @@
-"""BatchNormalization."""
+"""BatchNormalization and LayerNormalization."""
 import numpy as np
 
-from kerasckpt import initializers
+from kerasckpt import initializers, ops
 from kerasckpt._registry import builtin
 from kerasckpt.autograd import record, value_of
+from kerasckpt.layers.arguments import refuse_unsupported
 from kerasckpt.layers.base import Layer
 
 
@@ -32,6 +33,7 @@ class BatchNormalization(Layer):
             if kwargs.pop(key, None) not in (None, False, 0.99):
                 raise ValueError(f"BatchNormalization does not support `{key}` in kerasckpt. Remove the argument.")
         super().__init__(**kwargs)
+        self.supports_masking = True
         if isinstance(axis, (list, tuple)):
             if len(axis) != 1:
                 raise ValueError(f"BatchNormalization supports a single axis. Received: axis={axis!r}")
@@ -110,3 +112,77 @@ class BatchNormalization(Layer):
                 "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
                 "gamma_constraint": None, "synchronized": self.synchronized, "renorm": False, "renorm_clipping": None,
                 "renorm_momentum": 0.99}
+
+
+@builtin()
+class LayerNormalization(Layer):
+    """Normalize each sample over `axis` to mean 0 and variance 1, then scale by `gamma` and shift by `beta`.
+
+    Args:
+        axis: the axis or list of axes to normalize over (the last by default); it becomes a sorted list
+            when the layer is built, as in Keras.
+        epsilon: added to the variance before the square root.
+        center: learn an offset `beta`.
+        scale: learn a scale `gamma`.
+        beta_initializer, gamma_initializer: zeros and ones by default.
+        rms_scaling: Keras's deprecated option: scale by `1/sqrt(variance + epsilon)` and `gamma` only.
+    """
+
+    _autocast_integers = True
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        rms_scaling = bool(kwargs.pop("rms_scaling", False))
+        refuse_unsupported("LayerNormalization", beta_regularizer=beta_regularizer,
+                           gamma_regularizer=gamma_regularizer, beta_constraint=beta_constraint,
+                           gamma_constraint=gamma_constraint)
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)):
+            axis = [int(a) for a in axis]
+        elif isinstance(axis, (int, np.integer)) and not isinstance(axis, bool):
+            axis = int(axis)
+        else:
+            raise TypeError(f"Expected an int or a list/tuple of ints for the argument 'axis', but received: {axis!r}")
+        self.axis, self.epsilon, self.center, self.scale = axis, float(epsilon), bool(center), bool(scale)
+        self.rms_scaling = rms_scaling
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        axes = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
+        for a in axes:
+            if not -len(input_shape) <= a < len(input_shape):
+                raise ValueError(f"LayerNormalization '{self.name}': axis {a} is out of bounds for input shape "
+                                 f"{tuple(input_shape)}. Received: axis={self.axis}")
+        shape = tuple(input_shape[a] for a in axes)
+        if None in shape:
+            raise ValueError(f"LayerNormalization '{self.name}' needs the normalized axes {axes} of its input to be "
+                             f"known. Received input_shape={tuple(input_shape)}.")
+        self.axis = axes
+        self.gamma = self.add_weight(shape, self.gamma_initializer, name="gamma") \
+            if self.scale or self.rms_scaling else None
+        self.beta = self.add_weight(shape, self.beta_initializer, name="beta") \
+            if self.center and not self.rms_scaling else None
+
+    def call(self, inputs):
+        if not self.rms_scaling:
+            return ops.layer_normalization(inputs, self.gamma, self.beta, self.axis, self.epsilon)
+        centered = ops.subtract(inputs, ops.mean(inputs, axis=self.axis, keepdims=True))
+        variance = ops.mean(ops.square(centered), axis=self.axis, keepdims=True)
+        out = ops.divide(inputs, ops.sqrt(ops.add(variance, self.epsilon)))
+        if self.gamma is None:
+            return out
+        shape = [1] * len(ops.shape(inputs))
+        for a in self.axis:
+            shape[a] = ops.shape(inputs)[a]
+        return ops.multiply(out, ops.reshape(self.gamma, shape))
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale, "rms_scaling": self.rms_scaling,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
+                "gamma_constraint": None}

@@ -1,8 +1,9 @@
 """Functional models: a graph of layer calls from `Input` tensors to outputs."""
 from kerasckpt._registry import builtin
-from kerasckpt.layers.base import KerasTensor, flatten, map_structure
+from kerasckpt.layers.base import KerasTensor, Layer, flatten, map_structure
+from kerasckpt.layers.masking import with_mask
 from kerasckpt.layers.input_layer import InputLayer
-from kerasckpt.models.model import Model, layers_by_class_name, model_config
+from kerasckpt.models.model import Model, layers_by_class_name, model_config, tf_keras_layer_edges
 
 
 @builtin()
@@ -19,8 +20,10 @@ class Functional(Model):
         self._inputs_struct, self._outputs_struct = inputs, outputs
         self.inputs, self.outputs = flatten(inputs), flatten(outputs)
         self._nodes, first_visits = _nodes_in_order(self.inputs, self.outputs)
-        for layer in _layers_by_depth(self.inputs, self._nodes, first_visits):
-            self._track(layer)
+        self._operations = _layers_by_depth(self.inputs, self._nodes, first_visits)
+        for layer in self._operations:
+            if isinstance(layer, Layer):  # op nodes (kerasckpt.ops on symbolic tensors) have no weights
+                self._track(layer)
         self._build_shapes = map_structure(lambda t: t.shape, inputs)
         self.built = True
 
@@ -29,16 +32,23 @@ class Functional(Model):
         return self._build_shapes
 
     @property
+    def operations(self):
+        """The layers and op nodes of the graph, in Keras's order (`layers` without the op nodes)."""
+        return list(self._operations)
+
+    @property
     def output_names(self):
         return [t._keras_history[0].name for t in self.outputs]
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         values = {}
         given = flatten(inputs) if isinstance(inputs, (list, tuple)) else (
             [inputs[t.name] for t in self.inputs] if isinstance(inputs, dict) else [inputs])
         if len(given) != len(self.inputs):
             raise ValueError(f"Model '{self.name}' expects {len(self.inputs)} input(s) but received {len(given)}. "
                              "Pass a list with one array per Input.")
+        if mask is not None:  # masks for the inputs, as Keras's Functional.call takes them
+            given = [with_mask(v, m) for v, m in zip(given, flatten(mask))]
         for tensor, value in zip(self.inputs, given):
             values[id(tensor)] = value
         lookup = lambda t: values[id(t)] if isinstance(t, KerasTensor) else t  # noqa: E731
@@ -61,6 +71,12 @@ class Functional(Model):
 
     def _trackable_children(self):
         return layers_by_class_name(self._layers)
+
+    def _checkpoint_aliases(self):
+        aliases = super()._checkpoint_aliases()
+        aliases.update(tf_keras_layer_edges(self._layers))
+        aliases["_operations"] = list(self._layers)  # Keras 3's name for the layers, in the same order
+        return aliases
 
 
 def _nodes_in_order(inputs, outputs):
@@ -90,7 +106,7 @@ def _nodes_in_order(inputs, outputs):
 
 
 def _layers_by_depth(inputs, nodes, first_visits):
-    """The layers in Keras's order: farthest from the outputs first, ties in first-visit order.
+    """The layers and op nodes in Keras's order: farthest from the outputs first, ties in first-visit order.
 
     `layers`, and so `weights`, `get_weights()` and the layer keys of saved files, follow this order,
     so it must be Keras's own for the files and weight lists of multi-branch models to agree.

@@ -52,10 +52,11 @@ class Model(Trainer, Layer):
         self._init_trainer()
 
     def build(self, input_shape):
-        """Create every weight by calling the model once on zeros of `input_shape` (None -> 1)."""
+        """Create every weight by calling the model once on zeros of `input_shape` (None -> 1): a shape, or a
+        list or dict of shapes for a model called with a list or dict of inputs."""
         if type(self).call is Model.call:
             raise NotImplementedError(f"Model '{self.name}' has no call() method. Subclasses of Model must define call().")
-        zeros = np.zeros(tuple(1 if d is None else d for d in input_shape), dtype="float32")
+        zeros = _zeros_for(input_shape)
         self.call(zeros, training=False) if self._call_has_training else self.call(zeros)
 
     def call(self, inputs, training=False):
@@ -65,6 +66,13 @@ class Model(Trainer, Layer):
     def layers(self):
         """The direct sub-layers, in the order they were set."""
         return list(self._layers)
+
+    def _checkpoint_aliases(self):
+        aliases = super()._checkpoint_aliases()
+        # tf.keras and Keras 3 track the compiled optimizer under the model (`optimizer`).
+        if getattr(self, "optimizer", None) is not None and "optimizer" not in self._trackable_children():
+            aliases["optimizer"] = self.optimizer
+        return aliases
 
     def get_layer(self, name=None, index=None):
         """A sub-layer by `name` or by `index` into `layers`."""
@@ -170,6 +178,18 @@ class Model(Trainer, Layer):
         api.load_weights(self, filepath, skip_mismatch=skip_mismatch, storage_options=storage_options)
 
 
+def _zeros_for(shapes):
+    """float32 zeros for a shape, or for each shape of a (nested) list, tuple or dict of shapes."""
+    if isinstance(shapes, dict):
+        return {key: _zeros_for(value) for key, value in shapes.items()}
+    if isinstance(shapes, (list, tuple)) and all(d is None or isinstance(d, (int, np.integer)) for d in shapes):
+        return np.zeros(tuple(1 if d is None else int(d) for d in shapes), dtype="float32")
+    if isinstance(shapes, (list, tuple)):
+        return [_zeros_for(s) for s in shapes]
+    raise TypeError(f"build() needs a shape (a tuple of sizes, None for unknown), or a list or dict of shapes. "
+                    f"Received: {shapes!r}")
+
+
 # ---------------------------------------------------------------------- configs
 
 
@@ -182,6 +202,18 @@ def rebuild_from_config(class_name, config, custom_objects, label):
     module = "keras" if class_name == "Sequential" else "keras.src.models.functional"
     entry = {"module": module, "class_name": class_name, "config": _copy_plain(config), "registered_name": None}
     return serialization.deserialize_model(entry, serialization.Context(label, custom_objects), "config")
+
+
+def tf_keras_layer_edges(layers):
+    """tf.keras's edges from a Sequential or functional model to its layers: `layer-N` for the N-th layer,
+    `layer_with_weights-N` for the N-th of those that have weights (what its `save_weights` files use)."""
+    edges, with_weights = {}, 0
+    for index, layer in enumerate(layers):
+        if layer.weights:
+            edges[f"layer_with_weights-{with_weights}"] = layer
+            with_weights += 1
+        edges[f"layer-{index}"] = layer
+    return edges
 
 
 def model_config(model):

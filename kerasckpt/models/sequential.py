@@ -2,7 +2,9 @@
 from kerasckpt._registry import builtin
 from kerasckpt.layers.base import KerasTensor, Layer
 from kerasckpt.layers.input_layer import InputLayer
-from kerasckpt.models.model import Model, layers_by_class_name, model_config, rebuild_from_config
+from kerasckpt.layers.masking import with_mask
+from kerasckpt.models.model import Model, layers_by_class_name, model_config, rebuild_from_config, tf_keras_layer_edges
+from kerasckpt.tracking import AliasView
 
 
 @builtin()
@@ -71,8 +73,8 @@ class Sequential(Model):
             layer._output_shape = shape
         self._build_shapes = tuple(input_shape)
 
-    def call(self, inputs, training=None):
-        x = inputs
+    def call(self, inputs, training=None, mask=None):
+        x = inputs if mask is None else with_mask(inputs, mask)
         for layer in self._layers:
             x = layer(x, training=training) if training is not None else layer(x)
         return x
@@ -101,3 +103,10 @@ class Sequential(Model):
 
     def _trackable_children(self):
         return layers_by_class_name(self._layers)
+
+    def _checkpoint_aliases(self):
+        aliases = super()._checkpoint_aliases()
+        aliases.update(tf_keras_layer_edges(self._layers))
+        # Keras 3 keeps a Sequential's layers in its inner functional model, the InputLayer first.
+        aliases["_functional"] = AliasView({"_operations": [self._input_layer] + self._layers})
+        return aliases

@@ -1,6 +1,8 @@
 """model.summary(): the table of layers, output shapes and parameter counts."""
 import numpy as np
 
+from kerasckpt.symbolic import Operation
+
 _HEADER = ("Layer (type)", "Output Shape", "Param #")
 _TRAINABLE = "Trainable"
 _POSITIONS = (0.45, 0.80, 1.0)  # Keras's columns for a model printed as a stack of layers
@@ -26,13 +28,28 @@ def _params(layer):
     return int(sum(int(np.prod(w.shape)) for w in layer.weights))
 
 
+def _shape_text(shape):
+    """`(None, 3)` as Keras prints it (`(None)` for one axis); a list of shapes for several outputs."""
+    if shape is None:
+        return "?"
+    if isinstance(shape, (list, tuple)) and shape and all(isinstance(s, (list, tuple)) for s in shape):
+        return "[" + ", ".join(_shape_text(s) for s in shape) + "]"
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
 def _rows(layers, expand_nested, show_trainable, level=0):
-    """One row per layer (and, with `expand_nested`, per layer of a nested model, indented like Keras)."""
+    """One row per layer or op node (and, with `expand_nested`, per layer of a nested model, indented like
+    Keras)."""
     rows = []
     for layer in layers:
+        if isinstance(layer, Operation):  # an op node of a functional model: no weights
+            shape = layer._inbound_nodes[-1].outputs[0].shape if layer._inbound_nodes else None
+            rows.append([f"{layer.name} ({type(layer).__name__})", _shape_text(shape), "0"]
+                        + (["-"] if show_trainable else []))
+            continue
         shape = getattr(layer, "_output_shape", None)
         prefix = ("   " * level + "└ ") if level else ""
-        row = [f"{prefix}{layer.name} ({type(layer).__name__})", "?" if shape is None else str(tuple(shape)),
+        row = [f"{prefix}{layer.name} ({type(layer).__name__})", _shape_text(shape),
                f"{_params(layer):,}" if layer.built else "0 (unbuilt)"]
         if show_trainable:
             row.append(("Y" if layer.trainable else "N") if layer.weights else "-")
@@ -104,7 +121,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
     print_fn = print_fn or print
     header = list(_HEADER) + ([_TRAINABLE] if show_trainable else [])
     alignment = ["left", "left", "right"] + (["center"] if show_trainable else [])
-    rows = _rows(model.layers, expand_nested, show_trainable)
+    rows = _rows(getattr(model, "operations", model.layers), expand_nested, show_trainable)
     if line_length is None and positions is None:  # sized to the content: no cell is ever wrapped
         widths = [max(len(r[i]) for r in [header] + rows) + 2 for i in range(len(header))]
         widths = [max(w, m) for w, m in zip(widths, (33, 24, 15, 11))]

@@ -7,7 +7,7 @@ import numpy as np
 from kerasckpt import losses as losses_module
 from kerasckpt import metrics as metrics_module
 from kerasckpt import optimizers as optimizers_module
-from kerasckpt.autograd import GradientTape, backpropagate, value_of
+from kerasckpt.autograd import GradientTape, Tensor, backpropagate, value_of
 from kerasckpt.callbacks import CallbackList, History
 from kerasckpt.layers.base import flatten, map_structure
 from kerasckpt.models.data import ArrayData, BatchStream, unpack_validation
@@ -247,7 +247,7 @@ class Trainer:
     def _update_metrics(self, loss_value, y, y_pred, sample_weight, batch_size):
         self._loss_tracker.update_state(loss_value, sample_weight=batch_size)
         if self._metric_ids:
-            preds = [value_of(p) for p in self._per_output(y_pred)]
+            preds = [_detached(p) for p in self._per_output(y_pred)]
             self._ensure_metrics(y, preds)
             ys = self._targets_per_output(y)
             for metric, (i, weighted) in zip(self._compiled_metrics, self._metric_routes):
@@ -540,6 +540,17 @@ class FitLoop:
         self.stream.set_state(state["stream"])
         self.model.stop_training = bool(state["stop_training"])
         self.callbacks.set_state(state["callbacks"])
+
+
+def _detached(prediction):
+    """A prediction's array for the metrics; a masked one stays a (detached) Tensor carrying its mask, which
+    metrics respect as Keras's do."""
+    mask = getattr(prediction, "_keras_mask", None)
+    if mask is None:
+        return value_of(prediction)
+    out = Tensor(value_of(prediction))
+    out._keras_mask = mask
+    return out
 
 
 def _float_step_logs(logs, step):

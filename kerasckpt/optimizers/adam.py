@@ -39,6 +39,9 @@ class Adam(Optimizer):
         self.epsilon = epsilon
         self.amsgrad = amsgrad
 
+    _checkpoint_slot_names = {**Optimizer._checkpoint_slot_names, "momentum": ("_momentums", "m"),
+                              "velocity": ("_velocities", "v"), "velocity_hat": ("_velocity_hats", "vhat")}
+
     def build(self, var_list):
         if self.built:
             return

@@ -232,6 +232,29 @@ class Optimizer(Trackable):
             children["learning_rate"] = self._learning_rate
         return children
 
+    # Per slot name: the attribute holding that slot's list (Keras 3's and tf.keras's name, an edge in their
+    # checkpoints), then the slot's name in the checkpoints of tf.keras's legacy optimizers.
+    _checkpoint_slot_names = {"average": ("_model_variables_moving_average",),
+                              "gradient_accumulator": ("_accumulated_gradients",)}
+
+    def _keras_positional_lists(self):
+        """Keras 3's lists of this optimizer's state, written as extra edges of the object graph so that Keras 3
+        on TensorFlow restores kerasckpt checkpoints: `_variables` (Keras's `variables` order),
+        `_trainable_variables` and one list per slot kind. Restores never match slots by these positions."""
+        lists = {"_variables": self.variables, "_trainable_variables": list(self._trainable_variables)}
+        for names in self._checkpoint_slot_names.values():
+            value = getattr(self, names[0], None)
+            if isinstance(value, list) and value:
+                lists[names[0]] = list(value)
+        return lists
+
+    def _checkpoint_aliases(self):
+        # Keras 3 and tf.keras name the counter `_iterations`, tf.keras's legacy optimizers `iter`.
+        aliases = {"_iterations": self._iterations, "iter": self._iterations}
+        if isinstance(self._learning_rate, Variable):
+            aliases["_learning_rate"] = self._learning_rate
+        return aliases
+
     # ----------------------------------------------------------------------------------- build
     def build(self, var_list):
         """Record the variables to optimize (their order fixes the slot order) and create base slots.

@@ -41,6 +41,10 @@ class RMSprop(Optimizer):
         self.epsilon = epsilon
         self.centered = centered
 
+    _checkpoint_slot_names = {**Optimizer._checkpoint_slot_names, "velocity": ("_velocities", "rms"),
+                              "momentum": ("_momentums", "momentum"),
+                              "average_gradient": ("_average_gradients", "mg")}
+
     def build(self, var_list):
         if self.built:
             return

@@ -36,6 +36,8 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         self.nesterov = nesterov
 
+    _checkpoint_slot_names = {**Optimizer._checkpoint_slot_names, "momentum": ("momentums", "momentum")}
+
     def build(self, variables):
         if self.built:
             return

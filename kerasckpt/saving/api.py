@@ -147,8 +147,8 @@ def load_weights(model, filepath, skip_mismatch=False, storage_options=None):
 
     Args:
         model: a built model of the same architecture.
-        filepath: a `.weights.h5`, `.keras`, `.h5`/`.hdf5` file or a native checkpoint prefix; a path or
-            an fsspec URL.
+        filepath: a `.weights.h5`, `.keras`, `.h5`/`.hdf5` file or a checkpoint prefix (a path or an fsspec
+            URL): kerasckpt's, or TensorFlow's (tf.keras 2 `save_weights("cp.ckpt")`, with the optimizer state).
         skip_mismatch: skip weights whose count or shape does not fit instead of raising.
         storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
 

@@ -8,7 +8,9 @@ import json
 import numpy as np
 
 from kerasckpt import _registry
+from kerasckpt.autograd import Tensor
 from kerasckpt.errors import CheckpointFormatError, UnknownObjectError, UnsafeCheckpointError
+from kerasckpt.symbolic import KerasTensor, Operation, flatten
 
 KERAS_VERSION = "3.15.1"  # the Keras release whose file layouts kerasckpt writes
 _CODE_CLASSES = {  # objects that carry or load code: never deserialized, whatever safe_mode says
@@ -156,6 +158,13 @@ def resolve(entry, ctx, where, kind="class"):
     for name in (registered, class_name):
         if isinstance(name, str) and name in ctx.custom_objects:
             return ctx.custom_objects[name]
+    if kind == "layer" and _is_op_entry(entry):
+        cls = _registry.registered(f"kerasckpt.ops>{class_name}")
+        if cls is None:
+            raise ctx.error(where, f"unknown op '{class_name}' (module '{module}'): kerasckpt.ops has no op node of "
+                                   "that name. Rebuild that part of the model in Python and load the weights only.",
+                            UnknownObjectError)
+        return cls
     for name in (registered, class_name):
         if isinstance(name, str) and name:
             cls = _registry.lookup(name, ctx.custom_objects)
@@ -172,6 +181,16 @@ def resolve(entry, ctx, where, kind="class"):
     return cls
 
 
+def _is_op_entry(entry):
+    """Whether a layer entry is an op node (a `keras.ops` call on symbolic tensors) rather than a layer."""
+    module, config = entry.get("module"), entry.get("config")
+    if isinstance(module, str):
+        return module.startswith(("keras.src.ops.", "keras.ops"))
+    # Keras's legacy `.h5` configs drop the module; layer configs always hold `trainable`, op configs never do.
+    return module is None and isinstance(config, dict) and "trainable" not in config and "dtype" not in config \
+        and _registry.registered(f"kerasckpt.ops>{entry['class_name']}") is not None
+
+
 # ----------------------------------------------------------------------------------------- serialize
 
 def _listify(value):
@@ -181,7 +200,10 @@ def _listify(value):
 
 
 def serialize_layer(layer, legacy=False):
-    """A layer's entry in a model config (models nest as whole model configs)."""
+    """A layer's entry in a model config (models nest as whole model configs; op nodes under Keras's op class)."""
+    if isinstance(layer, Operation):  # the module stays in legacy configs too: without it `Add` reads as a layer
+        return {"module": layer.keras_module, "class_name": type(layer).__name__, "config": layer.get_config(),
+                "registered_name": type(layer).__name__}
     if is_model(layer):
         return serialize_model(layer, legacy=legacy, include_compile=False)
     cls = type(layer)
@@ -256,7 +278,7 @@ def _sequential_config(model, legacy):
 def _functional_config(model, legacy):
     node_ids = {id(node) for node in model._nodes}
     reindex = {}  # id(node) -> index among the model's nodes of its layer
-    for layer in model.layers:
+    for layer in model.operations:
         kept = [node for node in layer._inbound_nodes if id(node) in node_ids]
         for i, node in enumerate(kept):
             reindex[id(node)] = i
@@ -270,16 +292,25 @@ def _functional_config(model, legacy):
             return [tensor_config(v) for v in value]
         if isinstance(value, dict):
             return {k: tensor_config(v) for k, v in value.items()}
-        if type(value).__name__ == "KerasTensor":
+        if isinstance(value, KerasTensor):
             return {"class_name": "__keras_tensor__",
                     "config": {"shape": list(value.shape), "dtype": value.dtype, "keras_history": history[id(value)]}}
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, slice):
+            return {"class_name": "__slice__", "config": {"start": value.start, "stop": value.stop, "step": value.step}}
+        if value is Ellipsis:
+            return {"class_name": "__ellipsis__", "config": {}}
+        if isinstance(value, (np.ndarray, Tensor)):
+            array = np.asarray(value)
+            return {"class_name": "__numpy__", "config": {"value": array.tolist(), "dtype": str(array.dtype)}}
         raise TypeError(f"Functional model '{model.name}' calls a layer with an argument of type "
                         f"{type(value).__name__} ({value!r}), which cannot be written to a config.")
 
     entries = []
-    for layer in model.layers:
+    for layer in model.operations:
         entry = serialize_layer(layer, legacy)
         entry["name"] = layer.name
         nodes = [node for node in layer._inbound_nodes if id(node) in node_ids]
@@ -367,7 +398,7 @@ def _deserialize(entry, ctx, where, top=False):
         return _sequential_from_config(config, entry, ctx, where)
     if isinstance(cls, type) and (cls is Functional or (cls is Model and "layers" in config)):
         return _functional_from_config(config, ctx, where)
-    if not (isinstance(cls, type) and issubclass(cls, _layer_base())):
+    if not (isinstance(cls, type) and issubclass(cls, (_layer_base(), Operation))):
         raise ctx.error(where, f"'{name}' is not a layer or model class.", UnknownObjectError)
     if top and not issubclass(cls, Model):
         raise ctx.error(where, f"the file's top-level object is a '{name}' layer, not a model.")
@@ -458,6 +489,11 @@ def _functional_from_config(config, ctx, where):
     def resolve_value(value, at):
         if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
             return tensor((value.get("config") or {}).get("keras_history"), at)
+        if isinstance(value, dict) and value.get("class_name") in _CONSTANTS and isinstance(value.get("config"), dict):
+            try:
+                return _CONSTANTS[value["class_name"]](**value["config"])
+            except (TypeError, ValueError) as err:
+                raise ctx.error(at, f"malformed {value['class_name']} argument {str(value)[:120]} ({err}).") from None
         if isinstance(value, list):
             return [resolve_value(v, at) for v in value]
         if isinstance(value, dict):
@@ -476,7 +512,7 @@ def _functional_from_config(config, ctx, where):
             raise ctx.error(at, f"malformed inbound node {str(node)[:80]}.")
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             raise ctx.error(at, "malformed inbound node arguments.")
-        if any(v is _Pending for v in _leaves([args, kwargs])):
+        if any(v is _Pending for v in flatten([args, kwargs])):
             return None
         kwargs.pop("training", None)
         if kwargs.get("mask", 0) is None:
@@ -500,7 +536,7 @@ def _functional_from_config(config, ctx, where):
                     out = layers[name](*call[0], **call[1])
                 except (TypeError, ValueError) as err:
                     raise ctx.error(at, f"calling layer '{name}' failed ({err}).") from None
-                made.append(_leaves(out))
+                made.append(flatten(out))
                 index += 1
                 progress = True
     if any(len(outputs_of[n]) < len(nodes_of[n]) for n in order if type(layers[n]).__name__ != "InputLayer"):
@@ -527,20 +563,19 @@ def _functional_from_config(config, ctx, where):
         raise ctx.error(where, f"cannot rebuild the functional model ({err}).") from None
 
 
+_CONSTANTS = {  # the non-tensor call arguments Keras writes as objects: slices, `...`, NumPy arrays
+    "__slice__": lambda start=None, stop=None, step=None: slice(start, stop, step),
+    "__ellipsis__": lambda: Ellipsis,
+    "__numpy__": lambda value, dtype: np.asarray(value, dtype=np.dtype(dtype)),
+}
+
+
 class _PendingType:
     def __repr__(self):
         return "<pending>"
 
 
 _Pending = _PendingType()
-
-
-def _leaves(structure):
-    if isinstance(structure, (list, tuple)):
-        return [leaf for item in structure for leaf in _leaves(item)]
-    if isinstance(structure, dict):
-        return [leaf for key in structure for leaf in _leaves(structure[key])]
-    return [structure]
 
 
 # ----------------------------------------------------------------------------------------- compile

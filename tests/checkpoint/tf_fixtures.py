@@ -10,7 +10,8 @@ import shutil
 import numpy as np
 
 TF_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "tf")
-PARTS = ["dtypes", "tf1_saver", "tf1_sharded", "tf2_sharded", "guide", "guide_legacy", "tf_keras", "keras3_tf"]
+PARTS = ["dtypes", "tf1_saver", "tf1_sharded", "tf2_sharded", "guide", "guide_legacy", "tf_keras", "keras3_tf",
+         "keras3_tf_functional"]
 
 
 def expected(part):

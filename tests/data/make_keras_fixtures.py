@@ -1,6 +1,6 @@
 """Write the Keras 3 fixture files of tests/saving (run with the torch backend; Keras 3.15.1 made them).
 
-    KERAS_BACKEND=torch python tests/data/make_keras_fixtures.py
+    KERAS_BACKEND=torch python tests/data/make_keras_fixtures.py [name ...]
 
 For each model: `<name>.weights.h5`, `<name>.keras`, `<name>.h5` as Keras writes them, and
 `<name>.expected.npz` with the data, Keras's predictions, and the weights after one more
@@ -8,6 +8,7 @@ For each model: `<name>.weights.h5`, `<name>.keras`, `<name>.h5` as Keras writes
 state). Dropout rates are 0 so both libraries draw no random numbers while training.
 """
 import os
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -98,17 +99,19 @@ def nested_adamw():
 
 
 def unsupported():
-    """A model with a layer kerasckpt does not have (LayerNormalization): loading must name it."""
-    model = keras.Sequential([layers.Input(shape=(4,)), layers.Dense(3), layers.LayerNormalization()],
-                             name="unsupported")
+    """A model with a layer kerasckpt does not have (PReLU): loading must name it."""
+    model = keras.Sequential([layers.Input(shape=(4,)), layers.Dense(3), layers.PReLU()], name="unsupported")
     model.compile(optimizer="adam", loss="mse")
     return model
 
 
-def main():
+def main(only=()):
+    """Write every fixture, or only those named in `only` (e.g. `unsupported_prelu`)."""
     keras.utils.set_random_seed(0)
     for name, make in (("seq_adam", seq_adam), ("func_sgd", func_sgd), ("sub_rmsprop", sub_rmsprop),
                        ("nested_adamw", nested_adamw)):
+        if only and name not in only:
+            continue
         model, x, y = make()
         model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
         base = os.path.join(HERE, name)
@@ -123,10 +126,11 @@ def main():
         opt = {f"o{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)}
         np.savez(base + ".expected.npz", x=x, y=y, pred=pred, step_x=step_x, step_y=step_y, **after, **opt)
         print("wrote", name)
-    model = unsupported()
-    model.save(os.path.join(HERE, "unsupported_layernorm.keras"))
-    model.save(os.path.join(HERE, "unsupported_layernorm.h5"))
+    if not only or "unsupported_prelu" in only:
+        model = unsupported()
+        model.save(os.path.join(HERE, "unsupported_prelu.keras"))
+        model.save(os.path.join(HERE, "unsupported_prelu.h5"))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -22,7 +22,8 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PARTS = ["dtypes", "tf1_saver", "tf1_sharded", "tf2_sharded", "guide", "guide_legacy", "tf_keras", "keras3_tf"]
+PARTS = ["dtypes", "tf1_saver", "tf1_sharded", "tf2_sharded", "guide", "guide_legacy", "tf_keras", "keras3_tf",
+         "keras3_tf_functional"]
 
 
 # ---------------------------------------------------------------------------------------------- encoding
@@ -341,6 +342,26 @@ def part_keras3_tf(root):
         directories.append(d)
         expected["models"][name] = _model_record(model, x)
     record(root, expected, prefixes=prefixes, directories=directories)
+    return expected
+
+
+def part_keras3_tf_functional(root):
+    """Keras 3 on TensorFlow, a functional model (layers under `model/_operations/N`, BatchNormalization's
+    moving statistics only there) with SGD momentum: `tf.train.Checkpoint(model=..., optimizer=...)`."""
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    import keras
+    import tensorflow as tf
+    keras.utils.set_random_seed(0)
+    x, y = _data(features=3)
+    inputs = keras.Input((3,))
+    h = keras.layers.BatchNormalization()(keras.layers.Dense(4)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(h))
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y % 2, epochs=2, batch_size=8, verbose=0)
+    prefix = tf.train.Checkpoint(model=model, optimizer=model.optimizer).save(os.path.join(root, "functional", "ckpt"))
+    expected = {"inputs": {"x": encode_array(x)}, "models": {"functional": _model_record(model, x)}}
+    record(root, expected, prefixes=[prefix])
     return expected
 
 
