@@ -84,6 +84,14 @@ def test_checkpoint_save_restore_and_the_inspection_functions_on_a_store(mem, tm
     assert _no_local_trace(tmp_path)
 
 
+def test_init_from_checkpoint_reads_a_store(mem):
+    from kerasckpt.checkpoint import init_from_checkpoint
+    Checkpoint(**_vars(4)).save(f"{mem}/run/ckpt")
+    target = Variable(np.zeros(5, np.int64))
+    init_from_checkpoint(f"{mem}/run", {"b/.ATTRIBUTES/VARIABLE_VALUE": target})  # a directory: its latest
+    assert np.array_equal(target.numpy(), np.arange(5) + 4)
+
+
 def test_overwriting_a_prefix_switches_at_the_index_and_removes_the_old_data(mem):
     prefix = f"{mem}/w"
     for gen, names in ((1, "00000-of-00001"), (2, "00000-of-00002"), (3, "00000-of-00001")):
