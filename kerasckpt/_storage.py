@@ -278,27 +278,25 @@ class RemoteStore:
             except FileNotFoundError:
                 return None
 
-    def listdir(self, url):
-        """The names directly under the directory `url`; [] when there is none."""
-        with _errors(url, "list"):
-            try:
-                self.fs.invalidate_cache(self.path(url))
-                entries = self.fs.ls(self.path(url), detail=False)
-            except FileNotFoundError:
-                return []
-        base = self.path(url).rstrip("/")
-        return sorted({e.rstrip("/").rsplit("/", 1)[-1] for e in entries if e.rstrip("/") != base})
-
-    def listing(self, url):
-        """`{name: (size, mtime_ns)}` of the files directly under the directory `url`; {} when there is none."""
+    def _ls(self, url):
+        """`{name: the store's description}` of what is directly under the directory `url` (fresh, not cached)."""
         with _errors(url, "list"):
             try:
                 self.fs.invalidate_cache(self.path(url))
                 entries = self.fs.ls(self.path(url), detail=True)
             except FileNotFoundError:
                 return {}
-        return {e["name"].rstrip("/").rsplit("/", 1)[-1]: (e.get("size") or 0, _mtime_ns(e))
-                for e in entries if e.get("type") != "directory"}
+        base = self.path(url).rstrip("/")
+        return {e["name"].rstrip("/").rsplit("/", 1)[-1]: e for e in entries if e["name"].rstrip("/") != base}
+
+    def listdir(self, url):
+        """The names directly under the directory `url`; [] when there is none."""
+        return sorted(self._ls(url))
+
+    def listing(self, url):
+        """`{name: (size, mtime_ns)}` of the files directly under the directory `url`; {} when there is none."""
+        return {name: (e.get("size") or 0, _mtime_ns(e)) for name, e in self._ls(url).items()
+                if e.get("type") != "directory"}
 
     def remove(self, url):
         """Delete the object at `url`; a missing one is not an error."""

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -100,8 +101,6 @@ class InProcessS3Server(_Server):
         self.start()
 
     def start(self):
-        import threading
-
         import moto.s3.models
         from moto.server import DomainDispatcherApplication, create_backend_app
         moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = MIN_PART_SIZE
@@ -137,3 +136,21 @@ def start(kind=S3Server, **kwargs):
         if REQUIRED:
             pytest.fail(message + "; KERASCKPT_REQUIRE_S3=1 requires it (pip install 'moto[server]' s3fs)")
         pytest.skip(message)
+
+
+def outage_during_uploads(monkeypatch, server, back_after=1.0):
+    """Stop `server` once the first part of the next upload is out (multipart uploads only), and start it
+    again `back_after` seconds later (None: not at all); returns the list the outage's time is added to."""
+    from kerasckpt import _storage
+    real, outages = _storage.ImageFile.parts, []
+
+    def parts_with_an_outage(self, part_size):
+        for n, part in enumerate(real(self, part_size)):
+            if n == 1 and not outages:
+                outages.append(time.monotonic())
+                server.stop()
+                if back_after is not None:
+                    threading.Timer(back_after, server.start).start()
+            yield part
+    monkeypatch.setattr(_storage.ImageFile, "parts", parts_with_an_outage)
+    return outages

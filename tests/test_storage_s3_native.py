@@ -20,6 +20,7 @@ from kerasckpt.errors import (CheckpointDamagedError, CheckpointNotFoundError, S
 from kerasckpt.variables import Variable
 
 import s3server
+from crashing import kill_when_ready
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPES = {"a": (200, 1000), "b": (1000,)}  # 804 KB of data: a multipart upload of four parts (see _small_parts)
@@ -38,6 +39,12 @@ def generation_values(gen):
 
 def _targets():
     return {k: Variable(np.zeros(s, np.float32)) for k, s in SHAPES.items()}, Variable(0, dtype="int64")
+
+
+def assign_generation(vs, step, gen):
+    for k, v in generation_values(gen).items():
+        vs[k].assign(v)
+    step.assign(gen)
 
 
 def _restore_generation(path, options):
@@ -63,7 +70,7 @@ import s3fs
 from kerasckpt import _storage
 from kerasckpt.checkpoint import Checkpoint, CheckpointManager, CheckpointOptions
 from kerasckpt.variables import Variable
-from test_storage_s3_native import generation_values
+from test_storage_s3_native import assign_generation, generation_values
 
 base, mode, background, when = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
 _storage.PART_SIZE = _storage.SINGLE_PUT_MAX = 256 << 10  # s3server.MIN_PART_SIZE
@@ -93,14 +100,10 @@ def run(directory, kill):
                                 options=CheckpointOptions(save_in_background=background))
     manager.save()
     manager.wait_until_finished()
-    for k, v in generation_values(2).items():
-        vs[k].assign(v)
-    step.assign(2)
+    assign_generation(vs, step, 2)
     events[0], kill_at[0] = 0, kill
     manager.save(checkpoint_number=1 if mode == "overwrite" else None)
-    for k, v in generation_values(3).items():  # after the snapshot: never in a file
-        vs[k].assign(v)
-    step.assign(3)
+    assign_generation(vs, step, 3)  # after the snapshot: never in a file
     manager.wait_until_finished()
     return events[0]
 
@@ -162,7 +165,7 @@ import sys
 from kerasckpt import _storage
 from kerasckpt.checkpoint import Checkpoint, CheckpointManager, CheckpointOptions
 from kerasckpt.variables import Variable
-from test_storage_s3_native import generation_values
+from test_storage_s3_native import assign_generation, generation_values
 
 _storage.PART_SIZE = _storage.SINGLE_PUT_MAX = 256 << 10  # s3server.MIN_PART_SIZE
 directory, mode, background = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
@@ -173,9 +176,7 @@ manager = CheckpointManager(Checkpoint(step=step, **vs), directory, max_to_keep=
 gen = 0
 while True:
     gen += 1
-    for k, v in generation_values(gen).items():
-        vs[k].assign(v)
-    step.assign(gen)
+    assign_generation(vs, step, gen)
     manager.save(checkpoint_number=1 if mode == "overwrite" else None)
     if gen == 2:
         manager.wait_until_finished()  # in the background too: two complete checkpoints before the kill
@@ -191,14 +192,8 @@ def test_savers_killed_at_random_moments_leave_a_whole_checkpoint(s3, tmp_path, 
     directory = s3.url("run")
     rng = np.random.default_rng(len(mode) + background)
     for delay in rng.uniform(0.05, 1.2, size=2):
-        proc = subprocess.Popen([sys.executable, str(script), directory, mode, "1" if background else "0"],
-                                stdout=subprocess.PIPE, text=True, env=_env(s3.server))
-        try:
-            assert proc.stdout.readline().strip() == "ready"
-            time.sleep(delay)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
+        kill_when_ready([sys.executable, str(script), directory, mode, "1" if background else "0"], delay,
+                        env=_env(s3.server))
         latest = latest_checkpoint(directory, storage_options=s3.storage_options)
         assert _restore_generation(latest, s3.storage_options) >= 2
 
@@ -216,36 +211,22 @@ def test_the_server_stops_and_restarts_in_the_middle_of_a_native_save(monkeypatc
         directory = f"{base}/run"
         vs, step = _targets()
         ckpt = Checkpoint(step=step, **vs)
-
-        def generation(gen):
-            for k, v in generation_values(gen).items():
-                vs[k].assign(v)
-            step.assign(gen)
-        generation(1)
+        assign_generation(vs, step, 1)
         manager = CheckpointManager(ckpt, directory, max_to_keep=1, storage_options=patient)
         manager.save()
-        real, outages = _storage.ImageFile.parts, []
-
-        def parts_with_an_outage(self, part_size, back_after=1.0):
-            for n, part in enumerate(real(self, part_size)):
-                if n == 1 and not outages:  # the first part is up: the server goes away (and comes back)
-                    outages.append(time.monotonic())
-                    server.stop()
-                    if back_after is not None:
-                        threading.Timer(back_after, server.start).start()
-                yield part
-        monkeypatch.setattr(_storage.ImageFile, "parts", parts_with_an_outage)
-        generation(2)
+        real = _storage.ImageFile.parts
+        outages = s3server.outage_during_uploads(monkeypatch, server)  # the first part is up: away, back after 1 s
+        assign_generation(vs, step, 2)
         second = manager.save()  # rides out the outage on the retries
         assert outages and _restore_generation(second, patient) == 2
 
         # The server goes away for good in the middle of the data upload: the save fails naming the URL, and
         # once the server is back the previous checkpoint is the latest, whole, and the next save goes on.
         state = server.client().get_object(Bucket="kc-native-restart", Key="run/checkpoint")["Body"].read()
-        outages.clear()
-        monkeypatch.setattr(_storage.ImageFile, "parts", lambda self, size: parts_with_an_outage(self, size, None))
+        monkeypatch.setattr(_storage.ImageFile, "parts", real)
         down = CheckpointManager(ckpt, directory, max_to_keep=1, storage_options=impatient)
-        generation(3)
+        outages = s3server.outage_during_uploads(monkeypatch, server, back_after=None)
+        assign_generation(vs, step, 3)
         with pytest.raises(StorageConnectionError, match=r"s3://kc-native-restart/run/ckpt-3\.data-00000-of-00001"):
             down.save()
         assert outages
@@ -266,9 +247,7 @@ def test_damaged_and_missing_objects_are_named_and_the_manager_falls_back(s3):
     vs, step = _targets()
     manager = CheckpointManager(Checkpoint(step=step, **vs), directory, max_to_keep=2, storage_options=options)
     for gen in (1, 2):
-        for k, v in generation_values(gen).items():
-            vs[k].assign(v)
-        step.assign(gen)
+        assign_generation(vs, step, gen)
         manager.save()
     client, key = s3.server.client(), "run/ckpt-2.data-00000-of-00001"
     head = client.head_object(Bucket=s3.bucket, Key=key)
@@ -345,9 +324,7 @@ def test_readers_see_whole_checkpoints_while_a_prefix_is_overwritten(s3):
     ckpt = Checkpoint(step=step, **vs)
 
     def write(gen):
-        for k, v in generation_values(gen).items():
-            vs[k].assign(v)
-        step.assign(gen)
+        assign_generation(vs, step, gen)
         ckpt.write(prefix, storage_options=options)
     write(1)
     seen, errors, stop = [], [], threading.Event()
