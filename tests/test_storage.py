@@ -3,7 +3,6 @@ memory:// store for every file format, and the refusals (missing packages, unkno
 that keep a URL from ever being written to the local disk."""
 import os
 import sys
-import uuid
 
 import numpy as np
 import pytest
@@ -27,16 +26,6 @@ def _model():
 def _same(a, b):
     return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights())) and \
         len(a.get_weights()) == len(b.get_weights())
-
-
-@pytest.fixture
-def mem():
-    """A fresh directory URL on fsspec's in-memory store."""
-    base = f"memory://kc-{uuid.uuid4().hex[:8]}"
-    yield base
-    fs = fsspec.filesystem("memory")
-    if fs.exists(base):
-        fs.rm(base, recursive=True)
 
 
 # ------------------------------------------------------------------------------------------------ names

@@ -4,7 +4,6 @@ BackupAndRestore. Each object appears whole when its upload completes, so a chec
 its index does (data first, the index last); the manager's state object is replaced only if no other writer
 replaced it since this manager read it. The same on a real S3 server: tests/test_storage_s3_native.py."""
 import os
-import uuid
 
 import numpy as np
 import pytest
@@ -21,16 +20,6 @@ from conftest import make_model, tiny_data
 from crashing import Crash
 
 fsspec = pytest.importorskip("fsspec")
-
-
-@pytest.fixture
-def mem():
-    """A fresh directory URL on fsspec's in-memory store."""
-    base = f"memory://kc-{uuid.uuid4().hex[:8]}"
-    yield base
-    fs = fsspec.filesystem("memory")
-    if fs.exists(base):
-        fs.rm(base, recursive=True)
 
 
 def _names(url):
