@@ -7,7 +7,10 @@ a file is laid out in memory (`ImageFile`: small writes copied, the arrays only 
 when it is complete: S3 in a multipart upload streamed from the arrays, aborted on any failure, so the
 object appears whole or not at all; other stores in one `pipe_file`. Downloads land in anonymous memory
 (a descriptor the readers use as a local file), checked against the CRC-32 recorded at upload as they
-stream. Errors name the URL and say what to install, set or do.
+stream. Writes can be conditional (`write_bytes(if_match=, if_none_match=)` on the `identity` that
+`read_versioned` returned), which is how a second writer of a checkpoint directory is detected. `listing`
+gives a directory's files with sizes and times in one request. Errors name the URL and say what to
+install, set or do.
 """
 # Retries: S3 requests go through botocore's "standard" retry mode only; s3fs's own retry loop is set to
 # one attempt and aiohttp never retries, so a request is tried `total_max_attempts` times, not 5 x 5.
@@ -194,6 +197,24 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_stores_after_fork)
 
 
+def _mtime_ns(entry):
+    """The modification time in a store's description of an object (fsspec has no one key for it), in ns."""
+    for key in ("LastModified", "mtime", "last_modified", "updated", "created"):
+        value = entry.get(key)
+        if value is None:
+            continue
+        if hasattr(value, "timestamp"):
+            value = value.timestamp()
+        elif isinstance(value, str):
+            import datetime
+            try:
+                value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+        return int(float(value) * 1e9)
+    return 0
+
+
 def _freeze(options):
     return json.dumps(options or {}, sort_keys=True, default=repr)
 
@@ -257,16 +278,25 @@ class RemoteStore:
             except FileNotFoundError:
                 return None
 
-    def listdir(self, url):
-        """The names directly under the directory `url`; [] when there is none."""
+    def _ls(self, url):
+        """`{name: the store's description}` of what is directly under the directory `url` (fresh, not cached)."""
         with _errors(url, "list"):
             try:
                 self.fs.invalidate_cache(self.path(url))
-                entries = self.fs.ls(self.path(url), detail=False)
+                entries = self.fs.ls(self.path(url), detail=True)
             except FileNotFoundError:
-                return []
+                return {}
         base = self.path(url).rstrip("/")
-        return sorted({e.rstrip("/").rsplit("/", 1)[-1] for e in entries if e.rstrip("/") != base})
+        return {e["name"].rstrip("/").rsplit("/", 1)[-1]: e for e in entries if e["name"].rstrip("/") != base}
+
+    def listdir(self, url):
+        """The names directly under the directory `url`; [] when there is none."""
+        return sorted(self._ls(url))
+
+    def listing(self, url):
+        """`{name: (size, mtime_ns)}` of the files directly under the directory `url`; {} when there is none."""
+        return {name: (e.get("size") or 0, _mtime_ns(e)) for name, e in self._ls(url).items()
+                if e.get("type") != "directory"}
 
     def remove(self, url):
         """Delete the object at `url`; a missing one is not an error."""
@@ -295,6 +325,20 @@ class RemoteStore:
     def read_bytes(self, url):
         with _errors(url, "read"):
             return self.fs.cat_file(self.path(url))
+
+    def read_versioned(self, url):
+        """`(bytes, token)` of the object at `url`, or `(None, None)` when there is none.
+
+        Stores without conditional reads look the token up first: a write in between makes it stale, which
+        the conditional write that uses it then refuses (it can only err towards a conflict).
+        """
+        token = self.token(url)
+        if token is None:
+            return None, None
+        try:
+            return self.read_bytes(url), token
+        except CheckpointNotFoundError:
+            return None, None
 
     def download(self, url, fd):
         """Write the object's bytes into the descriptor `fd`; returns its size."""
@@ -335,22 +379,30 @@ class S3Store(RemoteStore):
         bucket, key, _ = self.fs.split_path(url)
         return bucket, key
 
+    def _head(self, url):
+        """HeadObject's answer for `url`, or None when there is no such object (one request)."""
+        bucket, key = self._split(url)
+        with _errors(url, "look up"):
+            try:
+                return self._run(self.fs._call_s3, "head_object", dict(Bucket=bucket, Key=key))
+            except Exception as err:
+                if _code(err)[0] not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+        self.check_bucket(url)
+        return None
+
     def info(self, url):
         bucket, key = self._split(url)
         if not key:
             return {"type": "directory", "size": 0, "name": bucket}
+        head = self._head(url)
+        if head is not None:
+            return {"type": "file", "size": head["ContentLength"], "ETag": head["ETag"], "name": url}
         with _errors(url, "look up"):
-            try:
-                head = self._run(self.fs._call_s3, "head_object", dict(Bucket=bucket, Key=key))
-                return {"type": "file", "size": head["ContentLength"], "ETag": head["ETag"], "name": url}
-            except Exception as err:
-                if _code(err)[0] not in ("404", "NoSuchKey", "NotFound"):
-                    raise
             listed = self._run(self.fs._call_s3, "list_objects_v2",
                                dict(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1))
             if listed.get("KeyCount", 0) or listed.get("Contents"):
                 return {"type": "directory", "size": 0, "name": url}
-            self.check_bucket(url)
             return None
 
     def check_bucket(self, url):
@@ -370,10 +422,11 @@ class S3Store(RemoteStore):
     def prepare_directory(self, url):
         self.check_bucket(url)  # s3fs's makedirs would create a missing bucket: kerasckpt only checks
 
-    def listdir(self, url):
+    def _list(self, url):
+        """`(objects, subdirectories)` directly under the directory `url`: `{name: listed object}`, `{name}`."""
         bucket, key = self._split(url)
         prefix = key.rstrip("/") + "/" if key else ""
-        names = set()
+        objects, subdirs = {}, set()
         with _errors(url, "list"):
             token = None
             while True:
@@ -381,14 +434,25 @@ class S3Store(RemoteStore):
                 if token:
                     kw["ContinuationToken"] = token
                 page = self._run(self.fs._call_s3, "list_objects_v2", kw)
-                names.update(o["Key"][len(prefix):] for o in page.get("Contents", []))
-                names.update(p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", []))
+                objects.update((o["Key"][len(prefix):], o) for o in page.get("Contents", []))
+                subdirs.update(p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", []))
                 token = page.get("NextContinuationToken")
                 if not page.get("IsTruncated") or not token:
                     break
-        if not names:
+        objects.pop("", None)
+        subdirs.discard("")
+        if not objects and not subdirs:
             self.check_bucket(url)
-        return sorted(n for n in names if n)
+        return objects, subdirs
+
+    def listdir(self, url):
+        objects, subdirs = self._list(url)
+        return sorted(set(objects) | subdirs)
+
+    def listing(self, url):
+        objects, _ = self._list(url)
+        return {name: (o.get("Size") or 0, _mtime_ns({"LastModified": o.get("LastModified")}))
+                for name, o in objects.items()}
 
     def remove(self, url, if_match=None):
         bucket, key = self._split(url)
@@ -399,19 +463,35 @@ class S3Store(RemoteStore):
             self._run(self.fs._call_s3, "delete_object", kw)
 
     def token(self, url):
-        info = self.info(url)
-        return info.get("ETag") if info and info["type"] == "file" else None
+        if not self._split(url)[1]:
+            return None
+        head = self._head(url)
+        return None if head is None else head["ETag"]
 
     # ------------------------------------------------------------------ reading
     def read_bytes(self, url):
+        return self._read(url)[0]
+
+    def read_versioned(self, url):
+        try:
+            return self._read(url)
+        except CheckpointNotFoundError:
+            self.check_bucket(url)
+            return None, None
+
+    def _read(self, url):
+        """`(bytes, ETag)` of the object at `url`, checked as `download` checks it."""
         fd = memory_file()
         try:
-            size = self.download(url, fd)
-            return os.pread(fd, size, 0) if size else b""
+            size, etag = self._download_versioned(url, fd)
+            return (os.pread(fd, size, 0) if size else b""), etag
         finally:
             os.close(fd)
 
     def download(self, url, fd):
+        return self._download_versioned(url, fd)[0]
+
+    def _download_versioned(self, url, fd):
         bucket, key = self._split(url)
         with _errors(url, "read"):
             return self._run(self._download, url, bucket, key, fd)
@@ -454,7 +534,7 @@ class S3Store(RemoteStore):
             raise CheckpointDamagedError(
                 f"{url!r} is damaged: its {size} bytes do not match the CRC-32 and size recorded when it was uploaded. "
                 "Restore it from a backup or save it again.")
-        return size
+        return size, etag
 
     # ------------------------------------------------------------------ writing
     def upload(self, url, image, if_match=None, if_none_match=False):
@@ -684,14 +764,6 @@ def memory_file():
 
 # ----------------------------------------------------------------------------------------- the entry points
 
-def refuse_url(path, action):
-    """Raise for a URL where kerasckpt cannot use stores yet (the native prefix format), never write locally."""
-    if is_url(os.fspath(path)):
-        raise ValueError(
-            f"Cannot {action} URLs yet: {os.fspath(path)!r}. Native checkpoints (a prefix with .index and .data "
-            "files) are local only in this version; on a store, save a .keras, .weights.h5 or .h5 file instead.")
-
-
 def _remote(path, storage_options):
     return store(path, storage_options) if is_url(path) else None
 
@@ -739,14 +811,41 @@ def isfile(path, storage_options=None):
     remote = _remote(path, storage_options)
     if remote is None:
         return os.path.isfile(path)
-    info = remote.info(path)
-    return info is not None and info["type"] != "directory"
+    return remote.token(path) is not None  # on S3 one HeadObject
 
 
 def listdir(path, storage_options=None):
     """The names in the directory `path` (sorted for URLs); raises OSError locally when it is not one."""
     remote = _remote(path, storage_options)
     return os.listdir(path or ".") if remote is None else remote.listdir(path)
+
+
+def listing(directory, storage_options=None):
+    """`{name: (size, mtime_ns)}` of the files directly in `directory`; {} when there is none.
+
+    One request on a store. Object stores keep coarser times (S3: whole seconds): compare them with `<=`.
+    """
+    remote = _remote(directory, storage_options)
+    if remote is not None:
+        return remote.listing(directory)
+    out = {}
+    try:
+        with os.scandir(directory or ".") as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file():
+                        st = entry.stat()
+                        out[entry.name] = (st.st_size, st.st_mtime_ns)
+                except OSError:  # deleted meanwhile
+                    continue
+    except OSError:
+        return {}
+    return out
+
+
+def isabs(path):
+    """Whether `path` is absolute: a URL, or an absolute local path."""
+    return is_url(path) or os.path.isabs(path)
 
 
 def remove(path, storage_options=None):
@@ -808,12 +907,30 @@ def atomic_file(path, storage_options=None):
 
 
 def write_bytes(path, data, storage_options=None, if_match=None, if_none_match=False):
-    """Write `data` to `path` atomically; returns the new `identity` (conditional on a store, see `RemoteStore.upload`)."""
+    """Write `data` to `path` atomically; returns the new `identity`.
+
+    On a store `data` may also be an `ImageFile` (streamed), and the write is conditional with `if_match`
+    (the identity it must replace) or `if_none_match` (only where nothing is), raising StorageConflictError
+    otherwise (see `RemoteStore.upload`). Locally the conditions are not checked.
+    """
     remote = _remote(path, storage_options)
     if remote is None:
         _fileio.atomic_write_bytes(path, data)
         return identity(path)
     return remote.upload(path, data, if_match=if_match, if_none_match=if_none_match)
+
+
+def read_versioned(path, storage_options=None):
+    """`(bytes, identity)` of `path` read at one moment, or `(None, None)` when there is nothing there."""
+    remote = _remote(path, storage_options)
+    if remote is not None:
+        return remote.read_versioned(path)
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            return f.read(), [st.st_ino, st.st_mtime_ns, st.st_size]
+    except (FileNotFoundError, NotADirectoryError):
+        return None, None
 
 
 def open_descriptor(path, storage_options=None):

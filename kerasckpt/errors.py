@@ -69,3 +69,7 @@ class StorageConflictError(CheckpointError, FileExistsError):
 
 class StorageError(CheckpointError, OSError):
     """Any other failure of a store, with the URL and the store's answer."""
+
+
+class CheckpointReplacedError(CheckpointNotFoundError):
+    """A checkpoint was overwritten or deleted by another save while it was being read; reading it again works."""

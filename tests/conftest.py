@@ -95,6 +95,18 @@ class S3Target:
         self.server.client().put_object(Bucket=self.bucket, Key=key, Body=data)
 
 
+@pytest.fixture
+def mem():
+    """A fresh directory URL on fsspec's in-memory store (a store without a server, in this process)."""
+    import uuid
+    fsspec = pytest.importorskip("fsspec")
+    base = f"memory://kc-{uuid.uuid4().hex[:8]}"
+    yield base
+    fs = fsspec.filesystem("memory")
+    if fs.exists(base):
+        fs.rm(base, recursive=True)
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """moto's S3 server in a child process on 127.0.0.1, for the whole session (see tests/s3server.py)."""

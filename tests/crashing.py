@@ -1,5 +1,22 @@
-"""A callback that simulates a crash at a chosen point of fit(), shared by the resume tests."""
+"""Crashes for the resume and crash tests: a callback that simulates one at a chosen point of fit(), and a
+child process SIGKILLed once it is ready."""
+import signal
+import subprocess
+import time
+
 from kerasckpt.callbacks import Callback
+
+
+def kill_when_ready(argv, delay, **popen_kwargs):
+    """Run `argv`, wait for its line "ready", let it go on for `delay` seconds, then SIGKILL it."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, **popen_kwargs)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdout.close()
 
 
 class Crash(Callback):

@@ -5,11 +5,15 @@ test suite uses it, started by the tests themselves (never a mock of the client 
 on a thread of the test process, so that it can be stopped and started again on the same port while its
 buckets and objects stay (they live in this process's memory). Where the server cannot start, the tests
 skip, except when KERASCKPT_REQUIRE_S3=1 (set by .ci/run): then they fail.
+
+Both accept multipart parts from `MIN_PART_SIZE` bytes on (S3's minimum is 5 MiB), so that a test can upload
+a checkpoint of a few hundred KB in several parts (with `_storage.PART_SIZE` patched to match).
 """
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -17,6 +21,7 @@ import pytest
 
 REQUIRED = os.environ.get("KERASCKPT_REQUIRE_S3") == "1"
 REGION = "us-east-1"
+MIN_PART_SIZE = 256 << 10
 
 
 def free_port():
@@ -68,7 +73,8 @@ class S3Server(_Server):
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, "S3_UPLOAD_PART_MIN_SIZE": str(MIN_PART_SIZE)})
         try:
             _wait_until_up(self.endpoint, self.proc)
         except BaseException:
@@ -95,9 +101,9 @@ class InProcessS3Server(_Server):
         self.start()
 
     def start(self):
-        import threading
-
+        import moto.s3.models
         from moto.server import DomainDispatcherApplication, create_backend_app
+        moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = MIN_PART_SIZE
         from werkzeug.serving import make_server
         app = DomainDispatcherApplication(create_backend_app)
         for attempt in range(50):  # the port of a server just stopped can take a moment to be free again
@@ -130,3 +136,21 @@ def start(kind=S3Server, **kwargs):
         if REQUIRED:
             pytest.fail(message + "; KERASCKPT_REQUIRE_S3=1 requires it (pip install 'moto[server]' s3fs)")
         pytest.skip(message)
+
+
+def outage_during_uploads(monkeypatch, server, back_after=1.0):
+    """Stop `server` once the first part of the next upload is out (multipart uploads only), and start it
+    again `back_after` seconds later (None: not at all); returns the list the outage's time is added to."""
+    from kerasckpt import _storage
+    real, outages = _storage.ImageFile.parts, []
+
+    def parts_with_an_outage(self, part_size):
+        for n, part in enumerate(real(self, part_size)):
+            if n == 1 and not outages:
+                outages.append(time.monotonic())
+                server.stop()
+                if back_after is not None:
+                    threading.Timer(back_after, server.start).start()
+            yield part
+    monkeypatch.setattr(_storage.ImageFile, "parts", parts_with_an_outage)
+    return outages

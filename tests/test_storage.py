@@ -3,7 +3,6 @@ memory:// store for every file format, and the refusals (missing packages, unkno
 that keep a URL from ever being written to the local disk."""
 import os
 import sys
-import uuid
 
 import numpy as np
 import pytest
@@ -27,16 +26,6 @@ def _model():
 def _same(a, b):
     return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights())) and \
         len(a.get_weights()) == len(b.get_weights())
-
-
-@pytest.fixture
-def mem():
-    """A fresh directory URL on fsspec's in-memory store."""
-    base = f"memory://kc-{uuid.uuid4().hex[:8]}"
-    yield base
-    fs = fsspec.filesystem("memory")
-    if fs.exists(base):
-        fs.rm(base, recursive=True)
 
 
 # ------------------------------------------------------------------------------------------------ names
@@ -202,17 +191,4 @@ def test_an_unknown_protocol_is_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="'nosuchstore' is not a storage protocol"):
         _model().save("nosuchstore://bucket/model.keras")
-    assert _no_local_trace(tmp_path)
-
-
-def test_native_checkpoints_refuse_urls_rather_than_writing_a_local_folder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    model = _model()
-    ckpt = kerasckpt.Checkpoint(model=model)
-    for action in (lambda: model.save_weights("memory://run/ckpt"), lambda: ckpt.save("memory://run/ckpt"),
-                   lambda: ckpt.restore("memory://run/ckpt-1"), lambda: kerasckpt.latest_checkpoint("memory://run"),
-                   lambda: kerasckpt.CheckpointManager(ckpt, "memory://run", max_to_keep=1),
-                   lambda: kerasckpt.callbacks.BackupAndRestore("memory://run/backup")):
-        with pytest.raises(ValueError, match="memory://run"):
-            action()
     assert _no_local_trace(tmp_path)

@@ -3,11 +3,9 @@ tests/s3server.py): every file format, streamed multipart uploads that are abort
 checked as they stream, conditional writes, one layer of retries, errors naming the URL, a server that
 stops and comes back in the middle of a save, and saving processes killed at random moments."""
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from kerasckpt.errors import (CheckpointDamagedError, CheckpointNotFoundError, S
                               StorageConflictError, StorageConnectionError)
 
 import s3server
+from crashing import kill_when_ready
 
 WIDE = (1000, 3000)  # 3e6 parameters, 12 MB: three parts of 5 MiB (moto's, and S3's, smallest part size)
 
@@ -209,16 +208,8 @@ def test_the_server_stops_and_restarts_in_the_middle_of_a_save(monkeypatch):
         model, url = wide_model(), f"{base}/best.keras"
         model.save(url, storage_options=options)
         previous = server.client().get_object(Bucket="kc-restart", Key="best.keras")["Body"].read()
-        real, outage = _storage.ImageFile.parts, []
-
-        def parts_with_an_outage(self, part_size):
-            for n, part in enumerate(real(self, part_size)):
-                if n == 1 and not outage:  # the first part is up: the server goes away and comes back
-                    outage.append(time.monotonic())
-                    server.stop()
-                    threading.Timer(1.0, server.start).start()
-                yield part
-        monkeypatch.setattr(_storage.ImageFile, "parts", parts_with_an_outage)
+        real = _storage.ImageFile.parts
+        outage = s3server.outage_during_uploads(monkeypatch, server)  # the first part is up: away, back after 1 s
         model.layers[0].kernel.assign(np.full(WIDE, 0.5, np.float32))
         model.save(url, storage_options=options)  # rides out the outage on the retries
         assert outage
@@ -278,14 +269,8 @@ def test_savers_killed_at_random_moments_never_lose_the_best_file(s3, tmp_path, 
            "OMP_NUM_THREADS": "1"}
     rng = np.random.default_rng(len(name) + background)
     for delay in rng.uniform(0.05, 1.5, size=3):
-        proc = subprocess.Popen([sys.executable, str(script), url, s3.server.endpoint, "1" if background else "0"],
-                                stdout=subprocess.PIPE, text=True, env=env)
-        try:
-            assert proc.stdout.readline().strip() == "ready"
-            time.sleep(delay)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
+        kill_when_ready([sys.executable, str(script), url, s3.server.endpoint, "1" if background else "0"], delay,
+                        env=env)
         probe = wide_model(seed=3)
         if name.endswith(".weights.h5"):
             probe.load_weights(url, storage_options=s3.storage_options)

@@ -1,5 +1,4 @@
 """BackupAndRestore: an interrupted fit() started again finishes bit-identical to an uninterrupted one."""
-import glob
 import json
 import os
 import warnings
@@ -36,7 +35,8 @@ class BackupAndRestore(Callback):
     epoch and batch with the batches the new generator yields.
 
     Args:
-        backup_dir: directory for the backup files (created on demand).
+        backup_dir: directory for the backup files (created on demand); a path or an fsspec URL
+            (`s3://bucket/run/backup`).
         save_freq: `"epoch"`, back up every N batches, or `False`: never back up, only restore a
             backup that is already there (as Keras documents it for preemption checkpointing).
         delete_checkpoint: remove the backup when `fit()` finishes; keep it (`False`) to train for
@@ -47,6 +47,7 @@ class BackupAndRestore(Callback):
             write the backup on a writer thread; the next backup waits for it, `on_train_end` too. A
             failed write is raised at the next backup or at the end of `fit()`. The same keyword as
             `ModelCheckpoint` and `CheckpointOptions(save_in_background=True)`.
+        storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
 
     Note: unlike Keras, which restores weights, optimizer and the epoch only, a resumed run here is the
     same run: with an integer `save_freq` it continues at the next batch of the interrupted epoch (after
@@ -63,7 +64,7 @@ class BackupAndRestore(Callback):
     """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, double_checkpoint=False,
-                 save_in_background=False):
+                 save_in_background=False, storage_options=None):
         super().__init__()
         if not backup_dir:
             raise ValueError("BackupAndRestore needs a backup_dir. Received an empty value.")
@@ -72,8 +73,8 @@ class BackupAndRestore(Callback):
         if not valid:
             raise ValueError(f"Unrecognized save_freq: {save_freq!r}. Expected 'epoch', a positive number of "
                              "batches, or False (restore only, never back up).")
-        _storage.refuse_url(backup_dir, "back up to")
-        self.backup_dir = os.fspath(backup_dir)
+        self.backup_dir = _storage.normalize(backup_dir)
+        self.storage_options = storage_options
         _check_backup_dir(self.backup_dir)
         self.save_freq = save_freq
         self.delete_checkpoint = bool(delete_checkpoint)
@@ -87,7 +88,7 @@ class BackupAndRestore(Callback):
 
     def _prefixes(self):
         names = ("backup-a", "backup-b") if self.double_checkpoint else ("backup",)
-        return [os.path.join(self.backup_dir, name) for name in names]
+        return [_storage.join(self.backup_dir, name) for name in names]
 
     # ------------------------------------------------------------------ hooks
 
@@ -131,8 +132,7 @@ class BackupAndRestore(Callback):
             self._writer.release_buffers()
         if self.delete_checkpoint:
             for prefix in self._prefixes():
-                for path in glob.glob(glob.escape(prefix) + ".*"):
-                    os.remove(path)
+                bundle.delete(prefix, self.storage_options)
 
     def _at_consistent_point(self, kind, epoch, batch):
         if self.save_freq is False:
@@ -184,7 +184,8 @@ class BackupAndRestore(Callback):
                     "callback": {"batches_since_save": self._batches_since_save}, "callback_arrays": stored}
         prefixes = self._prefixes()
         target = prefixes[self._sequence % len(prefixes)]  # double_checkpoint alternates, keeping the other
-        prepared = prepare_checkpoint_write(target, graph, metadata)  # the loop state is fixed (copied) here
+        prepared = prepare_checkpoint_write(target, graph, metadata,  # the loop state is fixed (copied) here
+                                            storage_options=self.storage_options)
         if self._writer is not None:
             self._writer.submit(prepared)
         else:
@@ -193,10 +194,10 @@ class BackupAndRestore(Callback):
     def _backups_newest_first(self):
         found = []
         for prefix in self._prefixes():
-            if not os.path.exists(prefix + ".index"):
+            if not _storage.isfile(prefix + ".index", self.storage_options):
                 continue
             try:
-                with bundle.CheckpointReader(prefix) as reader:
+                with bundle.CheckpointReader(prefix, self.storage_options) as reader:
                     metadata = reader.metadata
             except CheckpointError as e:  # its sequence is unknown: try it first, so that using the
                 found.append((prefix, {"sequence": float("inf"), "error": e}))  # other one warns
@@ -214,7 +215,7 @@ class BackupAndRestore(Callback):
             raise metadata["error"]
         graph = self._graph()
         stored = metadata.get("callback_arrays", [])
-        with bundle.CheckpointReader(prefix) as reader:
+        with bundle.CheckpointReader(prefix, self.storage_options) as reader:
             self._check_same_run(prefix, metadata, loop, graph, reader)
             keys = [node.key for node in graph.value_nodes()]
             reader.verify(keys + [key for key, _, _ in stored])  # every checksum first: a damaged backup
@@ -288,7 +289,12 @@ def _assign(graph, values, global_random_state):
 
 
 def _check_backup_dir(backup_dir):
-    """Raise when `backup_dir`, or a directory above it, is a file: no backup could be written there."""
+    """Raise when `backup_dir`, or a directory above it, is a file: no backup could be written there.
+
+    Object stores have no directories for a file to block (an object and keys below its name coexist).
+    """
+    if _storage.is_url(backup_dir):
+        return
     path = os.path.abspath(backup_dir)
     while not os.path.exists(path):
         parent = os.path.dirname(path)

@@ -1,6 +1,5 @@
 """ModelCheckpoint: save the model or its weights during fit(), crash-safe, with the best one known."""
 import datetime
-import glob
 import os
 import re
 import string
@@ -71,13 +70,11 @@ def file_kind(path, save_weights_only):
 
 def file_identity(path, storage_options=None):
     """`[inode, mtime_ns, size]` of a saved file (of a prefix's `.index`), its ETag on a store; None when absent."""
-    if _storage.is_url(path):
-        return _storage.identity(path, storage_options)
     for candidate in (path, path + ".index"):
-        identity = _storage.identity(candidate)
+        identity = _storage.identity(candidate, storage_options)
         if identity is None:
             continue
-        if candidate != path and not bundle.is_complete(path):
+        if candidate != path and not bundle.is_complete(path, storage_options):
             return None
         return identity
     return None
@@ -108,14 +105,10 @@ def blocked_directory_error(filepath, blocker):
 
 def remove_checkpoint_file(path, storage_options=None):
     """Delete a file this callback wrote, or every file of a native checkpoint prefix."""
-    if _storage.is_url(path):
+    if _storage.isfile(path, storage_options):
         _storage.remove(path, storage_options)
-        return
-    if os.path.isfile(path):
-        os.remove(path)
-        return
-    for part in glob.glob(glob.escape(path) + ".index") + glob.glob(glob.escape(path) + ".data-*"):
-        os.remove(part)
+    else:
+        bundle.delete(path, storage_options)
 
 
 class ModelCheckpoint(MonitorCallback):

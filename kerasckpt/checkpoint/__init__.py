@@ -26,7 +26,7 @@ def _roots(model):
     return roots
 
 
-def save_weights_native(model, path, options=None):
+def save_weights_native(model, path, options=None, storage_options=None):
     """Write `model`'s weights (and its optimizer's state when compiled) to the checkpoint `path`.
 
     The roots are `model` and `optimizer`, so the file is a regular checkpoint:
@@ -34,13 +34,14 @@ def save_weights_native(model, path, options=None):
 
     Args:
         model: a Layer or Model.
-        path: the checkpoint prefix (`.index` and `.data-*` are appended).
+        path: the checkpoint prefix (`.index` and `.data-*` are appended); a path or an fsspec URL.
         options: a `CheckpointOptions`.
+        storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
     """
-    return Checkpoint(**_roots(model)).write(path, options)
+    return Checkpoint(**_roots(model)).write(path, options, storage_options=storage_options)
 
 
-def load_weights_native(model, path, skip_mismatch=False):
+def load_weights_native(model, path, skip_mismatch=False, storage_options=None):
     """Load weights written by `save_weights_native` (or any checkpoint with a `model` root), or by tf.keras 2's
     `save_weights` in the TensorFlow format (the file's root is the model; its optimizer a child).
 
@@ -51,8 +52,9 @@ def load_weights_native(model, path, skip_mismatch=False):
 
     Args:
         model: a built Layer or Model.
-        path: the checkpoint prefix, or a directory (its latest checkpoint).
+        path: the checkpoint prefix, or a directory (its latest checkpoint); a path or an fsspec URL.
         skip_mismatch: skip (with a warning) weights that are missing or do not fit, instead of raising.
+        storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
 
     Returns:
         The restore status (already `expect_partial()`).
@@ -60,7 +62,7 @@ def load_weights_native(model, path, skip_mismatch=False):
     Note: like `.weights.h5` (and unlike TensorFlow's `load_weights`, which holds the values of an
     unbuilt model and never checks them), an unbuilt model is refused: build it first.
     """
-    path = resolve_checkpoint(path)
+    path = resolve_checkpoint(path, storage_options)
 
     def must_be_built():
         if getattr(model, "built", True) is False:
@@ -73,4 +75,4 @@ def load_weights_native(model, path, skip_mismatch=False):
     def root_of(nodes):  # tf.keras's save_weights: the file's root is the model itself (its optimizer a child)
         return ckpt if any(name == "model" for name, _ in nodes[0].get("children", [])) else model
     return ckpt._restore(path, skip_mismatch=skip_mismatch, required=required, check=must_be_built,
-                         root_of=root_of).expect_partial()
+                         root_of=root_of, storage_options=storage_options).expect_partial()

@@ -1,6 +1,7 @@
 """TensorFlow's tensor bundles, read and written: the files of every kerasckpt and TensorFlow checkpoint.
 
-API (used by Checkpoint, CheckpointManager, BackupAndRestore, load_weights and the command-line tool):
+API (used by Checkpoint, CheckpointManager, BackupAndRestore, load_weights and the command-line tool); paths
+may be fsspec URLs, with `storage_options`:
     CheckpointReader(path)   a checkpoint prefix (or its .index / a data file): `keys()` (TensorFlow's
         list, slice keys hidden), `entry(key)` -> Entry (dtype, shape, shard, offset, size, crc32c,
         slices), `read(key)` -> verified ndarray, `verify(keys)`, `view(key)` (zero-copy when it can),
@@ -10,7 +11,8 @@ API (used by Checkpoint, CheckpointManager, BackupAndRestore, load_weights and t
     write_bundle(prefix, entries, max_shard_size=None) -> data file names: `entries` is an ordered list of
         `(key, value)` with numeric / bool arrays, or bytes / str / object arrays of bytes (DT_STRING);
         crash-safe (see below).
-    DType, data_file_name, data_files_on_disk, strip_suffix, is_complete, resolve_prefix.
+    delete(prefix), read_again_if_replaced(read), DType, data_file_name, data_files_on_disk, strip_suffix,
+    is_complete, resolve_prefix.
 
 Format (tensorflow/core/util/tensor_bundle): `PREFIX.index` is a sorted table (`sstable.py`) mapping "" to
 a BundleHeaderProto (num_shards, endianness, version) and every tensor name to a BundleEntryProto (dtype,
@@ -31,9 +33,13 @@ new one takes the smallest N >= the shards it needs whose names the current inde
 empty shards when needed: `-of-00002` after `-of-00001`). Its data files are written under temporary
 names, fsynced, renamed into place (the old index and its data stay valid), then the index is renamed over
 the old one (the switch), the directory fsynced, and only then the old data files are deleted. A crash at
-any moment leaves the old checkpoint or the new one complete; never an index naming foreign data.
+any moment leaves the old checkpoint or the new one complete; never an index naming foreign data. On a store
+without rename the same order holds with uploads, each object appearing whole (see `_write_to_store`). A
+reader that finds a data file gone, or holding bytes of a later save (names come back every other save),
+while the index changed since it read it raises CheckpointReplacedError: the checkpoint is read again.
 """
 import concurrent.futures
+import contextlib
 import datetime
 import json
 import mmap
@@ -47,7 +53,8 @@ from kerasckpt import _fileio, _storage
 from kerasckpt.checkpoint import legacy, sstable
 from kerasckpt.checkpoint import protowire as pw
 from kerasckpt.errors import (CheckpointDamagedError, CheckpointFormatError, CheckpointIsADirectoryError,
-                              CheckpointKeyError, CheckpointNotFoundError)
+                              CheckpointKeyError, CheckpointNotFoundError, CheckpointReplacedError,
+                              StorageConflictError)
 
 GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"  # TensorFlow's object graph (a serialized TrackableObjectGraph)
 KERASCKPT_KEY = "_KERASCKPT_METADATA"  # kerasckpt's own record (JSON string): its graph, saver metadata
@@ -257,55 +264,55 @@ def data_file_name(prefix, shard, num_shards):
     return f"{prefix}.data-{shard:05d}-of-{num_shards:05d}"
 
 
-def data_files_on_disk(prefix):
+def data_files_on_disk(prefix, storage_options=None):
     """Names of the data files of `prefix` in its directory (any shard count; kerasckpt 0.1's `.gN` too)."""
-    directory, base = os.path.split(os.fspath(prefix))
+    directory, base = _storage.split(_storage.normalize(prefix))
     try:
-        names = os.listdir(directory or ".")
+        names = _storage.listdir(directory or ".", storage_options)
     except OSError:
         return []
     return sorted(n for n in names if n.startswith(base + ".data-") and DATA_RE.fullmatch(n[len(base):]))
 
 
-def strip_suffix(path):
+def strip_suffix(path, storage_options=None):
     """`ckpt-3` for `ckpt-3`, `ckpt-3.index` or `ckpt-3.data-00000-of-00001` (when that file exists)."""
-    path = os.fspath(path)
-    if path.endswith(".index") and os.path.isfile(path):
+    path = _storage.normalize(path)
+    if path.endswith(".index") and _storage.isfile(path, storage_options):
         return path[:-len(".index")]
     m = DATA_RE.search(path)
-    if m and os.path.isfile(path):
+    if m and _storage.isfile(path, storage_options):
         return path[:m.start()]
     return path
 
 
-def resolve_prefix(path):
+def resolve_prefix(path, storage_options=None):
     """The checkpoint prefix for `path` (a prefix, its .index or a data file); raises for what is not there."""
-    _storage.refuse_url(path or "", "read native checkpoints from")
     if path is None:
         raise CheckpointNotFoundError("No checkpoint path given (None). Pass a path returned by save(), or "
                                       "latest_checkpoint(directory).")
-    prefix = strip_suffix(path)
-    if os.path.isdir(prefix) and not os.path.isfile(prefix + ".index"):
+    prefix = strip_suffix(path, storage_options)
+    if _storage.isfile(prefix + ".index", storage_options):
+        return prefix
+    if _storage.isdir(prefix, storage_options):
         try:
-            indexes = [os.path.join(prefix, n) for n in os.listdir(prefix) if n.endswith(".index")]
-            newest = max(indexes, key=os.path.getmtime)[:-len(".index")] if indexes else None
+            found = _storage.listing(prefix, storage_options)
+            indexes = [(mtime, n) for n, (_, mtime) in found.items() if n.endswith(".index")]
+            newest = _storage.join(prefix, max(indexes)[1][:-len(".index")]) if indexes else None
         except OSError:
             newest = None
         hint = (f"The newest checkpoint in it is '{newest}': pass that, or latest_checkpoint(directory)." if newest
                 else "Pass a checkpoint prefix such as 'dir/ckpt-1' (the path save() returned).")
         raise CheckpointIsADirectoryError(f"'{prefix}' is a directory, not a checkpoint. {hint}")
-    if not os.path.isfile(prefix + ".index"):
-        directory, base = os.path.split(prefix)
-        try:
-            near = sorted(n[:-6] for n in os.listdir(directory or ".") if n.endswith(".index"))
-        except OSError:
-            near = []
-        import difflib
-        close = difflib.get_close_matches(base, near, n=3, cutoff=0.5)
-        hint = (f" Checkpoints in that directory with similar names: {', '.join(close)}." if close else
-                " You may be missing the checkpoint number (e.g. the '-1' in 'path/to/ckpt-1').")
-        raise CheckpointNotFoundError(f"Checkpoint '{prefix}' not found: there is no file '{prefix}.index'.{hint}")
-    return prefix
+    directory, base = _storage.split(prefix)
+    try:
+        near = sorted(n[:-6] for n in _storage.listdir(directory or ".", storage_options) if n.endswith(".index"))
+    except OSError:
+        near = []
+    import difflib
+    close = difflib.get_close_matches(base, near, n=3, cutoff=0.5)
+    hint = (f" Checkpoints in that directory with similar names: {', '.join(close)}." if close else
+            " You may be missing the checkpoint number (e.g. the '-1' in 'path/to/ckpt-1').")
+    raise CheckpointNotFoundError(f"Checkpoint '{prefix}' not found: there is no file '{prefix}.index'.{hint}")
 
 
 def _some(keys, n=3):
@@ -322,18 +329,45 @@ class CheckpointReader:
 
     Every block of the index is checked when it opens; every value against its CRC before it is returned.
 
+    On a store (an fsspec URL) the index is read in one request and each data file is downloaded when first
+    needed, checked as it streams against the checksum recorded at upload; a data file that vanished
+    because the checkpoint was overwritten since its index was read raises `CheckpointReplacedError`.
+
     Args:
-        path: the checkpoint prefix (`dir/ckpt-3`), its `.index` file or one of its data files.
+        path: the checkpoint prefix (`dir/ckpt-3`), its `.index` file or one of its data files; a path or URL.
+        storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
     """
 
-    def __init__(self, path):
-        self.prefix = resolve_prefix(path)
-        self.directory = os.path.dirname(self.prefix)
-        self.index_path = self.prefix + ".index"
+    def __init__(self, path, storage_options=None):
+        self.storage_options = storage_options
+        if path is None:
+            resolve_prefix(None)  # raises: no path given
+        prefix = strip_suffix(path, storage_options)
+        blob, identity = self._read_index(prefix)
+        if blob is None:  # not there: say what is (a directory, similar names), in the common case with no request
+            prefix = resolve_prefix(path, storage_options)
+            blob, identity = self._read_index(prefix)
+            if blob is None:
+                raise CheckpointNotFoundError(f"Checkpoint index '{prefix}.index' disappeared while opening it. Is "
+                                              "another process deleting checkpoints in this directory?")
+        self._load(prefix, blob, identity)
+
+    @classmethod
+    def from_index(cls, prefix, blob, identity, storage_options=None):
+        """A reader of the index bytes `blob` of `prefix`, read already (with its `_storage.identity`)."""
+        reader = cls.__new__(cls)
+        reader.storage_options = storage_options
+        reader._load(prefix, blob, identity)
+        return reader
+
+    def _load(self, prefix, blob, identity):
+        self.prefix = prefix
+        self.directory = _storage.dirname(prefix)
+        self.index_path = prefix + ".index"
+        self._index_identity = identity  # which version of the index this reader read
         self._maps, self._sizes, self._files, self._needed = {}, {}, {}, None
         self._record = None  # (nodes, metadata, file metadata): read on first use (see `_kerasckpt_record`)
         self._written_names = None  # the data file names when the files were written, when recorded
-        blob = self._read_index()
         if legacy.looks_like(blob[:8]):
             self._open_legacy(blob)
         else:
@@ -344,15 +378,12 @@ class CheckpointReader:
         return CheckpointDamagedError(f"'{self.index_path}' is damaged: {what}. The index lists every value of the "
                                       f"checkpoint, so none can be read. {ADVICE}")
 
-    def _read_index(self):
+    def _read_index(self, prefix):
+        """`(bytes, identity)` of `prefix.index`, or `(None, None)` when there is none."""
         try:
-            with open(self.index_path, "rb") as f:
-                return f.read()
+            return _storage.read_versioned(prefix + ".index", self.storage_options)
         except IsADirectoryError:
-            raise CheckpointIsADirectoryError(f"'{self.index_path}' is a directory, not a checkpoint index.") from None
-        except FileNotFoundError:
-            raise CheckpointNotFoundError(f"Checkpoint index '{self.index_path}' disappeared while opening it. "
-                                          "Is another process deleting checkpoints in this directory?") from None
+            raise CheckpointIsADirectoryError(f"'{prefix}.index' is a directory, not a checkpoint index.") from None
 
     def _open_bundle(self, blob):
         self.format = "tensor_bundle"
@@ -396,8 +427,8 @@ class CheckpointReader:
             for extents in entry.slices:
                 if slice_key(entry.key, extents) not in self._slice_entries:
                     raise bad(f"'{entry.key}' is sliced, but the entry of its slice {extents} is missing")
-        self._data_names = [os.path.basename(data_file_name(self.prefix, k, self.num_shards))
-                            for k in range(self.num_shards)]
+        base = _storage.basename(self.prefix)
+        self._data_names = [data_file_name(base, k, self.num_shards) for k in range(self.num_shards)]
         if written_as and os.path.basename(written_as) == written_as:
             self._written_names = [os.path.basename(data_file_name(written_as, k, self.num_shards))
                                    for k in range(self.num_shards)]
@@ -564,7 +595,7 @@ class CheckpointReader:
 
     # ------------------------------------------------------------------ data files
     def _shard_path(self, shard):
-        return os.path.join(self.directory, self._data_names[shard])
+        return _storage.join(self.directory, self._data_names[shard])
 
     def _keys_in(self, shard):
         return [e.key for e in self._all_entries() if self._in_shard(e, shard)]
@@ -588,8 +619,10 @@ class CheckpointReader:
         return self._needed.get(shard, 0)
 
     def _missing(self, shard):
-        """The error for a data file that is not there; says so when the checkpoint looks renamed or moved."""
+        """The error for a data file that is not there; says so when the checkpoint looks renamed, moved or replaced."""
         path = self._shard_path(shard)
+        if self._replaced():
+            return self._replaced_error(path, "is gone")
         holds = f"it holds {_some(self._display(self._keys_in(shard)))} of checkpoint '{self.prefix}'"
         expected = ", ".join(f"'{n}'" for n in self._data_names)
         written = self._written_names
@@ -597,10 +630,10 @@ class CheckpointReader:
         if not pairs:
             return CheckpointNotFoundError(f"'{path}' is missing: {holds} (its data files: {expected}). {ADVICE}")
         m = DATA_RE.search(pairs[0][0])
-        old_prefix = os.path.join(self.directory, pairs[0][0][:m.start()] if m else pairs[0][0])
+        old_prefix = _storage.join(self.directory, pairs[0][0][:m.start()] if m else pairs[0][0])
         renames = ", ".join(f"'{w}' -> '{n}'" for w, n in pairs[:3]) + (", ..." if len(pairs) > 3 else "")
-        old = os.path.join(self.directory, written[shard])
-        if os.path.exists(old):
+        old = _storage.join(self.directory, written[shard])
+        if _storage.isfile(old, self.storage_options):
             return CheckpointNotFoundError(
                 f"'{path}' is missing: {holds}. The checkpoint seems renamed or moved without its data files: "
                 f"it was written as '{old_prefix}', and '{old}' is still there. A checkpoint is its .index "
@@ -609,6 +642,25 @@ class CheckpointReader:
         return CheckpointNotFoundError(
             f"'{path}' is missing: {holds} (its data files: {expected}). It was written as '{old_prefix}': if "
             f"you renamed or moved it, rename or move its data files with it ({renames}). Otherwise: {ADVICE}")
+
+    def _replaced(self):
+        """Whether the index is no longer the version this reader read (overwritten or deleted since)."""
+        try:
+            return _storage.identity(self.index_path, self.storage_options) != self._index_identity
+        except OSError:
+            return False
+
+    def _replaced_error(self, path, what):
+        return CheckpointReplacedError(
+            f"'{path}' {what}: checkpoint '{self.prefix}' was overwritten (or deleted) by another save while it was "
+            "being read, so this data file no longer belongs to the index read. Read it again.")
+
+    def _data_damaged(self, path, message):
+        """CheckpointDamagedError(message) about the data file `path`, unless the checkpoint was replaced meanwhile
+        (a later save reused the file's name: its bytes belong to another checkpoint)."""
+        if self._replaced():
+            return self._replaced_error(path, "does not match its index")
+        return CheckpointDamagedError(message)
 
     def _display(self, keys):
         """Slice keys shown as the name of the tensor they belong to."""
@@ -629,7 +681,7 @@ class CheckpointReader:
             return opened
         path = self._shard_path(shard)
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            fd = _storage.open_descriptor(path, self.storage_options)  # from a store: downloaded and checked
         except FileNotFoundError:
             raise self._missing(shard) from None
         except IsADirectoryError:
@@ -680,15 +732,21 @@ class CheckpointReader:
                 e.offset + e.size > size if e.chunks is None else any(c[1] + c[2] > size for c in e.chunks))]
             how = "truncated" if size < max(needed, expected or 0) else "longer than written"
             says = f"the index says {expected}" if expected is not None else f"its values need {needed}"
-            raise CheckpointDamagedError(f"'{path}' is damaged: it is {how} ({size} bytes, {says}); "
-                                         f"{_some(self._display(keys or self._keys_in(shard)))} cannot be read. {ADVICE}")
+            raise self._data_damaged(path, f"'{path}' is damaged: it is {how} ({size} bytes, {says}); "
+                                     f"{_some(self._display(keys or self._keys_in(shard)))} cannot be read. {ADVICE}")
 
     def check_complete(self):
         """Raise unless every data file is present and long enough for its values (no data is read)."""
+        listed = _storage.listing(self.directory, self.storage_options) if _storage.is_url(self.prefix) else None
         for shard in range(self.num_shards):
             path = self._shard_path(shard)
             try:
-                size = os.path.getsize(path)
+                if listed is None:
+                    size = os.path.getsize(path)
+                elif self._data_names[shard] in listed:
+                    size = listed[self._data_names[shard]][0]
+                else:
+                    raise FileNotFoundError(path)
             except FileNotFoundError:
                 if not self._keys_in(shard):
                     continue  # TensorFlow never opens a data file without values either
@@ -699,6 +757,26 @@ class CheckpointReader:
                                               f"'{self.prefix}'. {ADVICE}") from None
             self._check_size(shard, size)
 
+    def check_gaps(self):
+        """Raise CheckpointDamagedError when a byte between values is not zero (writers put zeros there)."""
+        covered = {}
+        for shard, offset, length in self.regions():
+            covered.setdefault(shard, []).append((offset, offset + length))
+        for shard in range(self.num_shards):
+            if not covered.get(shard):
+                continue  # a data file without values (check_complete let it pass)
+            fd, _ = self._open(shard)
+            position = 0
+            for start, end in sorted(covered[shard]):
+                if start > position:
+                    gap = os.pread(fd, start - position, position)
+                    if gap.strip(b"\0"):
+                        first = position + len(gap) - len(gap.lstrip(b"\0"))
+                        raise CheckpointDamagedError(
+                            f"'{self._shard_path(shard)}' is damaged: byte {first} lies between values, where the "
+                            f"writer puts zeros, and is not zero: the file was changed after it was written. {ADVICE}")
+                position = max(position, end)
+
     # ------------------------------------------------------------------ values
     def _region(self, entry):
         return self._map(entry.shard)[entry.offset:entry.offset + entry.size]
@@ -706,7 +784,8 @@ class CheckpointReader:
     def _bad_crc(self, entry, shard, offset, length, stored, got, kind="crc32c"):
         name = self._display([entry.key])[0]
         part = f" (its slice {entry.key!r})" if name != entry.key else ""
-        return CheckpointDamagedError(
+        return self._data_damaged(
+            self._shard_path(shard),
             f"'{self._shard_path(shard)}' is damaged: checksum mismatch for '{name}'{part} (bytes {offset}.."
             f"{offset + length} of the file: stored {kind} {stored:08x}, computed {got:08x}). {ADVICE}")
 
@@ -755,9 +834,9 @@ class CheckpointReader:
             return []
         region = self._region(entry)
         buf = region.tobytes()
-        damaged = lambda why: CheckpointDamagedError(  # noqa: E731
-            f"'{self._shard_path(entry.shard)}' is damaged: {why} in the string tensor '{entry.key}' (bytes "
-            f"{entry.offset}..{entry.offset + entry.size} of the file). {ADVICE}")
+        path = self._shard_path(entry.shard)
+        where = f"the string tensor '{entry.key}' (bytes {entry.offset}..{entry.offset + entry.size} of the file)"
+        damaged = lambda why: self._data_damaged(path, f"'{path}' is damaged: {why} in {where}. {ADVICE}")  # noqa: E731
         lengths, pos = [], 0
         try:
             for _ in range(n):
@@ -951,25 +1030,57 @@ def _pread_into(fd, view, offset):
     return data
 
 
-def is_complete(prefix):
+def is_complete(prefix, storage_options=None):
     """Whether `prefix` is a readable checkpoint: valid index, every data file present and long enough."""
     try:
-        with CheckpointReader(prefix) as reader:
+        with CheckpointReader(prefix, storage_options) as reader:
             reader.check_complete()
         return True
     except (OSError, ValueError):
         return False
 
 
-def referenced_data_names(prefix):
+def referenced_data_names(prefix, storage_options=None):
     """The data file names the index at `prefix` uses; None when it cannot be read (assume any)."""
     try:
-        with CheckpointReader(prefix) as reader:
-            return set(reader.data_files()) | set(reader._written_names or ())
+        with CheckpointReader(prefix, storage_options) as reader:
+            return _names_of(reader)
     except CheckpointNotFoundError:
         return set()
     except (OSError, ValueError):
         return None
+
+
+def read_again_if_replaced(read, attempts=3):
+    """`read()`, called again when the checkpoint it reads was overwritten meanwhile (CheckpointReplacedError)."""
+    for attempt in range(attempts):
+        try:
+            return read()
+        except CheckpointReplacedError:
+            if attempt == attempts - 1:
+                raise
+
+
+def _names_of(reader):
+    return set(reader.data_files()) | set(reader._written_names or ())
+
+
+def delete(prefix, storage_options=None):
+    """Delete the checkpoint `prefix`: its index first (it stops being readable), then its data files.
+
+    A file that cannot be deleted is named in a warning; a missing one is no error.
+    """
+    directory = _storage.dirname(prefix)
+    doomed = [prefix + ".index"] + [_storage.join(directory, n) for n in data_files_on_disk(prefix, storage_options)]
+    for path in doomed:
+        try:
+            _storage.remove(path, storage_options)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            import warnings
+            warnings.warn(f"Could not delete old checkpoint file '{path}' ({e}). Delete it by hand.", UserWarning,
+                          stacklevel=3)
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -1074,36 +1185,53 @@ def _layout(items, max_shard_size, alignment):
     return placed, shards
 
 
-def _choose_shard_count(prefix, needed):
-    """The smallest N >= needed whose data file names the index now at `prefix` does not use."""
-    referenced = referenced_data_names(prefix)
-    base = os.path.basename(prefix)
-    if referenced is None:  # an index that cannot be read: keep clear of every data file on disk
-        referenced = set(data_files_on_disk(prefix))
+def _choose_shard_count(base, needed, referenced):
+    """The smallest N >= needed whose data file names (of the prefix named `base`) are not in `referenced`."""
     n = needed
-    while any(os.path.basename(data_file_name(base, k, n)) in referenced for k in range(n)):
+    while any(data_file_name(base, k, n) in referenced for k in range(n)):
         n += 1
     return n
 
 
-def write_bundle(prefix, entries, max_shard_size=None, alignment=ALIGNMENT):
+def _index_bytes(base, items, placed, num_shards, crcs):
+    """The index of a bundle: the header, an entry per placed piece (`crcs`: id(piece) -> CRC-32C), sliced entries."""
+    table = []
+    for piece, shard, offset in placed:
+        crc = piece.crc if piece.crc is not None else crcs.get(id(piece), 0)
+        entry = Entry(piece.key, piece.dtype, piece.shape, shard=shard if len(piece.data) else 0,
+                      offset=offset if len(piece.data) else 0, size=len(piece.data), crc32c=_fileio.mask_crc(crc))
+        table.append((piece.key.encode("utf-8", "surrogateescape") if isinstance(piece.key, str) else piece.key,
+                      encode_entry(entry)))
+    for item in items:
+        if item.slices:
+            full = Entry(item.key, item.dtype, item.shape, slices=item.slices)
+            table.append((item.key.encode("utf-8", "surrogateescape"), encode_entry(full)))
+    header = (pw.varint_field(1, num_shards) + pw.bytes_field(3, pw.varint_field(1, _TF_VERSION))
+              + pw.bytes_field(_WRITTEN_AS_FIELD, base))
+    table.sort(key=lambda kv: kv[0])
+    return sstable.build_table([(b"", header)] + table)
+
+
+def write_bundle(prefix, entries, max_shard_size=None, alignment=ALIGNMENT, storage_options=None, exclusive=False):
     """Write `prefix.index` and its data files crash-safely (see the module docstring); returns the data file names.
 
     Args:
-        prefix: the checkpoint path without suffix.
+        prefix: the checkpoint path without suffix; a path or an fsspec URL.
         entries: `[(key, value)]` in data-file order: numeric / bool arrays (read, never modified), or bytes,
             str or object arrays of bytes (string tensors, e.g. the object graph).
         max_shard_size: bytes per data file; a larger value is split by rows into slices over several
             files (as TensorFlow's MaxShardSizePolicy does). None: one data file.
         alignment: each value starts at a multiple of this many bytes (zeros between values).
+        storage_options: options of the store a URL names (see `_write_to_store`).
+        exclusive: on a store, refuse (StorageConflictError) a prefix whose index exists or appears meanwhile:
+            a new numbered checkpoint must not replace another writer's.
     """
-    _storage.refuse_url(prefix, "write native checkpoints to")
-    prefix = os.fspath(prefix)
-    directory, base = os.path.split(prefix)
-    if not base:
+    prefix = _storage.normalize(prefix)
+    directory, base = _storage.split(prefix)
+    if not base or prefix.endswith(("/", os.sep)):
         raise ValueError(f"Checkpoint prefix {prefix!r} ends with a path separator. Pass a file prefix such as "
-                         f"{os.path.join(prefix, 'ckpt')!r}.")
-    if os.path.isdir(prefix + ".index"):
+                         f"{_storage.join(prefix, 'ckpt')!r}.")
+    if _storage.is_directory_in_the_way(prefix + ".index", storage_options):
         raise CheckpointIsADirectoryError(f"Cannot write checkpoint '{prefix}': '{prefix}.index' is a directory. "
                                           "Choose another prefix or remove that directory.")
     items, seen = [], set()
@@ -1113,13 +1241,18 @@ def write_bundle(prefix, entries, max_shard_size=None, alignment=ALIGNMENT):
                              "start with a NUL character.")
         seen.add(key)
         items.append(_Item(key, value))
+    placed, shard_sizes = _layout(items, max_shard_size, alignment)
+    if _storage.is_url(prefix):
+        return _write_to_store(prefix, items, placed, shard_sizes, storage_options, exclusive)
     _fileio.makedirs_for(prefix)
     _fileio.cleanup_temp_files(directory)
-    placed, shard_sizes = _layout(items, max_shard_size, alignment)
     existing = data_files_on_disk(prefix)
-    num_shards = _choose_shard_count(prefix, len(shard_sizes))
+    referenced = referenced_data_names(prefix)
+    if referenced is None:  # an index that cannot be read: keep clear of every data file on disk
+        referenced = set(existing)
+    num_shards = _choose_shard_count(base, len(shard_sizes), referenced)
     shard_sizes += [0] * (num_shards - len(shard_sizes))
-    names = [os.path.basename(data_file_name(base, k, num_shards)) for k in range(num_shards)]
+    names = [data_file_name(base, k, num_shards) for k in range(num_shards)]
     temps, fds, writers, syncs, index_tmp, active = [], [], [], [], None, []
     try:
         crc_index = {}
@@ -1131,26 +1264,13 @@ def write_bundle(prefix, entries, max_shard_size=None, alignment=ALIGNMENT):
             writers.append(_fileio.StreamingWriter(fds[-1], kind="crc32c"))
         for piece, shard, offset in placed:
             if len(piece.data):
-                crc_index[id(piece)] = writers[shard].write(piece.data, offset)
+                crc_index[id(piece)] = (shard, writers[shard].write(piece.data, offset))
         for k, fd in enumerate(fds):
             os.ftruncate(fd, shard_sizes[k])  # the gaps between values read as zeros
         sums = [writer.checksums() for writer in writers]
         syncs = [_fileio.io_pool().submit(os.fsync, fd) for fd in fds]  # the writers started the disk already
-        table = []
-        for piece, shard, offset in placed:
-            crc = piece.crc if piece.crc is not None else (sums[shard][crc_index[id(piece)]] if len(piece.data) else 0)
-            entry = Entry(piece.key, piece.dtype, piece.shape, shard=shard if len(piece.data) else 0,
-                          offset=offset if len(piece.data) else 0, size=len(piece.data), crc32c=_fileio.mask_crc(crc))
-            table.append((piece.key.encode("utf-8", "surrogateescape") if isinstance(piece.key, str) else piece.key,
-                          encode_entry(entry)))
-        for item in items:
-            if item.slices:
-                full = Entry(item.key, item.dtype, item.shape, slices=item.slices)
-                table.append((item.key.encode("utf-8", "surrogateescape"), encode_entry(full)))
-        header = (pw.varint_field(1, num_shards) + pw.bytes_field(3, pw.varint_field(1, _TF_VERSION))
-                  + pw.bytes_field(_WRITTEN_AS_FIELD, base))
-        table.sort(key=lambda kv: kv[0])
-        index = sstable.build_table([(b"", header)] + table)
+        crcs = {piece_id: sums[shard][n] for (piece_id, (shard, n)) in crc_index.items()}
+        index = _index_bytes(base, items, placed, num_shards, crcs)
         index_tmp = _fileio.claim_temp(prefix + ".index")
         active.append(index_tmp)
         with open(index_tmp, "xb") as f:
@@ -1194,4 +1314,69 @@ def write_bundle(prefix, entries, max_shard_size=None, alignment=ALIGNMENT):
             os.remove(os.path.join(directory, stale))
         except OSError:
             pass
+    return names
+
+
+def _write_to_store(prefix, items, placed, shard_sizes, storage_options, exclusive):
+    """`write_bundle` on a store without rename, where each object appears whole when its upload completes.
+
+    The data objects take names the index now at the prefix does not use (as on a disk) and are uploaded
+    first, streamed from the arrays; then the index replaces the old one — the one step that makes the new
+    checkpoint visible — conditionally on being the version read at the start, so a second writer of the same
+    prefix is refused (StorageConflictError) rather than mixed in; then the data no index names any more
+    is deleted. A failure before the switch deletes the new data objects, unless another index took the
+    prefix meanwhile (they may be named by it, so they stay for the next save's sweep).
+    """
+    directory, base = _storage.split(prefix)
+    if exclusive:  # a new checkpoint has nothing to replace; its index write also fails if one appears meanwhile
+        if _storage.identity(prefix + ".index", storage_options) is not None:
+            raise StorageConflictError(f"Cannot write checkpoint '{prefix}': it exists already, written by another "
+                                       "writer of this directory. Give each run its own directory.")
+        existing, blob, token = [], None, None
+    else:
+        existing = data_files_on_disk(prefix, storage_options)
+        blob, token = _storage.read_versioned(prefix + ".index", storage_options)
+    referenced = set()
+    if blob is not None:
+        try:
+            with CheckpointReader.from_index(prefix, blob, token, storage_options) as reader:
+                referenced = _names_of(reader)
+        except (OSError, ValueError):  # an index that cannot be read: keep clear of every data object there
+            referenced = set(existing)
+    num_shards = _choose_shard_count(base, len(shard_sizes), referenced)
+    shard_sizes += [0] * (num_shards - len(shard_sizes))
+    names = [data_file_name(base, k, num_shards) for k in range(num_shards)]
+    images = [_storage.ImageFile() for _ in range(num_shards)]
+    writers = [_fileio.StreamingWriter(image, kind="crc32c") for image in images]  # arrays referenced, not copied
+    crc_index = {}
+    with contextlib.ExitStack() as stack:
+        for writer in writers:
+            stack.enter_context(writer)
+        for piece, shard, offset in placed:
+            if len(piece.data):
+                crc_index[id(piece)] = (shard, writers[shard].write(piece.data, offset))
+        for image, size in zip(images, shard_sizes):
+            image.truncate(size)  # the gaps between values read as zeros
+        sums = [writer.checksums() for writer in writers]
+    crcs = {piece_id: sums[shard][n] for (piece_id, (shard, n)) in crc_index.items()}
+    index = _index_bytes(base, items, placed, num_shards, crcs)
+    uploaded = []
+    try:
+        for name, image in zip(names, images):
+            _storage.write_bytes(_storage.join(directory, name), image, storage_options)
+            uploaded.append(name)
+        _storage.write_bytes(prefix + ".index", index, storage_options, if_match=None if exclusive else token,
+                             if_none_match=exclusive or token is None)
+    except BaseException:
+        try:
+            untouched = _storage.identity(prefix + ".index", storage_options) == token
+        except Exception:  # noqa: BLE001  the store is away: leave the data objects to the next save's sweep
+            untouched = False
+        for name in uploaded if untouched else ():
+            with contextlib.suppress(Exception):
+                _storage.remove(_storage.join(directory, name), storage_options)
+        raise
+    for stale in set(existing) - set(names):  # the previous checkpoint's data: no index names it any more
+        with contextlib.suppress(OSError):
+            _storage.remove(_storage.join(directory, stale), storage_options)
     return names

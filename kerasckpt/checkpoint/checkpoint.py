@@ -9,7 +9,7 @@ from collections import deque
 
 import numpy as np
 
-from kerasckpt import _background, tracking
+from kerasckpt import _background, _storage, tracking
 from kerasckpt._background import BackgroundWriter, PreparedSave
 from kerasckpt.checkpoint import bundle, trackable_graph
 from kerasckpt.checkpoint.graph import (SEED_FIELDS, SLOT_MARK, ObjectGraph, aliases_of, children_of, is_checkpointable,
@@ -59,16 +59,18 @@ def in_background(options):
     return bool(getattr(options, "save_in_background", False))
 
 
-def prepare_checkpoint_write(prefix, graph, metadata=None, max_shard_size=None, then=None):
+def prepare_checkpoint_write(prefix, graph, metadata=None, max_shard_size=None, then=None, storage_options=None,
+                             exclusive=False):
     """A PreparedSave of every value of `graph` at `prefix`; the graph and metadata are fixed now.
 
-    `then(prefix)` runs after the files are complete (e.g. to record them in a state file).
+    `then(prefix)` runs after the files are complete (e.g. to record them in a state file). On a store
+    (`prefix` an fsspec URL) `exclusive` refuses a prefix that exists already (a new numbered checkpoint).
     """
-    prefix = os.fspath(prefix)
-    if not os.path.basename(prefix):
+    prefix = _storage.normalize(prefix)
+    if not _storage.basename(prefix) or prefix.endswith(("/", os.sep)):
         raise ValueError(f"Checkpoint prefix {prefix!r} ends with a path separator. Pass a file prefix such as "
-                         f"{os.path.join(prefix, 'ckpt')!r}.")
-    if os.path.isdir(prefix + ".index"):
+                         f"{_storage.join(prefix, 'ckpt')!r}.")
+    if _storage.is_directory_in_the_way(prefix + ".index", storage_options):
         raise CheckpointIsADirectoryError(f"Cannot write checkpoint '{prefix}': '{prefix}.index' is a directory. "
                                           "Choose another prefix or remove that directory.")
     keys, arrays, seen = [], [], set()
@@ -88,7 +90,8 @@ def prepare_checkpoint_write(prefix, graph, metadata=None, max_shard_size=None, 
              (bundle.KERASCKPT_KEY, bundle.kerasckpt_record(graph.to_json(), metadata))]
 
     def write(values):
-        bundle.write_bundle(prefix, list(zip(keys, values)) + extra, max_shard_size=max_shard_size)
+        bundle.write_bundle(prefix, list(zip(keys, values)) + extra, max_shard_size=max_shard_size,
+                            storage_options=storage_options, exclusive=exclusive)
         if then is not None:
             then(prefix)
         return prefix
@@ -173,10 +176,11 @@ class Checkpoint(Trackable):
             object.__setattr__(self, "_bg_writer", writer)
         return writer
 
-    def _prepare_write(self, prefix, options=None, then=None):
+    def _prepare_write(self, prefix, options=None, then=None, storage_options=None, exclusive=False):
         metadata = {"save_counter": None if self._save_counter is None else int(self._save_counter._value)}
         return prepare_checkpoint_write(prefix, ObjectGraph(self), metadata,
-                                        max_shard_size=getattr(options, "max_shard_size", None), then=then)
+                                        max_shard_size=getattr(options, "max_shard_size", None), then=then,
+                                        storage_options=storage_options, exclusive=exclusive)
 
     def wait_until_finished(self):
         """Wait until no background save of this Checkpoint is in flight; raise the error of a failed one."""
@@ -188,33 +192,36 @@ class Checkpoint(Trackable):
         """TensorFlow's name for `wait_until_finished()`."""
         self.wait_until_finished()
 
-    def write(self, file_prefix, options=None):
+    def write(self, file_prefix, options=None, storage_options=None):
         """Write exactly `file_prefix` (`.index` + `.data-*`), without numbering or a state file.
 
         Args:
-            file_prefix: the path prefix (str or `pathlib.Path`); parent directories are created.
+            file_prefix: the path prefix (str or `pathlib.Path`), or an fsspec URL (`s3://bucket/run/ckpt`);
+                parent directories are created.
             options: a `CheckpointOptions`; with `save_in_background=True` the values are copied now
                 and written on a writer thread (see `wait_until_finished()`).
+            storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
 
         Returns:
             `file_prefix` as a string.
         """
-        prefix = os.fspath(file_prefix)
+        prefix = _storage.normalize(file_prefix)
         self.wait_until_finished()
-        prepared = self._prepare_write(prefix, options)
+        prepared = self._prepare_write(prefix, options, storage_options=storage_options)
         if in_background(options):
             self._writer().submit(prepared)
         else:
             prepared.write()
         return prefix
 
-    def save(self, file_prefix, options=None):
+    def save(self, file_prefix, options=None, storage_options=None):
         """Write `file_prefix-N` with N = `save_counter` + 1, and record it in the directory's state file.
 
         Args:
-            file_prefix: the path prefix; the number is appended (`run/ckpt` -> `run/ckpt-3`).
+            file_prefix: the path prefix, or an fsspec URL; the number is appended (`run/ckpt` -> `run/ckpt-3`).
             options: a `CheckpointOptions`; with `save_in_background=True` this returns once the values
                 are copied, and the files and the state file are written on a writer thread.
+            storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
 
         Returns:
             The path of the new checkpoint (a str).
@@ -222,13 +229,14 @@ class Checkpoint(Trackable):
         Note: the `checkpoint` state file is replaced atomically after the checkpoint is complete (in
         the background too); use `CheckpointManager` to keep several checkpoints and delete old ones.
         """
-        prefix = os.fspath(file_prefix)
+        prefix = _storage.normalize(file_prefix)
         self.wait_until_finished()
         counter = self.save_counter
         number = int(counter._value) + 1
         counter.assign(number)
         try:
-            prepared = self._prepare_write(f"{prefix}-{number}", options, then=write_plain_state)
+            prepared = self._prepare_write(f"{prefix}-{number}", options, storage_options=storage_options,
+                                           then=lambda path: write_plain_state(path, storage_options))
             if in_background(options):  # a failure shows later; its number stays used
                 self._writer().submit(prepared)
             else:
@@ -239,7 +247,7 @@ class Checkpoint(Trackable):
         return f"{prefix}-{number}"
 
     # ------------------------------------------------------------------ restoring
-    def restore(self, save_path, options=None):
+    def restore(self, save_path, options=None, storage_options=None):
         """Restore values from `save_path`; returns a status to check what was matched.
 
         Values of objects that exist are assigned at once; the others are held and assigned when
@@ -248,9 +256,11 @@ class Checkpoint(Trackable):
         without a graph (TensorFlow 1's `Saver`) by each variable's `.path`.
 
         Args:
-            save_path: a checkpoint prefix (from `save()`, `latest_checkpoint()`, ...); None gives a
-                status whose assertions raise (so `restore(manager.latest_checkpoint)` is safe).
+            save_path: a checkpoint prefix (from `save()`, `latest_checkpoint()`, ...), a path or an
+                fsspec URL; None gives a status whose assertions raise (so
+                `restore(manager.latest_checkpoint)` is safe).
             options: unused; accepted for TensorFlow compatibility.
+            storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
 
         Note: the whole restore is verified first (checksums, shapes, dtypes) and only then
         assigned: a failing restore changes no variable. A held value that does not fit fails the
@@ -262,27 +272,28 @@ class Checkpoint(Trackable):
         if save_path is None:
             return InitializationOnlyStatus()
         self._maybe_create_save_counter()
-        return self._restore(save_path)
+        return bundle.read_again_if_replaced(lambda: self._restore(save_path, storage_options=storage_options))
 
     def _wait_for(self, save_path):
         self.wait_until_finished()
         _background.wait_for_paths([save_path])
 
-    def read(self, save_path, options=None):
+    def read(self, save_path, options=None, storage_options=None):
         """Like `restore()`, without creating `save_counter` (its value is held until it exists).
 
         Args:
-            save_path: a checkpoint prefix, typically from `write()`.
+            save_path: a checkpoint prefix, typically from `write()`; a path or an fsspec URL.
             options: unused; accepted for TensorFlow compatibility.
+            storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
         """
         if save_path is None:
             return InitializationOnlyStatus()
-        return self._restore(save_path)
+        return bundle.read_again_if_replaced(lambda: self._restore(save_path, storage_options=storage_options))
 
-    def _restore(self, save_path, skip_mismatch=False, required=None, check=None, root_of=None):
+    def _restore(self, save_path, skip_mismatch=False, required=None, check=None, root_of=None, storage_options=None):
         """Restore into this Checkpoint, or into `root_of(nodes)` (the object the checkpoint's root stands for)."""
-        self._wait_for(os.fspath(save_path))  # a background save of it may be in flight
-        with bundle.CheckpointReader(save_path) as reader:
+        self._wait_for(_storage.normalize(save_path))  # a background save of it may be in flight
+        with bundle.CheckpointReader(save_path, storage_options) as reader:
             if check is not None:  # after the file opened: a missing or damaged file is reported first
                 check()
             nodes = restore_graph(reader)

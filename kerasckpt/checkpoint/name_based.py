@@ -28,7 +28,7 @@ def name_based_nodes(root, keys):
     return nodes
 
 
-def init_from_checkpoint(ckpt_dir_or_file, assignment_map):
+def init_from_checkpoint(ckpt_dir_or_file, assignment_map, storage_options=None):
     """Assign variables from a checkpoint by name, as `tf.compat.v1.train.init_from_checkpoint` does.
 
     Keys are names in the checkpoint (`list_variables` shows them) or scopes ending in `/` (`"/"` is
@@ -39,8 +39,9 @@ def init_from_checkpoint(ckpt_dir_or_file, assignment_map):
     `bert/dense_1/kernel` to `model`'s `dense_1/kernel`.
 
     Args:
-        ckpt_dir_or_file: a checkpoint prefix, or a directory (its latest checkpoint).
+        ckpt_dir_or_file: a checkpoint prefix, or a directory (its latest checkpoint); a path or an fsspec URL.
         assignment_map: a dict, or a list of `(name in checkpoint, target)` pairs.
+        storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
 
     Example:
         init_from_checkpoint("model.ckpt-1000", {"bert/encoder/": encoder, "cls/dense/kernel": head.kernel})
@@ -51,7 +52,7 @@ def init_from_checkpoint(ckpt_dir_or_file, assignment_map):
     """
     from kerasckpt.checkpoint.inspect import load_checkpoint
     pairs = list(assignment_map.items()) if isinstance(assignment_map, Mapping) else list(assignment_map)
-    with load_checkpoint(ckpt_dir_or_file) as reader:
+    with load_checkpoint(ckpt_dir_or_file, storage_options) as reader:
         path = reader.prefix
         known = set(reader.keys())
         plan, problems = [], []  # plan: (checkpoint key, [variables]); several variables: its partitions

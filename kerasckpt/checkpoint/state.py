@@ -1,8 +1,12 @@
 """The plain-text `checkpoint` state file (TensorFlow's text format), `latest_checkpoint`, and the
 numbered checkpoints (`name-N`) of a directory.
 
-API: `read_state(dir)` -> (CheckpointState or None, problem or None), `write_state`, `parse_state`,
-`format_state`, `write_plain_state(prefix)`; `latest_checkpoint(dir)`; `resolve_checkpoint(path)` (a
+Directories may be fsspec URLs (every function takes `storage_options`; on a store the state file is an
+object, `write_state` can be conditional on the version `load_state` read).
+
+API: `read_state(dir)` -> (CheckpointState or None, problem or None), `load_state` (the same and its
+identity), `write_state`, `parse_state`, `format_state`, `write_plain_state(prefix)`;
+`latest_checkpoint(dir)`; `resolve_checkpoint(path)` (a
 prefix, or a directory meaning its latest checkpoint); `NUMBERED` (the `name-N.index` pattern),
 `candidates` / `scan` / `newest_complete` (numbered checkpoints on disk); `choose_latest`, `unrecorded`
 (how CheckpointManager recovers). Comment lines `# kerasckpt deleting: "ckpt-1"` (which TensorFlow's
@@ -14,7 +18,7 @@ import os
 import re
 import warnings
 
-from kerasckpt import _fileio, _storage
+from kerasckpt import _storage
 from kerasckpt.checkpoint import bundle
 from kerasckpt.errors import CheckpointNotFoundError
 
@@ -88,131 +92,144 @@ def format_state(state):
     return "\n".join(lines) + "\n"
 
 
-def read_state(directory):
+def read_state(directory, storage_options=None):
     """`(state or None, problem or None)`: None, None when there is no state file."""
-    path = os.path.join(os.fspath(directory), STATE_FILE)
+    state, problem, _ = load_state(directory, storage_options)
+    return state, problem
+
+
+def load_state(directory, storage_options=None):
+    """`(state or None, problem or None, identity)`: the state file and which version of it was read."""
+    path = _storage.join(_storage.normalize(directory), STATE_FILE)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None, None
+        raw, identity = _storage.read_versioned(path, storage_options)
+    except NotADirectoryError:
+        return None, None, None
     except IsADirectoryError:
-        return None, f"'{path}' is a directory"
+        return None, f"'{path}' is a directory", None
+    if raw is None:
+        return None, None, None
     try:
-        return parse_state(raw.decode("utf-8")), None
+        return parse_state(raw.decode("utf-8")), None, identity
     except (UnicodeDecodeError, ValueError) as e:
-        return None, f"the state file '{path}' is damaged ({e})"
+        return None, f"the state file '{path}' is damaged ({e})", identity
 
 
-def write_state(directory, state):
-    """Replace the state file of `directory` atomically (temp file, fsync, rename, directory fsync)."""
-    _fileio.atomic_write_bytes(os.path.join(directory, STATE_FILE), format_state(state).encode("utf-8"))
+def write_state(directory, state, storage_options=None, if_match=None, if_none_match=False):
+    """Replace the state file of `directory` atomically; returns its new identity.
+
+    Locally: temp file, fsync, rename, directory fsync. On a store: one upload, conditional with `if_match` /
+    `if_none_match` (see `_storage.write_bytes`).
+    """
+    return _storage.write_bytes(_storage.join(directory, STATE_FILE), format_state(state).encode("utf-8"),
+                                storage_options, if_match=if_match, if_none_match=if_none_match)
 
 
 def relative_path(directory, path):
+    if _storage.is_url(directory):
+        root = directory.rstrip("/") + "/"
+        return path[len(root):] if path.startswith(root) else path
     rel = os.path.relpath(path, directory)
     return path if rel.startswith("..") else rel
 
 
-def absolute_path(directory, path):
+def absolute_path(directory, path, storage_options=None):
     """`path` of a state file in `directory`, joined to it when relative. An absolute path that names no
     checkpoint while the same name does in `directory` (TF1 `Saver` state files written on another machine,
     or before the directory moved) is taken as that one."""
-    if not os.path.isabs(path):
-        return os.path.join(directory, path)
-    if not os.path.exists(path + ".index"):
-        moved = os.path.join(directory, os.path.basename(path))
-        if os.path.exists(moved + ".index"):
+    if not _storage.isabs(path):
+        return _storage.join(directory, path)
+    if _storage.is_url(path) != _storage.is_url(directory) or not _storage.isfile(path + ".index", storage_options):
+        moved = _storage.join(directory, _storage.basename(path))
+        if _storage.isfile(moved + ".index", storage_options):
             return moved
     return path
 
 
-def write_plain_state(path):
+def write_plain_state(path, storage_options=None):
     """Record `path` as the latest checkpoint of its directory, as plain `Checkpoint.save()` does."""
-    directory = os.path.dirname(path)
+    directory = _storage.dirname(path)
     rel = relative_path(directory, path)
-    write_state(directory, CheckpointState(rel, [rel]))
+    write_state(directory, CheckpointState(rel, [rel]), storage_options)
 
 
 NUMBERED = re.compile(r"^(.*)-(\d+)\.index$")
 
 
-def candidates(directory, name=None):
-    """`(index mtime_ns, number, prefix)` of every `name-N.index` (any name when None), oldest first."""
-    try:
-        entries = os.listdir(directory)
-    except OSError:
-        return []
+def candidates(directory, name=None, storage_options=None, listed=None):
+    """`(index mtime_ns, number, prefix)` of every `name-N.index` (any name when None), oldest first.
+
+    On a store the times have the store's resolution (S3: seconds): ties are ordered by number.
+    `listed`: the directory's `_storage.listing`, when made already.
+    """
     found = []
-    for entry in entries:
+    listed = _storage.listing(directory, storage_options) if listed is None else listed
+    for entry, (_, mtime) in listed.items():
         m = NUMBERED.match(entry)
         if not m or (name is not None and m.group(1) != name):
             continue
-        prefix = os.path.join(directory, entry[:-len(".index")])
-        try:
-            mtime = os.stat(prefix + ".index").st_mtime_ns
-        except OSError:
-            continue
-        found.append((mtime, int(m.group(2)), prefix))
+        found.append((mtime, int(m.group(2)), _storage.join(directory, entry[:-len(".index")])))
     return sorted(found)
 
 
-def scan(directory, name=None):
+def scan(directory, name=None, storage_options=None):
     """Complete checkpoints `name-N` (any name when None) in `directory`, oldest first."""
-    return [p for _, _, p in candidates(directory, name) if bundle.is_complete(p)]
+    return [p for _, _, p in candidates(directory, name, storage_options) if bundle.is_complete(p, storage_options)]
 
 
-def newest_complete(directory, name=None):
+def newest_complete(directory, name=None, storage_options=None):
     """The newest complete checkpoint `name-N` (any name when None) in `directory`, or None."""
-    for _, _, prefix in reversed(candidates(directory, name)):
-        if bundle.is_complete(prefix):
+    for _, _, prefix in reversed(candidates(directory, name, storage_options)):
+        if bundle.is_complete(prefix, storage_options):
             return prefix
     return None
 
 
-def unrecorded(directory, state, state_path, name=None):
+def unrecorded(directory, state, state_path, name=None, storage_options=None):
     """Complete checkpoints `name-N` (any name when None), oldest first, whose save was killed after their
     files were complete and before the state file named them: written no earlier than the state file,
     numbered above every checkpoint of their name it names, and not being deleted by its writer."""
-    try:
-        recorded_at = os.stat(state_path).st_mtime_ns
-    except OSError:
+    listed = _storage.listing(directory, storage_options)
+    recorded = (listed if _storage.dirname(state_path) == directory else _storage.listing(
+        _storage.dirname(state_path), storage_options)).get(_storage.basename(state_path))
+    if recorded is None:
         return []
-    named = {absolute_path(directory, p) for p in
+    recorded_at = recorded[1]
+    named = {absolute_path(directory, p, storage_options) for p in
              state.all_model_checkpoint_paths + [state.model_checkpoint_path] + state.deleting}
     highest = collections.Counter()
     for path in named:
-        m = NUMBERED.match(os.path.basename(path) + ".index")
-        if m and os.path.dirname(path) == directory:
+        m = NUMBERED.match(_storage.basename(path) + ".index")
+        if m and _storage.dirname(path) == directory:
             highest[m.group(1)] = max(highest[m.group(1)], int(m.group(2)))
     # A checkpoint kept by keep_checkpoint_every_n_hours fails both tests: it was written before the state
     # that stopped listing it, and it left the list from the old end.
-    return [prefix for mtime, number, prefix in candidates(directory, name)
-            if mtime >= recorded_at and number > highest[os.path.basename(prefix).rsplit("-", 1)[0]]
-            and prefix not in named and bundle.is_complete(prefix)]
+    return [prefix for mtime, number, prefix in candidates(directory, name, storage_options, listed)
+            if mtime >= recorded_at and number > highest[_storage.basename(prefix).rsplit("-", 1)[0]]
+            and prefix not in named and bundle.is_complete(prefix, storage_options)]
 
 
-def choose_latest(directory, state, problem, state_path):
+def choose_latest(directory, state, problem, state_path, storage_options=None):
     """`(newest complete checkpoint or None, warning or None)` in `directory`, whatever prefix wrote it.
 
     The state file's latest checkpoint, unless a save killed before the state named it left a newer one
     complete; the newest complete one it lists when its files are missing or damaged; the newest complete
     one on disk when there is no state file, or a damaged or empty one (then with a warning)."""
     if state is None:
-        chosen = newest_complete(directory)
+        chosen = newest_complete(directory, storage_options=storage_options)
         if problem is None:
             return chosen, None
         return chosen, (f"{problem}. Using the newest complete checkpoint in '{directory}' instead: "
                         f"{chosen or 'none found'}. The next CheckpointManager.save() rewrites the state file.")
-    killed = unrecorded(directory, state, state_path)
+    killed = unrecorded(directory, state, state_path, storage_options=storage_options)
     if killed:
         return killed[-1], None
-    latest = absolute_path(directory, state.model_checkpoint_path)
-    if bundle.is_complete(latest):
+    latest = absolute_path(directory, state.model_checkpoint_path, storage_options)
+    if bundle.is_complete(latest, storage_options):
         return latest, None
-    listed = [absolute_path(directory, p) for p in reversed(state.all_model_checkpoint_paths)]
-    found = [p for p in listed if p != latest and bundle.is_complete(p)]
-    found = found or [p for p in reversed(scan(directory)) if p != latest]
+    listed = [absolute_path(directory, p, storage_options) for p in reversed(state.all_model_checkpoint_paths)]
+    found = [p for p in listed if p != latest and bundle.is_complete(p, storage_options)]
+    found = found or [p for p in reversed(scan(directory, storage_options=storage_options)) if p != latest]
     chosen = found[0] if found else None
     return chosen, (f"The state file '{state_path}' names '{latest}', whose files are missing or damaged. Using the "
                     f"newest complete checkpoint instead: {chosen}. Delete the state file or save again to clear "
@@ -223,12 +240,13 @@ def _warn(message):
     warnings.warn(message, UserWarning, stacklevel=3)
 
 
-def latest_checkpoint(checkpoint_dir, latest_filename=None):
+def latest_checkpoint(checkpoint_dir, latest_filename=None, storage_options=None):
     """The path of the newest complete checkpoint recorded in `checkpoint_dir`, or None.
 
     Args:
-        checkpoint_dir: the directory holding the `checkpoint` state file.
+        checkpoint_dir: the directory holding the `checkpoint` state file; a path or an fsspec URL.
         latest_filename: the state file's name (default `checkpoint`).
+        storage_options: options of the store a URL names (credentials, endpoint; see fsspec).
 
     Note: TensorFlow returns a checkpoint whose data file is missing, and treats a damaged state file
     as "no checkpoint" (training silently starts over). Here a state file naming missing or damaged
@@ -241,39 +259,40 @@ def latest_checkpoint(checkpoint_dir, latest_filename=None):
     default) that names no checkpoint is looked up by its name in `checkpoint_dir`, so a directory copied
     from another machine still has its latest checkpoint (TensorFlow: None).
     """
-    _storage.refuse_url(checkpoint_dir, "find native checkpoints in")
-    directory = os.fspath(checkpoint_dir)
-    path = os.path.join(directory, latest_filename or STATE_FILE)
+    directory = _storage.normalize(checkpoint_dir)
+    path = _storage.join(directory, latest_filename or STATE_FILE)
     if latest_filename not in (None, STATE_FILE):
-        try:
-            with open(path, encoding="utf-8") as f:
-                state, problem = parse_state(f.read()), None
-        except FileNotFoundError:
+        raw, _ = _storage.read_versioned(path, storage_options)
+        if raw is None:
             return None
+        try:
+            state, problem = parse_state(raw.decode("utf-8")), None
         except (UnicodeDecodeError, ValueError) as e:
             state, problem = None, f"the state file '{path}' is damaged ({e})"
     else:
-        state, problem = read_state(directory)
-    chosen, message = choose_latest(directory, state, problem, path)
+        state, problem = read_state(directory, storage_options)
+    chosen, message = choose_latest(directory, state, problem, path, storage_options)
     if message:
         _warn(message)
     return chosen
 
 
-def resolve_checkpoint(ckpt_dir_or_file):
+def resolve_checkpoint(ckpt_dir_or_file, storage_options=None):
     """The checkpoint prefix for a prefix (or its .index / a data file), or for a directory its latest checkpoint.
 
     Raises CheckpointNotFoundError for a directory without one, naming what to pass instead.
     """
     if ckpt_dir_or_file is None:
         return bundle.resolve_prefix(None)
-    path = os.fspath(ckpt_dir_or_file)
-    if os.path.isdir(path) and not os.path.isfile(path + ".index"):
-        latest = latest_checkpoint(path)
+    path = _storage.normalize(ckpt_dir_or_file)
+    if _storage.isfile(path + ".index", storage_options):
+        return path
+    if _storage.isdir(path, storage_options):
+        latest = latest_checkpoint(path, storage_options=storage_options)
         if latest is None:
             raise CheckpointNotFoundError(
                 f"'{path}' is a directory without a recorded checkpoint (no usable 'checkpoint' state file, and no "
                 "complete checkpoint named like 'ckpt-1'). Pass a checkpoint prefix such as 'dir/ckpt-1' (the path "
                 "save() returned).")
         return latest
-    return bundle.resolve_prefix(path)
+    return bundle.resolve_prefix(path, storage_options)

@@ -28,9 +28,6 @@ def _dst_kind(dst, has_architecture, weights_only):
     if dst.endswith(("/", os.sep)) or _storage.isdir(dst, STORAGE_OPTIONS):
         raise CLIError(f"'{dst}' is a directory. Give a file name, e.g. '{_storage.join(dst, 'model.keras')}', or a "
                        f"checkpoint prefix such as '{_storage.join(dst, 'ckpt')}'.")
-    if _storage.is_url(dst):
-        raise CLIError(f"'{dst}': on a store (a URL) convert writes .keras, .weights.h5 and .h5 files; native "
-                       "checkpoint prefixes are local only in this version.")
     return "native"
 
 
@@ -80,7 +77,7 @@ def _convert_raw(src, dst, kind):
     values = [src.read(k) for k in _progress(keys, desc="reading", unit="values")]
     if kind == "native":  # every entry, kerasckpt's record and TensorFlow's object graph included
         from kerasckpt.checkpoint import bundle
-        bundle.write_bundle(dst, list(zip(keys, values)))
+        bundle.write_bundle(dst, list(zip(keys, values)), storage_options=STORAGE_OPTIONS)
     else:
         import h5py
         from kerasckpt.saving import h5file

@@ -1,13 +1,13 @@
 """`kerasckpt inspect`: format, metadata, model summary and a table of variables of one checkpoint."""
-import os
 import sys
 
 import numpy as np
 
+from kerasckpt import _storage
 from kerasckpt.errors import CheckpointDamagedError, CheckpointError
 from kerasckpt.cli.errors import EXIT_NO, EXIT_OK
 from kerasckpt.cli.output import _fmt_bytes, _fmt_num, _fmt_shape, _num, _out, _print_json, _progress, _table
-from kerasckpt.cli.sources import FORMAT_NAMES, file_size, open_source
+from kerasckpt.cli.sources import FORMAT_NAMES, STORAGE_OPTIONS, file_size, open_source
 from kerasckpt.cli.models import _load_for_names, _variable_names
 
 
@@ -15,7 +15,7 @@ def cmd_inspect(args):
     """`kerasckpt inspect`: exit status 1 when the file is damaged, as `verify` would (`--stats` reads everything)."""
     path = args.path
     directory_note = None
-    if os.path.isdir(path) and not os.path.isfile(path + ".index"):
+    if not _storage.isfile(path + ".index", STORAGE_OPTIONS) and _storage.isdir(path, STORAGE_OPTIONS):
         directory_note = f"latest checkpoint of directory '{path}'"
     try:
         with open_source(path) as src:

@@ -6,10 +6,11 @@ import re
 import string
 import sys
 
+from kerasckpt import _storage
 from kerasckpt.errors import CheckpointError
 from kerasckpt.cli.errors import EXIT_NO, EXIT_OK, CLIError
 from kerasckpt.cli.output import _fmt_bytes, _fmt_num, _out, _print_json, _table
-from kerasckpt.cli.sources import DATA_FILE, MODEL_ENDINGS, NUMBERED, SHORT_NAMES, file_size, missing_error
+from kerasckpt.cli.sources import DATA_FILE, MODEL_ENDINGS, NUMBERED, SHORT_NAMES, STORAGE_OPTIONS, missing_error
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf|NaN|Inf)"
 _INT = r"[-+]?\d+"
@@ -105,10 +106,16 @@ def _direction(monitor, mode):
 
 def cmd_ls(args):
     """`kerasckpt ls`: with `--best`/`--latest` only that path, exit status 1 when there is none."""
-    directory = args.dir
-    if not os.path.exists(directory):
+    directory = _storage.normalize(args.dir)
+    if _storage.is_url(directory):
+        found = _storage.info(directory, STORAGE_OPTIONS)
+        if found is None:
+            raise CLIError(f"no such directory: '{directory}' (nothing is stored under it). Check the URL.")
+    elif not os.path.exists(directory):
         raise missing_error(directory)
-    if not os.path.isdir(directory):
+    else:
+        found = {"type": "directory" if os.path.isdir(directory) else "file"}
+    if found["type"] != "directory":
         raise CLIError(f"'{directory}' is not a directory. `kerasckpt ls` lists a directory; use "
                        f"`kerasckpt inspect {directory}` for one file.")
     template = template_regex(args.template) if args.template else None
@@ -134,37 +141,34 @@ def cmd_ls(args):
 def _list_directory(directory, template, monitor, mode):
     from kerasckpt._fileio import TEMP_MARK
     from kerasckpt.checkpoint.state import read_state
-    state, state_problem = read_state(directory)
+    state, state_problem = read_state(directory, STORAGE_OPTIONS)
     stamps, latest = {}, None
     if state is not None:
         paths = state.all_model_checkpoint_paths
         times = state.all_model_checkpoint_timestamps or [None] * len(paths)
         for rel, stamp in zip(paths, times):
-            stamps[os.path.normpath(os.path.join(directory, rel))] = stamp
-        latest = os.path.normpath(os.path.join(directory, state.model_checkpoint_path))
-    entries, temps, orphans, subdirs = [], 0, [], []
-    names = os.listdir(directory)
-    indexes = {n[:-len(".index")] for n in names if n.endswith(".index")}
-    for name in names:
-        full = os.path.join(directory, name)
+            stamps[_key(_in(directory, rel))] = stamp
+        latest = _key(_in(directory, state.model_checkpoint_path))
+    entries, temps, orphans = [], 0, []
+    files = _storage.listing(directory, STORAGE_OPTIONS)  # {name: (size, mtime_ns)}: one request on a store
+    subdirs = [n for n in _storage.listdir(directory, STORAGE_OPTIONS) if n not in files]
+    indexes = {n[:-len(".index")] for n in files if n.endswith(".index")}
+    for name, (size, mtime_ns) in files.items():
+        full = _storage.join(directory, name)
         if TEMP_MARK in name:
             temps += 1
-            continue
-        if os.path.isdir(full):
-            subdirs.append(name)
             continue
         if DATA_FILE.search(name):
             if name[:DATA_FILE.search(name).start()] not in indexes:
                 orphans.append(name)
             continue
         if name.endswith(".index"):
-            entries.append(_native_entry(directory, name[:-len(".index")], stamps, latest))
+            entries.append(_native_entry(directory, name[:-len(".index")], stamps, latest, files))
         elif name.lower().endswith(MODEL_ENDINGS):
-            stat = os.stat(full)
             kind = "keras" if name.lower().endswith(".keras") else "weights.h5" if name.lower().endswith(
                 ".weights.h5") else "h5"
-            entries.append({"name": name, "path": full, "format": kind, "size": stat.st_size,
-                            "time": stat.st_mtime, "status": "ok", "number": None, "step": None})
+            entries.append({"name": name, "path": full, "format": kind, "size": size,
+                            "time": mtime_ns / 1e9, "status": "ok", "number": None, "step": None})
     fields = []
     for entry in entries:
         numbered = entry["format"] == "native" and entry["number"] is not None and template is None
@@ -189,7 +193,7 @@ def _list_directory(directory, template, monitor, mode):
     if latest is None and entries:
         latest_entry = entries[0]
     else:
-        latest_entry = next((e for e in entries if os.path.normpath(e["path"]) == latest), None)
+        latest_entry = next((e for e in entries if _key(e["path"]) == latest), None)
     for e in entries:
         marks = []
         if e is latest_entry:
@@ -216,31 +220,40 @@ def _list_directory(directory, template, monitor, mode):
             "latest": latest_entry["path"] if latest_entry else None, "notes": notes}
 
 
+def _in(directory, path):
+    """A path of a state file in `directory` (relative to it, or absolute)."""
+    return path if _storage.isabs(path) else _storage.join(directory, path)
+
+
+def _key(path):
+    """`path` in one spelling, for comparisons."""
+    return path if _storage.is_url(path) else os.path.normpath(path)
+
+
 def _order_key(entry):
     return (entry["time"], entry["epoch"] or 0, entry["batch"] or 0, entry.get("number") or 0, entry["name"])
 
 
-def _native_entry(directory, base, stamps, latest):
-    """A native checkpoint for `ls`: who wrote it (from its index and the state file), its step, its state."""
+def _native_entry(directory, base, stamps, latest, files):
+    """A native checkpoint for `ls`: who wrote it (from its index and the state file), its step, its state.
+
+    `files`: the directory's `_storage.listing` (sizes and times without a request per file).
+    """
     from kerasckpt.checkpoint import bundle
-    prefix = os.path.join(directory, base)
+    prefix = _storage.join(directory, base)
     entry = {"name": base, "path": prefix, "format": "native", "status": "ok", "step": None}
     number = NUMBERED.match(base)
     entry["number"] = int(number.group(2)) if number else None
-    key = os.path.normpath(prefix)
+    key = _key(prefix)
     listed = key in stamps or key == latest
+    entry["time"] = stamps.get(key) or files[base + ".index"][1] / 1e9
     try:
-        entry["time"] = stamps.get(key) or os.path.getmtime(prefix + ".index")
-    except OSError:
-        entry["time"] = 0.0
-    try:
-        reader = bundle.CheckpointReader(prefix)
+        reader = bundle.CheckpointReader(prefix, STORAGE_OPTIONS)
     except (CheckpointError, OSError) as err:
-        entry.update(status="unreadable", size=file_size(prefix + ".index"), error=str(err))
+        entry.update(status="unreadable", size=files[base + ".index"][0], error=str(err))
         return entry
     with reader:
-        entry["size"] = file_size(reader.index_path) + sum(file_size(os.path.join(reader.directory, n))
-                                                           for n in reader.data_files())
+        entry["size"] = files[base + ".index"][0] + sum(files.get(n, (0, 0))[0] for n in reader.data_files())
         try:
             meta = reader.metadata or {}
         except (CheckpointError, OSError):

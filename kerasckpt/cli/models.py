@@ -5,12 +5,11 @@ import numpy as np
 
 from kerasckpt.errors import CheckpointError
 from kerasckpt.cli.errors import CLIError
-from kerasckpt.cli.sources import SHORT_NAMES
+from kerasckpt.cli.sources import SHORT_NAMES, STORAGE_OPTIONS
 
 
 def _load_model(path, compile):
     from kerasckpt import models
-    from kerasckpt.cli.sources import STORAGE_OPTIONS
     return models.load_model(path, compile=compile, storage_options=STORAGE_OPTIONS)
 
 
@@ -59,7 +58,7 @@ def _model_from(src, arch, with_optimizer):
     _reset(model)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model.load_weights(src.path)
+        model.load_weights(src.path, storage_options=STORAGE_OPTIONS)
     for w in caught:
         if "optimizer state" in str(w.message):
             raise CLIError(f"the optimizer state in '{src.path}' does not fit the optimizer of '{arch}': "

@@ -7,7 +7,7 @@ import os
 import re
 
 from kerasckpt import _storage
-from kerasckpt.errors import CheckpointDamagedError, CheckpointError
+from kerasckpt.errors import CheckpointError
 from kerasckpt.cli.errors import CLIError
 from kerasckpt.cli.output import _natural
 
@@ -99,24 +99,31 @@ def resolve(path):
 
 
 def _resolve_url(url):
-    """`(kind, url)` of a file on a store, by its ending (the native prefix format is local only)."""
+    """`(kind, url)` of a checkpoint on a store: a file by its ending; else a checkpoint prefix (or its .index or
+    a data file), or a directory meaning its latest checkpoint."""
     lower = url.lower()
     kind = "keras" if lower.endswith(".keras") else "h5" if lower.endswith((".h5", ".hdf5")) else None
     if kind is None:
-        raise CLIError(f"'{url}': on a store (a URL) kerasckpt reads .keras, .weights.h5 and .h5/.hdf5 files; native "
-                       "checkpoint prefixes are local only in this version. Pass the URL of such a file.")
-    if not _storage.isfile(url, STORAGE_OPTIONS):
-        directory, name = _storage.split(url)
-        near = [n for n in _storage.listdir(directory, STORAGE_OPTIONS) if n[:3] == name[:3]][:3]
-        hint = f" Similar names there: {', '.join(near)}." if near else ""
-        raise CLIError(f"no such file: '{url}'.{hint} Check the URL.")
-    return kind, url
+        data = DATA_FILE.search(url)
+        prefix = url[:-len(".index")] if lower.endswith(".index") else url[:data.start()] if data else url
+        if _storage.isfile(prefix + ".index", STORAGE_OPTIONS):
+            return "native", prefix
+        if _storage.isdir(url, STORAGE_OPTIONS):
+            return "native", _latest_in(url)
+    elif _storage.isfile(url, STORAGE_OPTIONS):
+        return kind, url
+    directory, name = _storage.split(url)
+    near = [n for n in _storage.listdir(directory, STORAGE_OPTIONS) if n[:3] == name[:3]][:3]
+    hint = f" Similar names there: {', '.join(near)}." if near else ""
+    what = "file" if kind else "file or checkpoint"
+    raise CLIError(f"no such {what}: '{url}'.{hint} Check the URL; `kerasckpt ls DIR` lists the checkpoints in a "
+                   "directory.")
 
 
 def _latest_in(directory):
     """The latest checkpoint a CheckpointManager recorded in `directory` (its state file)."""
     from kerasckpt.checkpoint import latest_checkpoint
-    latest = latest_checkpoint(directory)
+    latest = latest_checkpoint(directory, storage_options=STORAGE_OPTIONS)
     if latest is None:
         raise CLIError(f"'{directory}' is a directory without a complete CheckpointManager checkpoint (no state file "
                        "naming one, and no complete numbered checkpoint). "
@@ -187,7 +194,7 @@ class NativeSource(Source):
 
     def __init__(self, prefix):
         from kerasckpt.checkpoint import bundle
-        self.reader = bundle.CheckpointReader(prefix)
+        self.reader = bundle.CheckpointReader(prefix, STORAGE_OPTIONS)
         self.path = self.reader.prefix
 
     def variables(self):
@@ -211,36 +218,17 @@ class NativeSource(Source):
 
     def check_structure(self):
         """Every data file long enough, and zeros where the writer put zeros (alignment padding)."""
-        from kerasckpt.checkpoint import bundle
         self.reader.check_complete()
-        covered = {}
-        for shard, offset, length in self.reader.regions():
-            covered.setdefault(shard, []).append((offset, offset + length))
-        for shard, name in enumerate(self.reader.data_files()):
-            path = os.path.join(self.reader.directory, name)
-            if not os.path.exists(path):
-                continue  # a data file without values (check_complete let it pass)
-            with open(path, "rb") as f:
-                position = 0
-                for start, end in sorted(covered.get(shard, [])):
-                    if start > position:
-                        f.seek(position)
-                        gap = f.read(start - position)
-                        if gap.strip(b"\0"):
-                            first = position + len(gap) - len(gap.lstrip(b"\0"))
-                            raise CheckpointDamagedError(
-                                f"'{path}' is damaged: byte {first} lies between values, where the writer puts "
-                                f"zeros, and is not zero: the file was changed after it was written. {bundle.ADVICE}")
-                    position = max(position, end)
+        self.reader.check_gaps()
 
     def notes(self):
         from kerasckpt.checkpoint import bundle
-        stale = sorted(set(bundle.data_files_on_disk(self.path)) - set(self.reader.data_files()))
+        stale = sorted(set(bundle.data_files_on_disk(self.path, STORAGE_OPTIONS)) - set(self.reader.data_files()))
         return [f"data files the index does not name (an earlier save of this prefix, deleted by the next save): "
                 f"{', '.join(stale)}"] if stale else []
 
     def files(self):
-        return [self.reader.index_path] + [os.path.join(self.reader.directory, n) for n in self.reader.data_files()]
+        return [self.reader.index_path] + [_storage.join(self.reader.directory, n) for n in self.reader.data_files()]
 
     def has_optimizer(self):
         return any(k.startswith("optimizer/") for k in self.reader.keys())

@@ -70,19 +70,18 @@ def _verify_target(path):
 
 
 def _verify_store_tree(top):
-    """Every .keras/.weights.h5/.h5 object under the URL `top`, at any depth."""
-    results, pending = [], [top]
+    """Every checkpoint under the URL `top`, at any depth (one listing per directory)."""
+    results, pending, done = [], [top], set()
     while pending:
         directory = pending.pop(0)
-        for name in sorted(_storage.listdir(directory, STORAGE_OPTIONS), key=_natural):
-            url = _storage.join(directory, name)
-            if name.lower().endswith(MODEL_ENDINGS):
-                results.append(_verify_one(url))
-            elif _storage.isdir(url, STORAGE_OPTIONS):
-                pending.append(url)
+        files = _storage.listing(directory, STORAGE_OPTIONS)
+        results += _verify_directory(directory, done, files)
+        pending += [_storage.join(directory, name) for name in sorted(
+            set(_storage.listdir(directory, STORAGE_OPTIONS)) - set(files), key=_natural)]
     if not results:
-        raise CLIError(f"nothing to verify in '{top}': it holds no .keras, .weights.h5, .h5 or .hdf5 files. Pass a "
-                       "checkpoint or a directory that holds some.")
+        raise CLIError(f"nothing to verify in '{top}': neither it nor the directories under it hold checkpoints "
+                       "(.keras, .weights.h5, .h5, .hdf5 files or PREFIX.index checkpoints). Pass a checkpoint or a "
+                       "directory that holds some.")
     return results
 
 
@@ -113,7 +112,7 @@ def _verify_one(path, note=None, explicit=False):
     except CLIError as err:
         if explicit:
             raise
-        result["exists"] = os.path.exists(path) or os.path.exists(path + ".index")
+        result["exists"] = _storage.exists(path, STORAGE_OPTIONS) or _storage.exists(path + ".index", STORAGE_OPTIONS)
         result["what"] = "not found" if not result["exists"] else "unreadable"
         result["problems"].append(str(err))
         return result
@@ -136,7 +135,7 @@ def _verify_one(path, note=None, explicit=False):
         seen = set()
         result["notes"] += src.notes()
         nbytes = sum(int(np.prod(s)) * d.itemsize for _, s, d in variables)
-        with _progress(total=nbytes, desc=f"verify {os.path.basename(src.path)}", unit="B", unit_scale=True) as bar:
+        with _progress(total=nbytes, desc=f"verify {_storage.basename(src.path)}", unit="B", unit_scale=True) as bar:
             for key, shape, dtype in variables:
                 try:
                     src.check(key)
@@ -173,46 +172,60 @@ def _check_architecture(src):
     return "notes", None
 
 
-def _verify_directory(directory, done):
-    """The state file and checkpoints of one directory, skipping (and adding to) the normalized paths in `done`."""
+def _verify_directory(directory, done, files=None):
+    """The state file and checkpoints of one directory, skipping (and adding to) the normalized paths in `done`.
+
+    `files`: the directory's `_storage.listing`, when made already.
+    """
     from kerasckpt.checkpoint.state import STATE_FILE, absolute_path, read_state
+    files = _storage.listing(directory, STORAGE_OPTIONS) if files is None else files
     results = []
-    state, problem = read_state(directory)
-    state_path = os.path.join(directory, STATE_FILE)
+    state, problem = read_state(directory, STORAGE_OPTIONS) if STATE_FILE in files else (None, None)
+    state_path = _storage.join(directory, STATE_FILE)
     if problem is not None:
         results.append({"path": state_path, "what": "CheckpointManager state file", "ok": False,
                         "problems": [f"{problem}. Delete it: the next CheckpointManager.save() writes a new one."],
                         "notes": []})
     elif state is not None:
         listed = list(dict.fromkeys(state.all_model_checkpoint_paths + [state.model_checkpoint_path]))
-        prefixes = [absolute_path(directory, p) for p in listed]
-        missing = [p for p in prefixes if not os.path.isfile(p + ".index")]
+        prefixes = [absolute_path(directory, p, STORAGE_OPTIONS) for p in listed]
+        missing = [p for p in prefixes if not _has_index(directory, files, p)]
         entry = {"path": state_path, "what": f"CheckpointManager state file, {len(listed)} checkpoints listed",
                  "ok": not missing, "notes": [],
                  "problems": [f"it lists '{p}', whose index '{p}.index' is missing" for p in missing]}
         results.append(entry)
         for prefix in prefixes:
-            if prefix not in missing and os.path.normpath(prefix) not in done:
+            if prefix not in missing and _normalized(prefix) not in done:
                 results.append(_verify_one(prefix))
-                done.add(os.path.normpath(prefix))
-    found = _checkpoints_in(directory)
-    for kind, path in found:
-        if os.path.normpath(path) in done:
+                done.add(_normalized(prefix))
+    for kind, path in _checkpoints_in(directory, files):
+        if _normalized(path) in done:
             continue
-        numbered = kind == "native" and NUMBERED.match(os.path.basename(path))
+        numbered = kind == "native" and NUMBERED.match(_storage.basename(path))
         note = "not listed in the state file" if state is not None and numbered else None
         results.append(_verify_one(path, note))
-        done.add(os.path.normpath(path))
+        done.add(_normalized(path))
     return results
 
 
-def _checkpoints_in(directory):
-    """`[(kind, path)]` of the checkpoint files and prefixes in `directory`, by name."""
+def _has_index(directory, files, prefix):
+    """Whether `prefix.index` exists (looked up in `files`, the listing of `directory`, when it lies there)."""
+    if _storage.dirname(prefix) == directory:
+        return _storage.basename(prefix) + ".index" in files
+    return _storage.isfile(prefix + ".index", STORAGE_OPTIONS)
+
+
+def _normalized(path):
+    return path if _storage.is_url(path) else os.path.normpath(path)
+
+
+def _checkpoints_in(directory, files):
+    """`[(kind, path)]` of the checkpoint files and prefixes among `files` (names) of `directory`."""
     from kerasckpt._fileio import TEMP_MARK
     out = []
-    for name in sorted(os.listdir(directory), key=_natural):
-        full = os.path.join(directory, name)
-        if TEMP_MARK in name or not os.path.isfile(full):
+    for name in sorted(files, key=_natural):
+        full = _storage.join(directory, name)
+        if TEMP_MARK in name:
             continue
         if name.endswith(".index"):
             out.append(("native", full[:-len(".index")]))

@@ -131,10 +131,10 @@ def prepare_save_weights(model, filepath, overwrite=True, storage_options=None):
         raise ValueError(f"save_weights() cannot write {os.fspath(filepath)!r}: a .keras file holds a whole model. "
                          "Use model.save() for .keras, or a name ending in .weights.h5 for weights.")
     from kerasckpt import checkpoint
-    _storage.refuse_url(filepath, "write native checkpoints to")
-    if not overwrite and os.path.exists(f"{os.fspath(filepath)}.index"):
-        raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
-    return checkpoint.Checkpoint(**checkpoint._roots(model))._prepare_write(os.fspath(filepath))
+    prefix = _storage.normalize(filepath)
+    if not overwrite and _storage.isfile(f"{prefix}.index", storage_options):
+        raise FileExistsError(f"{prefix!r} exists and overwrite=False.")
+    return checkpoint.Checkpoint(**checkpoint._roots(model))._prepare_write(prefix, storage_options=storage_options)
 
 
 def load_weights(model, filepath, skip_mismatch=False, storage_options=None):
@@ -160,9 +160,11 @@ def load_weights(model, filepath, skip_mismatch=False, storage_options=None):
     kind = _kind(filepath)
     if kind == "native":
         from kerasckpt import checkpoint
-        _storage.refuse_url(filepath, "load native checkpoints from")
-        _refuse_unnamed_file(os.fspath(filepath))
-        return checkpoint.load_weights_native(model, os.fspath(filepath), skip_mismatch=skip_mismatch)
+        prefix = _storage.normalize(filepath)
+        if not _storage.is_url(prefix):
+            _refuse_unnamed_file(prefix)
+        return checkpoint.load_weights_native(model, prefix, skip_mismatch=skip_mismatch,
+                                              storage_options=storage_options)
     path = _files.check_readable(filepath, "weights file", storage_options)
     if not model.built:
         raise ValueError(f"Model '{model.name}' is not built yet, so it has no weights to load {path!r} into. "

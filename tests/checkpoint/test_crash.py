@@ -4,9 +4,7 @@ latest_checkpoint names a complete checkpoint that restores exactly, and the nex
 files, orphaned data, and whole checkpoints the killed save had written or was deleting."""
 import json
 import os
-import signal
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from kerasckpt import _fileio
 from kerasckpt.checkpoint import Checkpoint, CheckpointManager, CheckpointOptions, latest_checkpoint
 from kerasckpt.variables import Variable
+from crashing import kill_when_ready
 
 from .ckpt_helpers import PYTHON, child_env
 
@@ -167,14 +166,8 @@ def test_sigkill_at_random_moments(tmp_path, mode, delay, background):
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
     directory = tmp_path / "run"
-    proc = subprocess.Popen([PYTHON, str(script), str(directory), mode] + (["background"] if background else []),
-                            stdout=subprocess.PIPE, text=True, env=child_env())
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(delay)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    kill_when_ready([PYTHON, str(script), str(directory), mode] + (["background"] if background else []), delay,
+                    env=child_env())
     latest = latest_checkpoint(directory)
     a, b = Variable(np.zeros((512, 512), np.float32)), Variable(np.zeros((512, 512), np.float32))
     step = Variable(0, dtype="int64")
