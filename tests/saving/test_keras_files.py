@@ -54,11 +54,9 @@ def check_predicts_and_trains_like_keras(model, exp):
         np.testing.assert_allclose(v.numpy(), exp[f"o{i}"], atol=2e-6, err_msg=f"optimizer variable {v.path}")
 
 
-@pytest.mark.parametrize("name", FIXTURES)
-@pytest.mark.parametrize("ext", [".keras", ".h5"])
+@pytest.mark.parametrize("name, ext", [(name, ext) for name in FIXTURES for ext in (".keras", ".h5")
+                                       if (name, ext) != ("sub_rmsprop", ".h5")])  # Keras cannot write that one
 def test_keras_model_files_load_predict_and_train_the_same(data_dir, name, ext):
-    if name == "sub_rmsprop" and ext == ".h5":
-        pytest.skip("Keras cannot write a subclassed model to legacy .h5")
     model = kerasckpt.saving.load_model(data_dir / f"{name}{ext}")
     check_predicts_and_trains_like_keras(model, expected(data_dir, name))
 
