@@ -2,7 +2,9 @@
 
 Model: 784-256-256-10 MLP (ReLU), sparse categorical cross-entropy from logits, Adam(1e-3),
 shuffled batches. The reference loop starts from the same weights and does the same forward pass,
-backward pass and Adam update (Keras's formulas) with NumPy by hand.
+backward pass and Adam update (Keras's formulas) with NumPy by hand. Every repeat runs the reference,
+fit() and fit() with 10 no-op callbacks in turn; the ratio is the median of the per-repeat ratios, by the
+wall clock and by this process's CPU time (which barely moves when other jobs share the machine).
 
 Run (one BLAS thread, so ratios mean something on a shared machine):
     OMP_NUM_THREADS=1 python benchmarks/fit_throughput.py
@@ -14,6 +16,7 @@ import time
 import numpy as np
 
 import kerasckpt
+from _bench import load_average, timed
 from kerasckpt import layers
 
 
@@ -80,18 +83,15 @@ def reference_epoch(weights, x, y, batch_size, rng, lr=1e-3, b1=0.9, b2=0.999, e
 
 
 def time_kerasckpt(x, y, batch_size, callbacks, init):
+    """(samples/s by the wall clock, by CPU time) of one fit() epoch of a fresh model from `init`."""
     model = build_model()
     model.set_weights(init)
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, callbacks=callbacks)
-    return len(x) / (time.perf_counter() - start)
+    return timed(lambda: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, callbacks=callbacks), len(x))
 
 
 def time_reference(x, y, batch_size, init):
     weights = [w.copy() for w in init]
-    start = time.perf_counter()
-    reference_epoch(weights, x, y, batch_size, np.random.default_rng(0))
-    return len(x) / (time.perf_counter() - start)
+    return timed(lambda: reference_epoch(weights, x, y, batch_size, np.random.default_rng(0)), len(x))
 
 
 def main():
@@ -104,8 +104,10 @@ def main():
     y = rng.integers(0, 10, size=args.samples)
     kerasckpt.utils.set_random_seed(0)
     init = build_model().get_weights()
-    print(f"784-256-256-10 MLP, Adam, {args.samples} samples, median of {args.repeats} epochs each")
-    print(f"{'batch':>5} {'hand-written NumPy':>20} {'kerasckpt fit()':>17} {'ratio':>6} "
+    started = time.perf_counter()
+    print(f"784-256-256-10 MLP, Adam, {args.samples} samples, median of {args.repeats} epochs each; ratio = median "
+          f"of the per-repeat ratios (wall clock | CPU time); load average {load_average()}")
+    print(f"{'batch':>5} {'hand-written NumPy':>20} {'kerasckpt fit()':>17} {'ratio':>13} "
           f"{'fit()+10 no-op callbacks':>25} {'slowdown':>9}")
     for batch_size in (32, 256):
         ref, ours, with_cbs = [], [], []
@@ -114,9 +116,12 @@ def main():
             ref.append(time_reference(x, y, batch_size, init))
             ours.append(time_kerasckpt(x, y, batch_size, None, init))
             with_cbs.append(time_kerasckpt(x, y, batch_size, [NoOp() for _ in range(10)], init))
-        r, o, c = (statistics.median(v) for v in (ref, ours, with_cbs))
-        print(f"{batch_size:>5} {r:>14,.0f} smp/s {o:>11,.0f} smp/s {o / r:>6.3f} {c:>19,.0f} smp/s "
+        median = statistics.median
+        r, o, c = (median(run[0] for run in v) for v in (ref, ours, with_cbs))
+        wall, cpu = (median(a[i] / b[i] for a, b in zip(ours, ref)) for i in (0, 1))
+        print(f"{batch_size:>5} {r:>14,.0f} smp/s {o:>11,.0f} smp/s {wall:.3f} | {cpu:.3f} {c:>19,.0f} smp/s "
               f"{(1 - c / o) * 100:>8.1f}%")
+    print(f"({time.perf_counter() - started:.0f} s; load average after: {load_average()})")
 
 
 if __name__ == "__main__":

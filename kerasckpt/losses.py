@@ -356,7 +356,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     ids = labels.astype(np.intp)
     if valid is not None:
         ids[~valid] = 0
-    if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
+    if ids.size and (np.minimum.reduce(ids, axis=None) < 0 or np.maximum.reduce(ids, axis=None) >= num_classes):
         bad = ids[(ids < 0) | (ids >= num_classes)].flat[0]
         raise ValueError(
             f"sparse_categorical_crossentropy got label {bad} but y_pred has {num_classes} classes "
@@ -364,9 +364,9 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     flat = pm.reshape(-1, num_classes)
     rows, cols = np.arange(flat.shape[0]), ids.reshape(-1)
     if from_logits:
-        shifted = flat - flat.max(axis=-1, keepdims=True)
+        shifted = flat - np.maximum.reduce(flat, axis=-1, keepdims=True)  # ndarray.max/sum without their wrappers
         exp = np.exp(shifted)
-        total = exp.sum(axis=-1)
+        total = np.add.reduce(exp, axis=-1)
         out = np.log(total) - shifted[rows, cols]
     else:
         s = flat.sum(axis=-1)
@@ -476,7 +476,7 @@ def _reduce(values, sample_weight, mask, reduction, dtype):
             return values
         return ops.multiply(ops.reshape(values, v2.shape) if v2.shape != v.shape else values, sw)
     weighted = v2 if sw is None else v2 * sw
-    total = weighted.sum()
+    total = np.add.reduce(weighted, axis=None)  # weighted.sum() without its Python wrapper
     if reduction == "sum":
         divisor = None
         out = total
@@ -730,9 +730,12 @@ _FUNCTIONS = {f.__name__: f for f in (mean_squared_error, mean_absolute_error, b
                                       categorical_crossentropy, sparse_categorical_crossentropy)}
 
 
+_FUNCTION_IDS = frozenset(id(f) for f in _FUNCTIONS.values())  # module-level functions: their ids never change
+
+
 def is_builtin_function(fn):
     """Whether `fn` is one of the loss functions above (identity, so unhashable callables are fine)."""
-    return any(fn is f for f in _FUNCTIONS.values())
+    return id(fn) in _FUNCTION_IDS
 
 
 _CLASSES = {c.__name__: c for c in (Loss, LossFunctionWrapper, MeanSquaredError, MeanAbsoluteError,

@@ -212,6 +212,9 @@ class Metric(Trackable):
         return f"<{type(self).__name__} name={self.name}>"
 
 
+_EXACT_INT = 2 ** 24  # integers up to this are exact in float32 and wider: converting them never rounds
+
+
 def reduce_to_samplewise_values(values, sample_weight, reduce_fn, dtype):
     """Per-sample values (and weights) as Keras's reduction metrics compute them, in NumPy."""
     values = _array(values)
@@ -280,6 +283,12 @@ class Mean(Metric):
 
     def update_state(self, values, sample_weight=None):
         dtype = self._np_dtype
+        if (values.__class__ is np.ndarray and values.ndim == 0 and values.dtype is dtype and dtype.itemsize >= 4
+                and sample_weight.__class__ is int and -_EXACT_INT <= sample_weight <= _EXACT_INT):
+            weight = dtype.type(sample_weight)  # fit()'s loss tracker: a scalar weighted by the batch size
+            self.total._value += values * weight  # the numbers of the general path below, without its checks
+            self.count._value += weight
+            return
         values, sample_weight = reduce_to_samplewise_values(values, sample_weight, _mean_over, dtype)
         self.total._value += values.sum(dtype=dtype)  # in place: the Variables are the state
         if sample_weight is not None:

@@ -14,6 +14,7 @@ from kerasckpt.utils import get_uid, snake_case
 from kerasckpt.variables import Variable, name_scope
 
 _training_context = []  # the `training` value of the enclosing layer calls, innermost last
+_CONCRETE = (Tensor, np.ndarray)  # classes of a single concrete call input (never symbolic, never nested)
 
 
 def map_structure(fn, structure):
@@ -377,6 +378,10 @@ class Layer(Trackable):
         self.build(**shapes)
 
     def _convert_input(self, x):
+        cls = x.__class__  # the common cases first: a float tensor or float32 array is passed as it is
+        if (cls is Tensor and x.value.dtype.kind in "fc") or (cls is np.ndarray and x.dtype.kind in "fc"
+                                                               and x.dtype != np.float64):
+            return x
         float_dtype = self._autocast_integers and np.dtype(self.dtype).kind == "f"
         converted = _to_input(x, self.dtype if float_dtype else None)
         if converted is not x:  # a cast keeps the tensor's mask, as in Keras
@@ -404,7 +409,7 @@ class Layer(Trackable):
         return previous_mask
 
     def __call__(self, *args, **kwargs):
-        if args and any(isinstance(t, KerasTensor) for t in flatten(args[0])):
+        if args and args[0].__class__ not in _CONCRETE and any(isinstance(t, KerasTensor) for t in flatten(args[0])):
             return self._symbolic_call(*args, **kwargs)
         if self.built:
             return self._call(args, kwargs, first_call=False)
@@ -415,7 +420,9 @@ class Layer(Trackable):
             return self._call(args, kwargs, first_call=True)
 
     def _call(self, args, kwargs, first_call):
-        inputs = map_structure(self._convert_input, args[0] if args else kwargs.pop("inputs"))
+        inputs = args[0] if args else kwargs.pop("inputs")
+        inputs = self._convert_input(inputs) if inputs.__class__ in _CONCRETE else map_structure(self._convert_input,
+                                                                                                  inputs)
         args = (inputs,) + args[1:]
         if first_call:
             self._build_from_call(args, kwargs)
@@ -436,7 +443,8 @@ class Layer(Trackable):
             _training_context.pop()
         if isinstance(out, np.ndarray):  # NumPy input passed through (Dropout in inference): still a tensor
             out = Tensor(out)
-        if prior is not None or self._supports_masking:
+        # without a mask coming in, only a layer with its own compute_mask can make one
+        if prior is not None or (self._supports_masking and type(self).compute_mask is not Layer.compute_mask):
             masking.attach_output_masks(self, inputs, out, prior)
         if first_call:
             self._output_shape = map_structure(lambda t: (None,) + _shape_of(t)[1:], out)

@@ -101,6 +101,9 @@ class MaskArguments:
     def fill(self, args, kwargs, symbolic_type):
         """Set `mask=` (one tensor argument) or `<arg>_mask=` (several) in `kwargs` from the tensors'
         masks where the caller passed none. Returns the names filled in."""
+        if len(args) == 1 and masks_of(args[0]) is None and not any(
+                k not in self.names and _is_tensor_argument(v, symbolic_type) for k, v in kwargs.items()):
+            return ()  # one tensor argument, without a mask: nothing to fill (the common call, made fast)
         try:
             bound = self.signature.bind_partial(*args, **kwargs).arguments
         except TypeError:

@@ -51,9 +51,14 @@ class Adam(Optimizer):
 
     def _prepare_step(self, lr):
         t = _F32(self._step_count() + 1)
-        b1, b2 = float(self.beta_1), float(self.beta_2)
-        alpha = _F32(lr) * np.sqrt(_F32(1) - np.power(_F32(b2), t)) / (_F32(1) - np.power(_F32(b1), t))
-        self._consts = f32_constants(b1, 1 - b1, b2, 1 - b2, alpha, self.epsilon)
+        key = (float(self.beta_1), float(self.beta_2), float(self.epsilon))  # may be set between steps
+        cached = self.__dict__.get("_fixed_consts")
+        if cached is None or cached[0] != key:
+            b1, b2, eps = key
+            cached = self._fixed_consts = (key, f32_constants(b1, 1 - b1, b2, 1 - b2, eps), _F32(b1), _F32(b2))
+        (b1, c1, b2, c2, eps), f_b1, f_b2 = cached[1], cached[2], cached[3]
+        alpha = _F32(lr) * np.sqrt(_F32(1) - np.power(f_b2, t)) / (_F32(1) - np.power(f_b1, t))
+        self._consts = (b1, c1, b2, c2, np.array(alpha, dtype=np.float32), eps)
 
     def update_step(self, grad, var, lr):
         i = self._index[id(var)]
