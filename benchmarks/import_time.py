@@ -27,12 +27,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = {"numpy": "import numpy", "numpy + h5py": "import numpy, h5py", "kerasckpt": "import kerasckpt"}
 HEAVY = ["h5py", "tqdm", "fsspec", "concurrent.futures", "multiprocessing.pool", "zipfile", "json",
          "kerasckpt.cli", "kerasckpt._storage", "kerasckpt.saving.h5file", "kerasckpt.checkpoint.bundle"]
-CHILD = ("import time, sys\nstart = time.perf_counter()\n{statement}\n"
-         "print(time.perf_counter() - start)\nprint(' '.join(m for m in {heavy!r} if m in sys.modules))\n")
+CHILD = ("import time, sys\nbefore = set(sys.modules)\nstart = time.perf_counter()\n{statement}\n"
+         "print(time.perf_counter() - start)\n"
+         "print(' '.join(m for m in {heavy!r} if m in sys.modules and m not in before))\n")
 
 
 def run_child(statement, pycache):
-    """(seconds the import took, the heavy modules it left in sys.modules) in a fresh interpreter."""
+    """(seconds the import took, the heavy modules it added to sys.modules) in a fresh interpreter."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
                PYTHONPYCACHEPREFIX=pycache)
     env.pop("PYTHONDONTWRITEBYTECODE", None)

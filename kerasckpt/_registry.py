@@ -2,6 +2,7 @@
 through which layers that nest other layers (Bidirectional, TimeDistributed, RNN) write and read their
 entries without importing `saving/` (which installs the codec when it is imported)."""
 import contextlib
+import importlib
 
 _REGISTRY = {}  # registered name -> class
 _SCOPES = []  # the custom_objects of the deserializations in progress, innermost last
@@ -77,12 +78,18 @@ def install_layer_codec(serialize, deserialize):
     _CODEC.update(serialize=serialize, deserialize=deserialize)
 
 
+def _codec():
+    if not _CODEC:  # `saving/` loads on first use (not with `import kerasckpt`); importing it installs the codec
+        importlib.import_module("kerasckpt.saving.serialization")
+    return _CODEC
+
+
 def serialize_layer(layer):
     """A layer's `{"module", "class_name", "config", ...}` entry, for a layer nested in another's config."""
-    return _CODEC["serialize"](layer)
+    return _codec()["serialize"](layer)
 
 
 def deserialize_layer(entry):
     """A layer from an entry nested in another layer's config: registered classes (and the custom objects
     of the load in progress) only, nothing imported."""
-    return _CODEC["deserialize"](entry)
+    return _codec()["deserialize"](entry)

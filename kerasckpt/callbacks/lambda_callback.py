@@ -1,5 +1,4 @@
 """`LambdaCallback`: a callback made of plain functions, one per hook."""
-import difflib
 
 from kerasckpt.callbacks.base import ALL_HOOKS, Callback
 
@@ -39,6 +38,7 @@ class LambdaCallback(Callback):
                      on_train_batch_end=on_train_batch_end, **kwargs)
         for name, function in hooks.items():
             if name not in ALL_HOOKS:
+                import difflib
                 close = difflib.get_close_matches(name, ALL_HOOKS, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise TypeError(f"LambdaCallback got an unknown hook {name!r}.{hint} "

@@ -2,8 +2,6 @@
 import sys
 import time
 
-from tqdm import tqdm as _tqdm
-
 from kerasckpt.callbacks.base import Callback
 
 
@@ -43,8 +41,9 @@ class _Bar:
         self._next_refresh = 0.0
         self.tqdm = None
         if verbose == 1:
+            from tqdm import tqdm  # on first use: `import kerasckpt` does not pay for it
             self._format = self._BAR if target else self._NO_TOTAL
-            self.tqdm = _tqdm(total=target or None, unit="step", file=sys.stdout, leave=True, mininterval=interval,
+            self.tqdm = tqdm(total=target or None, unit="step", file=sys.stdout, leave=True, mininterval=interval,
                               bar_format=self._format, dynamic_ncols=True)
 
     def _data_wait(self, final):

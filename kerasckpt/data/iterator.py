@@ -1,5 +1,4 @@
 """`DatasetIterator`: a PyDataset's batches for a custom loop, from a position a Checkpoint saves."""
-import json
 
 import numpy as np
 
@@ -119,6 +118,7 @@ class _IteratorState(Variable):
 
     @property
     def _value(self):
+        import json
         text = json.dumps(self._iterator.get_state(), sort_keys=True, separators=(",", ":"))
         return np.frombuffer(text.encode(), dtype=np.uint8).copy()
 
@@ -132,6 +132,7 @@ class _IteratorState(Variable):
             raise ValueError(f"An iterator state is a 1-D uint8 array of JSON; received shape {value.shape} "
                              f"dtype {value.dtype}. Restore it from a checkpoint saved with an iterator.")
         try:
+            import json
             state = json.loads(value.tobytes().decode())
         except (UnicodeDecodeError, ValueError) as exc:
             raise ValueError(f"An iterator state in a checkpoint is not valid JSON ({exc}). Save the checkpoint "

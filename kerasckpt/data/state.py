@@ -1,6 +1,5 @@
 """A dataset's state as JSON data: its SeedGenerators, its epoch count, and its own `get_state()`
 with NumPy arrays stored exactly (base64 of the bytes), never pickled."""
-import base64
 
 import numpy as np
 
@@ -58,6 +57,7 @@ def encode(value, owner):
             if a.dtype.kind not in "biufc":
                 raise TypeError(f"{owner}{where} is a NumPy value of dtype {a.dtype}, which cannot be saved. Return "
                                 "NumPy arrays of numbers or bools (or plain JSON data).")
+            import base64
             return {_ARRAY: [a.dtype.str, list(a.shape), base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()]}
         if isinstance(v, (list, tuple)):
             return [enc(item, f"{where}[{i}]") for i, item in enumerate(v)]
@@ -83,6 +83,7 @@ def decode(value):
             if np.dtype(dtype).kind not in "biufc":
                 raise ValueError(f"A saved dataset state holds an array of dtype {dtype!r}; only arrays of numbers "
                                  "can be restored.")
+            import base64
             return np.frombuffer(base64.b64decode(data), dtype=np.dtype(dtype)).reshape(shape).copy()
         return {k: decode(v) for k, v in value.items()}
     return value

@@ -11,7 +11,6 @@ import warnings
 import numpy as np
 
 from kerasckpt.data import state as dstate
-from kerasckpt.data.workers import load_batch, make_fetcher
 from kerasckpt.random import batch_draws, draw_seed, stream_generator
 
 _BEGIN, _END = -1, -2  # the "index" of the epoch hooks' draws
@@ -54,7 +53,10 @@ class DatasetStream:
         self.wait_seconds, self.batches = 0.0, 0  # time spent in next(), and its calls
         self._epochs = dstate.epochs_of(dataset) if hooks else (0, False)
         self._order = None
-        self._fetcher = make_fetcher(dataset) if workers else None
+        # threads, processes and pickle load with the first dataset, not with `import kerasckpt`
+        from kerasckpt.data import workers as loaders
+        self._load_batch = loaders.load_batch
+        self._fetcher = loaders.make_fetcher(dataset) if workers else None
         self._fetching = False
 
     # ------------------------------------------------------------------ position
@@ -105,7 +107,7 @@ class DatasetStream:
         index = 0 if self.num_batches is None or self.in_epoch else int(self._epoch_order()[0])
         if hasattr(self._fetcher, "load_one"):
             return index, self._fetcher.load_one(self.dataset, self.epoch, index, self.seed)
-        return index, load_batch(self.dataset, self.epoch, index, self.seed)
+        return index, self._load_batch(self.dataset, self.epoch, index, self.seed)
 
     # ------------------------------------------------------------------ epochs
     def begin_epoch(self):
@@ -138,7 +140,7 @@ class DatasetStream:
                 self.begin_epoch()
             index = self.index if self.num_batches is None else int(self._epoch_order()[self.index])
             if self._fetcher is None:
-                batch = load_batch(self.dataset, self.epoch, index, self.seed)
+                batch = self._load_batch(self.dataset, self.epoch, index, self.seed)
             else:
                 if not self._fetching:
                     self._fetcher.start_epoch(self.dataset, self.epoch, self.seed, self._indices())

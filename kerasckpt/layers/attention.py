@@ -1,7 +1,6 @@
 """MultiHeadAttention, with Keras 3's sub-layers (`query`, `key`, `value`, `attention_output` EinsumDense
 layers at `query_dense`, `key_dense`, `value_dense`, `output_dense`), masks and configs."""
 import math
-import string
 
 import numpy as np
 
@@ -15,6 +14,8 @@ from kerasckpt.layers.einsum_dense import EinsumDense
 from kerasckpt.layers.masking import get_keras_mask, without_mask
 
 _LARGE_NEGATIVE = -1e9  # what Keras's masked Softmax puts at masked positions (float32)
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"  # einsum subscripts (string.ascii_lowercase)
 
 
 @builtin()
@@ -241,7 +242,7 @@ def _fresh(initializer):
 
 def _build_attention_equation(rank, attn_axes):
     """Keras's einsum equations for the query-key products and for combining the values."""
-    letters = string.ascii_lowercase
+    letters = _LETTERS
     target = letters[:rank]
     batch_dims = tuple(i for i in range(rank) if i not in attn_axes + (rank - 1,))
     offset, source = rank, ""
@@ -258,7 +259,7 @@ def _build_attention_equation(rank, attn_axes):
 
 def _build_proj_equation(free_dims, bound_dims, output_dims):
     """Keras's einsum equation (and bias axes) of a projection inside multi-head attention."""
-    letters = string.ascii_lowercase
+    letters = _LETTERS
     inputs = outputs = kernel = bias_axes = ""
     for i in range(free_dims):
         inputs += letters[i]
