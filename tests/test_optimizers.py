@@ -548,3 +548,87 @@ def test_lr_callbacks_drive_the_real_variable():
     assert model.optimizer.learning_rate is lr_var
     assert float(lr_var) == float(np.float32(0.1 * 0.5 ** 5))  # 3 scheduler halvings, 2 plateau cuts (epoch 0 sets best)
     assert all(type(r) is float for r in history.history["learning_rate"])
+
+
+# ------------------------------------------------------------------------------------ small variables updated as one
+class _OneAtATimeAdam(optimizers.Adam):
+    """Adam with its own `update_step` (the same rule), so every variable is updated on its own."""
+
+    def update_step(self, grad, var, lr):
+        super().update_step(grad, var, lr)
+
+
+class _OneAtATimeAdamW(optimizers.AdamW):
+    def update_step(self, grad, var, lr):
+        super().update_step(grad, var, lr)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"amsgrad": True}, {"weight_decay": 0.1}, {"global_clipnorm": 0.5}])
+def test_small_variables_updated_together_give_the_same_numbers(kwargs):
+    # all three variables here are small, so Adam updates them as one flat array; the subclass with its own
+    # update_step goes one variable at a time: the numbers must be the same, bit for bit
+    seq = grad_sequence(steps=8, seed=3)
+    fused, single = optimizers.Adam(1e-2, **kwargs), _OneAtATimeAdam(1e-2, **kwargs)
+    ours, reference = run_ours(fused, seq), run_ours(single, seq)
+    assert fused._small is not None and len(fused._small.variables) == 3
+    assert single._small is not None  # built as well, but never used: the subclass has its own rule
+    for a, b in zip(ours, reference):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(fused.variables, single.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_adamw_updates_small_variables_together_with_the_same_numbers():
+    seq = grad_sequence(steps=5, seed=4)
+    ours, reference = run_ours(optimizers.AdamW(1e-2), seq), run_ours(_OneAtATimeAdamW(1e-2), seq)
+    for a, b in zip(ours, reference):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_large_and_small_variables_mixed(monkeypatch):
+    # with a limit of 5 values, the (4, 3) and (2, 2, 5) kernels go one at a time and only the bias is small:
+    # fewer than two small variables, so nothing is shared; with 12 the kernel (4, 3) joins the bias
+    from kerasckpt.optimizers import adam
+    seq = grad_sequence(steps=4, seed=5)
+    reference = run_ours(_OneAtATimeAdam(1e-2), seq)
+    for limit, together in ((5, None), (12, 2)):
+        monkeypatch.setattr(adam, "_FUSE_MAX_SIZE", limit)
+        opt = optimizers.Adam(1e-2)
+        ours = run_ours(opt, seq)
+        assert (opt._small and len(opt._small.variables)) == together
+        for a, b in zip(ours, reference):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_small_variables_without_a_gradient_this_step():
+    # a None gradient for one small variable: that step updates the others one at a time, as Keras does
+    seq = grad_sequence(steps=5, seed=6, none_at=2)
+    with pytest.warns(UserWarning, match="Gradients do not exist"):
+        ours = run_ours(optimizers.Adam(1e-2), seq)
+    with pytest.warns(UserWarning, match="Gradients do not exist"):
+        reference = run_ours(_OneAtATimeAdam(1e-2), seq)
+    for a, b in zip(ours, reference):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_slots_updated_together_are_the_slot_variables():
+    # what the slots hold is what save, load and assign see; a replaced slot array is taken over
+    variables = make_vars()
+    opt = optimizers.Adam(1e-2)
+    opt.build(variables)
+    momentum = opt._momentums[1]
+    momentum.assign(np.full(3, 0.5, np.float32))  # as a load does: in place
+    reference_vars = make_vars()
+    reference = _OneAtATimeAdam(1e-2)
+    reference.build(reference_vars)
+    reference._momentums[1].assign(np.full(3, 0.5, np.float32))
+    seq = grad_sequence(steps=3, seed=7)
+    for grads in seq[:2]:
+        opt.apply_gradients(zip(grads, variables))
+        reference.apply_gradients(zip(grads, reference_vars))
+    momentum._value = momentum._value.copy()  # a slot given a new array: the next step shares it again
+    opt.apply_gradients(zip(seq[2], variables))
+    reference.apply_gradients(zip(seq[2], reference_vars))
+    for a, b in zip(opt.variables + variables, reference.variables + reference_vars):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert opt._small.intact()

@@ -454,6 +454,10 @@ class Optimizer(Trackable):
         lr = self._current_lr()
         self._apply_weight_decay(variables, lr)
         self._prepare_step(lr)
+        self._update_steps(grads, variables, lr)
+
+    def _update_steps(self, grads, variables, lr):
+        """`update_step` for each pair (an optimizer may update several variables at once instead)."""
         update_step = self.update_step
         for g, v in zip(grads, variables):
             update_step(g, v, lr)
