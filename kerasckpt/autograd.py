@@ -290,7 +290,9 @@ def _seed(target, output_gradient):
     root = np.asarray(value_of(target))
     dtype = root.dtype if root.dtype.kind in "fc" else np.float32
     if output_gradient is None:
-        return np.ones(root.shape, dtype=dtype)
+        seed = np.empty(root.shape, dtype=dtype)  # np.ones without its Python wrapper
+        seed.fill(1)
+        return seed
     seed = np.array(value_of(output_gradient), dtype=dtype)  # a copy: never hand the caller's array back
     return seed if seed.shape == root.shape else np.array(np.broadcast_to(seed, root.shape))
 

@@ -55,7 +55,8 @@ class Dense(Layer):
         self.bias = self.add_weight((self.units,), self.bias_initializer, name="bias") if self.use_bias else None
 
     def call(self, inputs):
-        if np.shape(value_of(inputs))[-1] != self.kernel.shape[0]:
+        xv = value_of(inputs)
+        if (xv.shape if xv.__class__ is np.ndarray else np.shape(xv))[-1] != self.kernel._value.shape[0]:
             raise ValueError(
                 f"Dense layer '{self.name}' expects inputs whose last axis is {self.kernel.shape[0]}, "
                 f"but received input of shape {np.shape(value_of(inputs))}. Check the model's input shape.")

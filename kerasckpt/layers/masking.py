@@ -66,8 +66,11 @@ def _map(fn, structure):
 
 def masks_of(structure):
     """The masks of the tensors in `structure` (same nesting), or None when none of them has one."""
-    if structure.__class__ is Tensor:  # the common case: one tensor
+    cls = structure.__class__
+    if cls is Tensor:  # the common cases: one tensor, or one array (which cannot carry a mask)
         return getattr(structure, "_keras_mask", None)
+    if cls is np.ndarray:
+        return None
     masks = _map(get_keras_mask, structure)
     return masks if any(m is not None for m in _leaves(masks)) else None
 
