@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 FULL = {
     "fit_throughput": ["--samples", "8192", "--repeats", "5"],
+    "import_time": ["--repeats", "15"],
     "convnet_throughput": ["--samples", "2048", "--repeats", "5"],
     "lstm_throughput": ["--samples", "1024", "--repeats", "5"],
     "callback_cost": ["--repeats", "5"],
@@ -32,6 +33,7 @@ FULL = {
 }
 QUICK = {
     "fit_throughput": ["--samples", "4096", "--repeats", "3"],
+    "import_time": ["--repeats", "5"],
     "convnet_throughput": ["--samples", "512", "--repeats", "2"],
     "lstm_throughput": ["--samples", "256", "--repeats", "2"],
     "callback_cost": ["--repeats", "3"],

@@ -491,7 +491,8 @@ def _reduce(values, sample_weight, mask, reduction, dtype):
             return (np.zeros_like(v),)
         factor = g if divisor is None else g / divisor
         if sw is None:
-            grad = np.full(v.shape, factor, dtype=v.dtype)
+            grad = np.empty(v.shape, dtype=v.dtype)  # np.full without its Python wrapper
+            grad.fill(factor)
         else:
             grad = unbroadcast(np.asarray(factor * sw, dtype=v.dtype) * np.ones_like(weighted), v2.shape)
         return (grad if grad.shape == v.shape else grad.reshape(v.shape),)

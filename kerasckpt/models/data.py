@@ -49,7 +49,9 @@ class ArrayData:
     def take(self, idx):
         """The batch at integer indices (or a slice) `idx`: (x, y, sample_weight)."""
         pick = lambda a: a[idx]  # noqa: E731
-        return (map_structure(pick, self.x), None if self.y is None else map_structure(pick, self.y),
+        x, y = self.x, self.y  # one array each: the common case, indexed directly
+        return (x[idx] if x.__class__ is np.ndarray else map_structure(pick, x),
+                None if y is None else y[idx] if y.__class__ is np.ndarray else map_structure(pick, y),
                 None if self.sample_weight is None else self.sample_weight[idx])
 
     def split(self, validation_split):

@@ -68,24 +68,8 @@ class Adam(Optimizer):
     def update_step(self, grad, var, lr):
         i = self._index[id(var)]
         s, t = self._scratch[i]
-        b1, c1, b2, c2, alpha, eps = self._consts
-        m = self._momentums[i]._value
-        v = self._velocities[i]._value
-        m *= b1
-        np.multiply(grad, c1, out=s)
-        m += s
-        v *= b2
-        np.multiply(grad, grad, out=s)
-        s *= c2
-        v += s
-        if self.amsgrad:
-            v_hat = self._velocity_hats[i]._value
-            np.maximum(v_hat, v, out=v_hat)
-            v = v_hat
-        np.sqrt(v, out=s)
-        s += eps
-        np.multiply(m, alpha, out=t)
-        np.divide(t, s, out=t)
+        v_hat = self._velocity_hats[i]._value if self.amsgrad else None
+        _moments_and_step(grad, self._momentums[i]._value, self._velocities[i]._value, v_hat, s, t, self._consts)
         var._value -= t
 
     def _update_steps(self, grads, variables, lr):
@@ -107,6 +91,26 @@ class Adam(Optimizer):
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
                        "amsgrad": self.amsgrad})
         return config
+
+
+def _moments_and_step(grad, m, v, v_hat, s, t, consts):
+    """Adam's rule in place: update the moments `m`, `v` (and `v_hat` with AMSGrad) and leave in `t` the step
+    to subtract from the variable. `s` and `t` are scratch arrays: no temporaries are allocated."""
+    b1, c1, b2, c2, alpha, eps = consts
+    m *= b1
+    np.multiply(grad, c1, out=s)
+    m += s
+    v *= b2
+    np.multiply(grad, grad, out=s)
+    s *= c2
+    v += s
+    if v_hat is not None:
+        np.maximum(v_hat, v, out=v_hat)
+        v = v_hat
+    np.sqrt(v, out=s)
+    s += eps
+    np.multiply(m, alpha, out=t)
+    np.divide(t, s, out=t)
 
 
 class _SmallVariables:
@@ -165,24 +169,8 @@ class _SmallVariables:
 
     def update(self, consts, amsgrad):
         """`Adam.update_step` on the flat arrays, then each variable minus its part of the step."""
-        b1, c1, b2, c2, alpha, eps = consts
-        g, s, t = self.grad, self.s, self.t
-        m, v = self.flat[0], self.flat[1]
-        m *= b1
-        np.multiply(g, c1, out=s)
-        m += s
-        v *= b2
-        np.multiply(g, g, out=s)
-        s *= c2
-        v += s
-        if amsgrad:
-            v_hat = self.flat[2]
-            np.maximum(v_hat, v, out=v_hat)
-            v = v_hat
-        np.sqrt(v, out=s)
-        s += eps
-        np.multiply(m, alpha, out=t)
-        np.divide(t, s, out=t)
+        _moments_and_step(self.grad, self.flat[0], self.flat[1], self.flat[2] if amsgrad else None, self.s, self.t,
+                          consts)
         for variable, step in zip(self.variables, self.t_views):
             variable._value -= step
 
