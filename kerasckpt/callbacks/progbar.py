@@ -44,7 +44,7 @@ class _Bar:
             from tqdm import tqdm  # on first use: `import kerasckpt` does not pay for it
             self._format = self._BAR if target else self._NO_TOTAL
             self.tqdm = tqdm(total=target or None, unit="step", file=sys.stdout, leave=True, mininterval=interval,
-                              bar_format=self._format, dynamic_ncols=True)
+                             bar_format=self._format, dynamic_ncols=True)
 
     def _data_wait(self, final):
         """` - data wait 35%`: the share of this pass spent waiting for batches (with the seconds at the end)."""
