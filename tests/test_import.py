@@ -56,7 +56,8 @@ model.predict(x, verbose=0)
 def test_the_first_use_loads_what_is_needed():
     assert {"h5py", "kerasckpt.callbacks.model_checkpoint", "kerasckpt.saving.h5file"} <= set(
         loaded_by("import kerasckpt\nkerasckpt.callbacks.ModelCheckpoint"))
-    assert {"kerasckpt.checkpoint.bundle", "kerasckpt._fileio"} <= set(loaded_by("import kerasckpt\nkerasckpt.Checkpoint"))
+    assert {"kerasckpt.checkpoint.bundle", "kerasckpt._fileio"} <= set(
+        loaded_by("import kerasckpt\nkerasckpt.Checkpoint"))
     assert "h5py" in loaded_by("import kerasckpt\nkerasckpt.saving.load_model")
     assert "tqdm" in loaded_by("""
 import numpy as np, kerasckpt
@@ -73,7 +74,7 @@ from kerasckpt.callbacks import BackupAndRestore, CSVLogger, ModelCheckpoint  # 
 from kerasckpt.saving import load_model, save_model
 missing = [f"{m.__name__}.{n}" for m in (kerasckpt, callbacks, checkpoint, models, saving) for n in m.__all__
            if getattr(m, n, None) is None]
-undir = [n for n in kerasckpt.__all__ if n not in dir(kerasckpt)] + [n for n in callbacks.__all__ if n not in dir(callbacks)]
+undir = [f"{m.__name__}.{n}" for m in (kerasckpt, callbacks, models, saving) for n in m.__all__ if n not in dir(m)]
 print(json.dumps([missing, undir, kerasckpt.Checkpoint is checkpoint.Checkpoint,
                   models.load_model is saving.load_model is kerasckpt.saving.api.load_model]))
 """)
