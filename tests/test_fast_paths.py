@@ -263,6 +263,7 @@ PEAK_CHILD = r'''
 import json, os, re, sys, gc, ctypes
 import numpy as np
 import kerasckpt
+import kerasckpt.checkpoint, kerasckpt.saving.api  # the formats' code, which `import kerasckpt` leaves for first use
 from kerasckpt import layers
 def status(key):
     return int(re.search(rf"^{key}:\s+(\d+) kB", open("/proc/self/status").read(), re.M).group(1)) * 1024
