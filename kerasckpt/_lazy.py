@@ -6,7 +6,8 @@ def lazy_attributes(package, namespace, where):
     """`(__getattr__, __dir__)` for the package named `package` whose globals are `namespace`.
 
     `where` maps each lazily loaded public name to the module that defines it; a name that maps to
-    `package + "." + name` is that submodule itself. The first access imports the module and keeps the
+    `package + "." + name` is that submodule itself. `where` is a constant of the package's own code: no
+    name read from a file or given by a caller reaches the import. The first access imports the module and keeps the
     value in `namespace`, so later accesses are plain attribute reads.
     """
     def __getattr__(name):

@@ -2,7 +2,6 @@
 through which layers that nest other layers (Bidirectional, TimeDistributed, RNN) write and read their
 entries without importing `saving/` (which installs the codec when it is imported)."""
 import contextlib
-import importlib
 
 _REGISTRY = {}  # registered name -> class
 _SCOPES = []  # the custom_objects of the deserializations in progress, innermost last
@@ -80,7 +79,7 @@ def install_layer_codec(serialize, deserialize):
 
 def _codec():
     if not _CODEC:  # `saving/` loads on first use (not with `import kerasckpt`); importing it installs the codec
-        importlib.import_module("kerasckpt.saving.serialization")
+        import kerasckpt.saving.serialization  # noqa: F401  (a constant name, never one read from a file)
     return _CODEC
 
 
