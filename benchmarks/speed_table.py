@@ -200,7 +200,10 @@ def rows(label, params, stalls, t_save, t_load, t_cold, floor):
     small = label == "1e6"
     stall_target = TARGETS["small"] if small else TARGETS["stall"]
     for name in (".weights.h5", ".keras", "BackupAndRestore", "native prefix", "CheckpointManager"):
-        row(f"stall, save_in_background, {name}", "memcpy", stalls["memcpy"], stalls[name], stall_target)
+        if stalls is not None:
+            row(f"stall, save_in_background, {name}", "memcpy", stalls["memcpy"], stalls[name], stall_target)
+    if t_save is None:
+        return out
     save_target = TARGETS["small"] if small else TARGETS["save_1e8" if params >= 1e8 else "save"]
     row("save_weights + fsync, .weights.h5", "tofile+fsync", t_save["raw"], t_save[".weights.h5"], save_target)
     row("model.save + fsync, .keras", "tofile+fsync", t_save["raw"], t_save[".keras"],
@@ -230,6 +233,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=float, nargs="+", default=[1e6, 1e7, 1e8])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--parts", nargs="+", choices=["stall", "io"], default=["stall", "io"],
+                        help="measure only these (stall: background-save stalls; io: saves, loads, the floor)")
     parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -241,9 +246,10 @@ def main(argv=None):
             arrays = all_arrays(model)
             label = _bench.params_label(int(params))
             nbytes = sum(a.nbytes for a in arrays)
-            stalls = measure_stalls(model, arrays, args.repeats, directory)
-            t_save, t_load, t_cold = measure_io(model, arrays, args.repeats, directory)
-            floor = measure_floor(arrays, args.repeats, directory) if params <= 1e6 else None
+            stalls = measure_stalls(model, arrays, args.repeats, directory) if "stall" in args.parts else None
+            t_save, t_load, t_cold = measure_io(model, arrays, args.repeats, directory) if "io" in args.parts else \
+                (None, None, None)
+            floor = measure_floor(arrays, args.repeats, directory) if params <= 1e6 and "io" in args.parts else None
             all_rows += rows(label, params, stalls, t_save, t_load, t_cold, floor)
             results.append({"params": model.count_params(), "bytes": nbytes, "stall": stalls, "save": t_save,
                             "load": t_load, "load_cold": t_cold, "floor": floor})

@@ -367,6 +367,25 @@ def test_the_writer_thread_ends_with_its_writer():
     assert not thread.is_alive()
 
 
+def test_the_previous_file_is_looked_up_on_the_writer_thread(tmp_path, monkeypatch):
+    from kerasckpt.callbacks import model_checkpoint
+    real, callers = model_checkpoint.file_identity, []
+
+    def file_identity(*args, **kwargs):
+        callers.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+    monkeypatch.setattr(model_checkpoint, "file_identity", file_identity)
+    model = _compiled()
+    mc = ModelCheckpoint(str(tmp_path / "ckpt"), save_weights_only=True, save_in_background=True)
+    mc.set_model(model)
+    mc.on_train_begin()
+    for epoch in range(2):  # the second save finds the first prefix, whose index is parsed to check it
+        mc.on_epoch_end(epoch, {"loss": 1.0})
+        mc.wait_until_finished()
+    assert callers == [False, False]
+    assert mc.get_state()["pending"] is None and [f["epoch"] for f in mc.files] == [2]  # one path, rewritten
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
 def test_a_forked_child_starts_its_own_writer_thread(tmp_path):
     writer = _background.BackgroundWriter("Forked")
