@@ -127,9 +127,69 @@ def pread_into(fd, view, offset):
 
 # ----------------------------------------------------------------------------------------- writing
 
-def _userblock_size(n_datasets):
-    need = _FIXED.size + 512 + 64 * n_datasets
+def _userblock_size(n_datasets, index_size=0):
+    need = _FIXED.size + 512 + 64 * n_datasets + index_size
     return max(512, 1 << math.ceil(math.log2(need)))
+
+
+_MAX_INDEX = 1 << 20  # a bigger index (a huge config attribute) is left out: readers walk the file instead
+
+
+def _index(entries, root_attrs, datasets):
+    """What a reader learns by walking the file with h5py, as JSON: `{"groups": {path: attrs}, "datasets":
+    {path: [shape, dtype, attrs]}}`, every group (also those created on the way to a path) with its attributes
+    as `read_attr` returns them. None when an attribute has a type the index does not carry."""
+    groups, index = {"": {}}, {}
+    try:
+        for key, value in (root_attrs or {}).items():
+            groups[""][key] = _index_value(value)
+        for entry in entries:
+            if entry[0] == "group":
+                attrs = groups.setdefault(entry[1].strip("/"), {})
+                for key, value in (entry[2] or {}).items():
+                    attrs[key] = _index_value(value)
+        for path, arr, attrs in datasets:
+            index[path.strip("/")] = [list(arr.shape), arr.dtype.str,
+                                      {k: _index_value(v) for k, v in (attrs or {}).items()}, None]
+    except TypeError:
+        return None
+    for path in list(groups) + list(index):
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            groups.setdefault("/".join(parts[:depth]), {})
+    if set(groups) & set(index):
+        return None
+    return {"groups": groups, "datasets": index}
+
+
+def _index_size(index):
+    """The JSON length of `index` once every dataset has its (at most 10-digit) checksum attribute."""
+    text = json.dumps(index, separators=(",", ":"))
+    per_dataset = len(f',"{CHECKSUM_ATTR}":4294967295') + len(str(1 << 62)) - len("null")
+    return len(text) + per_dataset * len(index["datasets"]) + len(',"index":')
+
+
+def _index_value(value):
+    """An attribute value as h5py reads it back and `read_attr` decodes it; TypeError for other types."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("booleans are stored as HDF5 enums")
+    if isinstance(value, str):
+        value.encode("utf-8")
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.size == 0:
+        return []
+    if isinstance(value, (list, tuple)) or isinstance(value, np.ndarray) and value.dtype.kind in "SUO":
+        items = np.asarray(value).reshape(-1).tolist() if isinstance(value, np.ndarray) else list(value)
+        if not all(isinstance(v, (str, bytes)) for v in items):
+            raise TypeError("only lists of strings")
+        return [v.decode("utf-8") if isinstance(v, bytes) else v for v in items]
+    raise TypeError(f"attribute of type {type(value).__name__}")
 
 
 def _native(array):
@@ -166,7 +226,11 @@ def write_h5(file, entries, root_attrs=None, base=0):
     Returns the file's size and the CRC-32 of all its bytes (what a zip directory records).
     """
     datasets = [(e[1], _native(e[2]), e[3]) for e in entries if e[0] == "dataset"]
-    userblock = _userblock_size(len(datasets))
+    index = _index(entries, root_attrs, datasets)
+    index_size = 0 if index is None else _index_size(index)
+    if index_size > _MAX_INDEX:
+        index, index_size = None, 0
+    userblock = _userblock_size(len(datasets), index_size)
     window = Window(file, base, writable=True)
     file = window.file
     file.truncate(base)
@@ -186,9 +250,10 @@ def write_h5(file, entries, root_attrs=None, base=0):
             for key, value in (attrs or {}).items():
                 dset.attrs[key] = value
             handles.append(dset)
-        crc_index = []
+        crc_index, offsets = [], []
         for dset, (path, arr, _) in zip(handles, datasets):
             data = memoryview(arr.reshape(-1)).cast("B")
+            offsets.append(None)
             if not arr.nbytes:
                 crc_index.append(writer.track(data))
                 continue
@@ -201,6 +266,7 @@ def write_h5(file, entries, root_attrs=None, base=0):
             if offset is None or dset.id.get_storage_size() != arr.nbytes:
                 raise RuntimeError(f"kerasckpt bug: HDF5 gave '{path}' no contiguous storage.")
             extents.append([int(offset), int(arr.nbytes)])
+            offsets[-1] = int(offset)
         crcs = writer.checksums()
         sums = [crcs[i] for i in crc_index]
         for dset, value in zip(handles, sums):
@@ -210,8 +276,15 @@ def write_h5(file, entries, root_attrs=None, base=0):
     size = file.size() - base
     extents.sort()
     meta_crc, whole, gaps = _scan_gaps(window, userblock, size, extents)
-    header = json.dumps({"format": "kerasckpt-hdf5", "version": FORMAT_VERSION, "size": size, "crc32": whole,
-                         "meta_crc32": meta_crc, "extents": extents}, separators=(",", ":")).encode()
+    fields = {"format": "kerasckpt-hdf5", "version": FORMAT_VERSION, "size": size, "crc32": whole,
+              "meta_crc32": meta_crc, "extents": extents}
+    if index is not None:
+        for (path, _, _), value, offset in zip(datasets, sums, offsets):
+            entry = index["datasets"][path.strip("/")]
+            entry[2][CHECKSUM_ATTR] = value
+            entry[3] = offset
+        fields["index"] = index
+    header = json.dumps(fields, separators=(",", ":")).encode()
     if _FIXED.size + len(header) > userblock:
         raise RuntimeError(f"kerasckpt bug: HDF5 header of {len(header)} bytes does not fit the user block.")
     block = bytearray(userblock)
@@ -258,6 +331,8 @@ class H5Source:
         self.label = label
         self.verified = False
         self._extents = {}
+        self._index = None
+        self._file = None
         self._map = None
         if data is not None:
             self._io = io.BytesIO(data)
@@ -275,20 +350,80 @@ class H5Source:
             self.verified = True
         else:
             self._refuse_unknown(head)
+        if self._index is not None:
+            self._load_index(self._index)  # kerasckpt's own file: HDF5 is opened only if `file` is asked for
+        else:
+            self._open_h5()
+
+    @property
+    def file(self):
+        """The h5py file, opened (and every object checked) on first use when the structure came from the index."""
+        if self._file is None:
+            self._open_h5()
+        return self._file
+
+    def _open_h5(self):
         self._io.seek(0)
         try:
-            self.file = h5py.File(self._io, "r")
+            self._file = h5py.File(self._io, "r")
         except Exception as err:  # h5py raises OSError, KeyError, ... for broken files
             raise self._damaged(f"HDF5 cannot open it ({err})") from None
         try:
             self._check_objects()
         except BaseException as err:
-            self.file.close()
+            self._file.close()
+            self._file = None
             if isinstance(err, CheckpointError) or not isinstance(err, Exception):
                 raise
             # A file without checksums (as Keras writes them) is only known to be damaged when HDF5 trips
             # over it: h5py raises RuntimeError, KeyError, OSError, ValueError, UnicodeDecodeError, ...
             raise self._damaged(f"its HDF5 structure cannot be read ({type(err).__name__}: {err})") from None
+        self._index = None
+
+    def _load_index(self, index):
+        """The structure from the verified header's index: what `_check_objects` would find, without HDF5.
+
+        Every dataset must be a little-endian number array whose bytes are exactly one checksummed extent
+        of the header (or none, when it is empty), as kerasckpt writes them.
+        """
+        try:
+            groups, datasets = index["groups"], index["datasets"]
+            if not isinstance(groups, dict) or not isinstance(datasets, dict) or "" not in groups or \
+                    len(groups) + len(datasets) > _MAX_OBJECTS:
+                raise ValueError("bad index")
+            self.children = {path: [] for path in groups}
+            self.attr_names = {path: list(attrs) for path, attrs in groups.items()}
+            self.datasets = {}
+            used = set()
+            for path, (shape, dtype, attrs, offset) in datasets.items():
+                dtype = np.dtype(dtype)
+                shape = tuple(int(n) for n in shape)
+                if dtype.kind not in "biuf" or dtype.byteorder == ">" or any(n < 0 for n in shape) or \
+                        not isinstance(attrs, dict):
+                    raise ValueError(f"dataset '{path}'")
+                nbytes = math.prod(shape) * dtype.itemsize
+                extent = None
+                if nbytes:  # exactly one extent of the header, with the checksum the attribute also has
+                    length, crc = self._extents[int(offset)]
+                    if length != nbytes or int(offset) in used or attrs.get(CHECKSUM_ATTR) != crc:
+                        raise ValueError(f"dataset '{path}' does not match the extents")
+                    used.add(int(offset))
+                    extent = (int(offset), nbytes, crc)
+                self.datasets[path] = (None, shape, dtype, extent)
+                self.attr_names[path] = list(attrs)
+            for path in list(groups) + list(datasets):
+                if path:
+                    parent, _, name = path.rpartition("/")
+                    self.children[parent].append(name)
+            for names in self.children.values():
+                names.sort()
+        except (KeyError, ValueError, TypeError) as err:
+            raise self._damaged(f"the structure index in its header is corrupt ({err})") from None
+        self._index = index
+
+    def _index_attrs(self, path):
+        groups, datasets = self._index["groups"], self._index["datasets"]
+        return groups[path] if path in groups else datasets[path][2]
 
     # ------------------------------------------------------------------ verification
     def _read(self, offset, n):
@@ -354,6 +489,7 @@ class H5Source:
         if meta != meta_crc:
             raise self._damaged("checksum mismatch in the HDF5 metadata (structure, names, attributes)")
         self._extents = {offset: (length, value) for offset, length, value in extents}
+        self._index = header.get("index") if isinstance(header.get("index"), dict) else None
 
     # ------------------------------------------------------------------ safety
     def _check_objects(self):
@@ -527,7 +663,17 @@ class H5Source:
         """The string, string-list or number attribute `key` of the object at `path`; None if it has none."""
         if not self.has_attr(path, key):
             return None
-        return read_attr(self.node(path), key, self.label)
+        if self._index is None:
+            return read_attr(self.node(path), key, self.label)
+        attrs = self._index_attrs(path)
+        if key in attrs:
+            return attrs[key]
+        parts, i = [], 0  # split as `key0`, `key1`, ...
+        while f"{key}{i}" in attrs:
+            value = attrs[f"{key}{i}"]
+            parts.extend(value if isinstance(value, list) else [value])
+            i += 1
+        return parts
 
     # ------------------------------------------------------------------ data
     def read_many(self, paths):
@@ -602,7 +748,8 @@ class H5Source:
         """Close the HDF5 file; arrays from `read_many` keep their mapping alive until they are freed."""
         self._map = None
         try:
-            self.file.close()
+            if self._file is not None:
+                self._file.close()
         except Exception:
             pass
 
