@@ -40,7 +40,7 @@ _MAX_DEPTH = 64
 _MAX_OBJECTS = 1 << 20
 _BOMB_MIN_BYTES = 64 << 20  # a dataset may declare more bytes than it stores only below this size ...
 _BOMB_RATIO = 100  # ... or up to this compression ratio
-_THREAD_MIN = 1 << 20  # on reads, arrays from this size on are checksummed on the worker threads
+_THREAD_MIN = 256 << 10  # on reads, arrays from this size on are checksummed on the worker threads
 _SAFE_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, 32000}  # 32000: LZF
 # Attribute types Keras and kerasckpt write (strings, numbers; h5py writes bools as enums). Other types are
 # never read: a bit flip can turn a string list into a variable-length sequence, which h5py reads into a
@@ -295,24 +295,34 @@ def write_h5(file, entries, root_attrs=None, base=0):
     return size, crc32_combine(crc32(block), whole, size - userblock)
 
 
-def _scan_gaps(window, start, size, extents):
-    """Read the bytes outside `extents`; returns (their CRC-32, CRC-32 of [start, size), gap count)."""
-    meta, whole, pos, gaps = 0, 0, start, 0
+def _scan_gaps(window, start, size, extents, whole=True, read=None):
+    """Read the bytes outside `extents`; returns (their CRC-32, CRC-32 of [start, size) or None, gap count).
+
+    `whole=False` leaves out the CRC of everything (a reader needs only the metadata's); `read(offset, n)`
+    gives the bytes [offset, offset + n) (default: read from `window`).
+    """
+    meta, crc_all, pos, gaps = 0, 0, start, 0
     for offset, length, value in extents + [[size, 0, 0]]:
         if offset < pos or offset + length > size:
             raise CheckpointDamagedError(f"dataset extent [{offset}, {offset + length}) overlaps another or the "
                                          f"end of the file ({size} bytes)")
         if offset > pos:
-            gap = bytearray(offset - pos)
-            window.seek(pos)
-            if window.readinto(gap) != len(gap):
+            if read is not None:
+                gap = read(pos, offset - pos)
+            else:
+                gap = bytearray(offset - pos)
+                window.seek(pos)
+                gap = gap[:window.readinto(gap)]
+            if len(gap) != offset - pos:
                 raise CheckpointDamagedError(f"file ends inside the HDF5 metadata at byte {pos}")
             meta = crc32(gap, meta)
-            whole = crc32_combine(whole, crc32(gap), len(gap))
+            if whole:
+                crc_all = crc32_combine(crc_all, crc32(gap), len(gap))
             gaps += 1
-        whole = crc32_combine(whole, value, length)
+        if whole:
+            crc_all = crc32_combine(crc_all, value, length)
         pos = offset + length
-    return meta, whole, gaps
+    return meta, crc_all if whole else None, gaps
 
 
 # ----------------------------------------------------------------------------------------- reading
@@ -483,7 +493,7 @@ class H5Source:
             raise self._damaged(f"it is {'truncated' if self.size < size else 'longer than written'}: "
                                 f"{self.size} bytes, expected {size}")
         try:
-            meta, _, _ = _scan_gaps(self._io, userblock, size, sorted(extents))
+            meta, _, _ = _scan_gaps(self._io, userblock, size, sorted(extents), whole=False, read=self._extent)
         except CheckpointDamagedError as err:
             raise self._damaged(str(err)) from None
         if meta != meta_crc:
