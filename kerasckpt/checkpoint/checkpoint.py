@@ -110,11 +110,11 @@ def _tensorflow_graph(graph, own):
 
     TensorFlow's graph (with every alias edge) takes milliseconds to build, more than copying the values
     of a small model: a save of the same objects with the same kerasckpt graph (paths, kinds, children,
-    slots; `own` is `graph.to_json()`) reuses the bytes. The root is left out of the comparison: savers
-    make a new `Checkpoint` around the same model each time.
+    slots; `own` is `graph.to_json()`) reuses the bytes. The root and plain lists and dicts are compared by
+    their place in `own` only: savers make a new `Checkpoint` (or roots dict) around the same model each time.
     """
     text = repr(own)
-    objects = [n.obj for n in graph.nodes[1:]]
+    objects = [n.obj for n in graph.nodes[1:] if not isinstance(n.obj, (list, tuple, dict))]  # (lists: in `own`)
     with _tf_graphs_lock:
         for known, refs, data in _tf_graphs:
             if known == text and len(refs) == len(objects) and all(r() is o for r, o in zip(refs, objects)):

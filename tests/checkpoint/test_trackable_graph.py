@@ -291,3 +291,15 @@ def test_the_tensorflow_graph_is_reused_only_for_the_same_objects_and_structure(
     assert theirs == fresh and theirs is not built
     alone, fresh = _tf_graph_of(model, optimizer=False)
     assert alone == fresh and alone != built
+
+
+def test_the_tensorflow_graph_is_reused_through_new_lists_of_the_same_objects():
+    from kerasckpt.checkpoint import checkpoint as ck
+    from kerasckpt.checkpoint.graph import ObjectGraph
+    model = _small_adam_model()
+    graphs = []
+    for _ in range(2):  # BackupAndRestore's roots: a new dict and a new list of metrics every backup
+        graph = ObjectGraph({"model": model, "optimizer": model.optimizer, "metrics": list(model.metrics)})
+        graphs.append(ck._tensorflow_graph(graph, graph.to_json()))
+        assert graphs[-1] == tg.from_object_graph(graph)
+    assert graphs[1] is graphs[0]

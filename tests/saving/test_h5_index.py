@@ -4,6 +4,7 @@ import json
 import os
 import struct
 
+import h5py
 import numpy as np
 import pytest
 
@@ -146,3 +147,31 @@ def test_an_index_that_disagrees_with_the_extents_is_refused(model, tmp_path, ed
     _rewrite_header(path, change)
     with pytest.raises(CheckpointDamagedError, match="structure index"):
         model.load_weights(path)
+
+
+def test_datasets_created_through_hdf5_calls_make_the_file_h5py_makes(model, tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    entries = [("group", "layers/dense/vars", {"name": "dense"}),
+               ("dataset", "layers/dense/vars/0", rng.random((5, 3), np.float32), None),
+               ("dataset", "layers/dense/vars/1", rng.random(3), None),
+               ("dataset", "optimizer/vars/0", np.array(3, np.int64), None),  # scalar: through h5py
+               ("dataset", "empty", np.zeros((0, 2), np.float32), None),
+               ("dataset", "x/\u00fc", np.ones(2, np.float32), None)]  # a non-ASCII name: through h5py
+
+    def write(name):
+        path = str(tmp_path / name)
+        with _fileio.atomic_fd(path) as fd:
+            h5file.write_h5(fd, entries, root_attrs={"a": "b"})
+        return open(path, "rb").read()
+    fast = write("fast.h5")
+
+    def through_h5py(h5, path, arr, attrs):
+        dset = h5.create_dataset(path, shape=arr.shape, dtype=arr.dtype, dcpl=h5file._early_dcpl() if arr.nbytes else None)
+        return dset.id, dset
+    monkeypatch.setattr(h5file, "_create_dataset", through_h5py)
+    monkeypatch.setattr(h5file, "_set_checksum", lambda dsid, value: h5py.Dataset(dsid).attrs.__setitem__(
+        h5file.CHECKSUM_ATTR, np.uint32(value)))
+    assert fast == write("h5py.h5")
+    with h5py.File(tmp_path / "fast.h5", "r") as f:
+        np.testing.assert_array_equal(f["layers/dense/vars/0"][()], entries[1][2])
+        assert int(f["layers/dense/vars/0"].attrs[h5file.CHECKSUM_ATTR]) == h5file.crc32(entries[1][2])
