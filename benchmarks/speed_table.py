@@ -143,7 +143,7 @@ def measure_io(model, arrays, repeats, directory):
     for fn, setup in saves.values():  # warm-up
         setup()
         fn()
-    t_save = _bench.interleaved(saves, repeats)
+    t_save = _bench.interleaved(saves, repeats, rotate=True)
     for fn, setup in saves.values():  # the files the loads read
         setup()
         fn()
@@ -155,7 +155,7 @@ def measure_io(model, arrays, repeats, directory):
              ".keras": (lambda: kerasckpt.models.load_model(paths[".keras"]), None)}
     for fn, _ in loads.values():  # warm-up
         fn()
-    t_load = _bench.interleaved(loads, repeats)
+    t_load = _bench.interleaved(loads, repeats, rotate=True)
     del fresh
     cold = {"raw": (lambda: _bench.fromfile(raw), lambda: evict(raw)),
             ".keras": (lambda: kerasckpt.models.load_model(paths[".keras"]), lambda: evict(paths[".keras"]))}
@@ -207,7 +207,7 @@ def measure_floor(model, arrays, repeats, directory):
     cases = {"raw": (lambda: _bench.tofile_fsync([data], raw), lambda: _bench.remove(raw)),
              "h5py": (write, lambda: _bench.remove(path)),
              "atomic": (lambda: atomic_tofile([data], atomic), lambda: _bench.remove(atomic))}
-    t_write = _bench.interleaved(cases, repeats)
+    t_write = _bench.interleaved(cases, repeats, rotate=True)
     t_read = _bench.interleaved({"raw": (lambda: _bench.fromfile(raw), None), "h5py": (read, None),
                                  "rebuild": (rebuild, None)}, repeats)
     _bench.remove(path, raw, atomic)
