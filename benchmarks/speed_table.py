@@ -279,7 +279,8 @@ def main(argv=None):
             stalls = measure_stalls(model, arrays, args.repeats, directory) if "stall" in args.parts else None
             t_save, t_load, t_cold = measure_io(model, arrays, args.repeats, directory) if "io" in args.parts else \
                 (None, None, None)
-            floor = measure_floor(model, arrays, args.repeats, directory) if params <= 1e6 and "io" in args.parts else None
+            small = params <= 1e6 and "io" in args.parts
+            floor = measure_floor(model, arrays, args.repeats, directory) if small else None
             all_rows += rows(label, params, stalls, t_save, t_load, t_cold, floor)
             results.append({"params": model.count_params(), "bytes": nbytes, "stall": stalls, "save": t_save,
                             "load": t_load, "load_cold": t_cold, "floor": floor})

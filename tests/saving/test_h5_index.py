@@ -166,7 +166,8 @@ def test_datasets_created_through_hdf5_calls_make_the_file_h5py_makes(model, tmp
     fast = write("fast.h5")
 
     def through_h5py(h5, path, arr, attrs):
-        dset = h5.create_dataset(path, shape=arr.shape, dtype=arr.dtype, dcpl=h5file._early_dcpl() if arr.nbytes else None)
+        dset = h5.create_dataset(path, shape=arr.shape, dtype=arr.dtype,
+                                 dcpl=h5file._early_dcpl() if arr.nbytes else None)
         return dset.id, dset
     monkeypatch.setattr(h5file, "_create_dataset", through_h5py)
     monkeypatch.setattr(h5file, "_set_checksum", lambda dsid, value: h5py.Dataset(dsid).attrs.__setitem__(
