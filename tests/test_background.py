@@ -355,6 +355,18 @@ def test_one_writer_thread_serves_every_save_until_released():
     writer.release_buffers()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities: Linux")
+def test_the_writer_thread_runs_at_a_lower_priority():
+    writer = _background.BackgroundWriter("Nice")
+    seen = []
+    writer.submit(_background.PreparedSave([np.zeros(3)], lambda arrays: seen.append(
+        os.getpriority(os.PRIO_PROCESS, threading.get_native_id())), []))
+    writer.wait()
+    writer.release_buffers()
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen == [min(19, mine + _background.WRITER_NICE)]
+
+
 def test_the_writer_thread_ends_with_its_writer():
     import gc
     writer = _background.BackgroundWriter("Collected")
