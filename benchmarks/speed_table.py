@@ -110,13 +110,15 @@ def measure_stalls(model, arrays, repeats, directory):
                 wait()
             backup._save()
             backup.wait_until_finished()
-            for _ in range(repeats):
-                times["memcpy"].append(_timed(memcpy))
-                for name, (fn, wait, _) in savers.items():
+            cases = {"memcpy": (memcpy, None), **{name: (fn, wait) for name, (fn, wait, _) in savers.items()},
+                     "BackupAndRestore": (backup._save, backup.wait_until_finished)}
+            names = list(cases)
+            for repeat in range(repeats):  # each repeat starts one case later: no case always follows another
+                for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+                    fn, wait = cases[name]
                     times[name].append(_timed(fn))
-                    wait()
-                times["BackupAndRestore"].append(_timed(backup._save))
-                backup.wait_until_finished()
+                    if wait is not None:
+                        wait()
             self.model.stop_training = True
 
     width = model.inputs[0].shape[-1] if hasattr(model, "inputs") else model.layers[0].kernel.shape[0]
