@@ -21,15 +21,20 @@ def machine():
             f"Python {sys.version.split()[0]}, NumPy {np.__version__}")
 
 
-def interleaved(cases, repeats):
+def interleaved(cases, repeats, rotate=False):
     """Median seconds of each `name: (fn, setup)`; every repeat runs all cases once, in order.
 
     Running the reference and the measured code alternately makes drift in the machine's load hit
-    both alike. `setup` (untimed, may be None) runs before each timed call.
+    both alike. `setup` (untimed, may be None) runs before each timed call. `rotate`: each repeat starts
+    one case later, so no case always follows the same one (a save can find the disk still busy with the
+    previous one's journal commit).
     """
     times = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, (fn, setup) in cases.items():
+    names = list(cases)
+    for repeat in range(repeats):
+        shift = repeat % len(names) if rotate else 0
+        for name in names[shift:] + names[:shift]:
+            fn, setup = cases[name]
             if setup is not None:
                 setup()
             start = time.perf_counter()

@@ -30,6 +30,7 @@ FULL = {
     "s3_speed": ["--params", "1e7", "--repeats", "5"],
     "tf_read": ["--params", "1e7", "--repeats", "5"],
     "restore_many_variables": ["--layers", "100", "400", "--repeats", "5"],
+    "speed_table": ["--params", "1e6", "1e7", "1e8", "--repeats", "5"],
 }
 QUICK = {
     "fit_throughput": ["--samples", "4096", "--repeats", "3"],
@@ -44,6 +45,7 @@ QUICK = {
     "s3_speed": ["--params", "1e6", "--repeats", "3"],
     "tf_read": ["--params", "1e6", "--repeats", "3"],
     "restore_many_variables": ["--layers", "100", "--repeats", "3"],
+    "speed_table": ["--params", "1e6", "--repeats", "3"],
 }
 
 
@@ -60,7 +62,7 @@ def main(argv=None):
     started = time.perf_counter()
     for name in args.only or list(plan):
         command = [sys.executable, os.path.join(HERE, f"{name}.py")] + plan[name]
-        if args.dir and name in ("save_speed", "stall", "memory", "tf_read"):
+        if args.dir and name in ("save_speed", "stall", "memory", "tf_read", "speed_table"):
             command += ["--dir", args.dir]
         shown = "OMP_NUM_THREADS=1 python benchmarks/" + " ".join([f"{name}.py"] + plan[name])
         header = f"\n## {name}\n$ {shown}\nload average before: {load()}"

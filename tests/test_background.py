@@ -322,6 +322,102 @@ def test_the_snapshot_reuses_its_buffers(tmp_path):
     assert ckpt._writer().snapshot_nbytes == v.value.nbytes + w.value.nbytes + 8  # + save_counter: one snapshot
 
 
+def _writer_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("kerasckpt-writer-")]
+
+
+def test_one_writer_thread_serves_every_save_until_released():
+    writer = _background.BackgroundWriter("Test")
+    threads, started, go = [], threading.Event(), threading.Event()
+
+    def write(arrays):
+        started.set()
+        go.wait(10)
+        threads.append(threading.current_thread())
+        return "p"
+    before = len(_writer_threads())
+    for _ in range(3):
+        started.clear()
+        go.clear()
+        writer.submit(_background.PreparedSave([np.zeros(3)], write, []))
+        assert started.wait(10) and writer.busy  # submit() returned while the save runs
+        go.set()
+        writer.wait()
+    assert len(threads) == 3 and threads[0] is threads[1] is threads[2]
+    assert threads[0] is not threading.current_thread() and threads[0].name == "kerasckpt-writer-Test"
+    writer.release_buffers()
+    threads[0].join(10)
+    assert not threads[0].is_alive() and len(_writer_threads()) == before
+    writer.submit(_background.PreparedSave([np.zeros(3)], write, []))  # a new run: a new thread
+    go.set()
+    writer.wait()
+    assert threads[-1] is not threads[0] and threads[-1].is_alive()
+    writer.release_buffers()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities: Linux")
+def test_the_writer_thread_runs_at_a_lower_priority():
+    writer = _background.BackgroundWriter("Nice")
+    seen = []
+    writer.submit(_background.PreparedSave([np.zeros(3)], lambda arrays: seen.append(
+        os.getpriority(os.PRIO_PROCESS, threading.get_native_id())), []))
+    writer.wait()
+    writer.release_buffers()
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen == [min(19, mine + _background.WRITER_NICE)]
+
+
+def test_the_writer_thread_ends_with_its_writer():
+    import gc
+    writer = _background.BackgroundWriter("Collected")
+    writer.submit(_background.PreparedSave([np.zeros(3)], lambda arrays: "p", []))
+    writer.wait()
+    thread = writer._worker.thread
+    del writer
+    gc.collect()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_the_previous_file_is_looked_up_on_the_writer_thread(tmp_path, monkeypatch):
+    from kerasckpt.callbacks import model_checkpoint
+    real, callers = model_checkpoint.file_identity, []
+
+    def file_identity(*args, **kwargs):
+        callers.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+    monkeypatch.setattr(model_checkpoint, "file_identity", file_identity)
+    model = _compiled()
+    mc = ModelCheckpoint(str(tmp_path / "ckpt"), save_weights_only=True, save_in_background=True)
+    mc.set_model(model)
+    mc.on_train_begin()
+    for epoch in range(2):  # the second save finds the first prefix, whose index is parsed to check it
+        mc.on_epoch_end(epoch, {"loss": 1.0})
+        mc.wait_until_finished()
+    assert callers == [False, False]
+    assert mc.get_state()["pending"] is None and [f["epoch"] for f in mc.files] == [2]  # one path, rewritten
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_forked_child_starts_its_own_writer_thread(tmp_path):
+    writer = _background.BackgroundWriter("Forked")
+    writer.submit(_background.PreparedSave([np.zeros(3)], lambda arrays: "p", []))
+    writer.wait()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's idle thread does not exist here
+        code = 1
+        try:
+            done = []
+            writer.submit(_background.PreparedSave([np.zeros(3)], lambda arrays: done.append(1), []))
+            writer.wait()
+            code = 0 if done == [1] else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    writer.release_buffers()
+
+
 # ------------------------------------------------------------------------------------------ bookkeeping
 def test_best_and_retention_advance_only_when_the_file_is_complete(tmp_path, gate):
     model = _compiled()

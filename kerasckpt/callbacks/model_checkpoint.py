@@ -183,7 +183,7 @@ class ModelCheckpoint(MonitorCallback):
         self._writer = _background.BackgroundWriter("ModelCheckpoint") if self.save_in_background else None
         self._pending = None  # the save queued last, counted once its file is complete (JSON-ready, resumable)
         self._queued = False  # whether `_pending` is this object's writer's job (else: from set_state)
-        self._before_known = threading.Event()  # `_pending["before"]` is set (on the writer thread for URLs)
+        self._before_known = threading.Event()  # `_pending["before"]` is set (on the writer thread, before it writes)
         self._before_known.set()
 
     # ------------------------------------------------------------------ hooks
@@ -350,18 +350,14 @@ class ModelCheckpoint(MonitorCallback):
         prepared = self._prepare(filepath)  # configs and JSON state fixed now; arrays copied by submit()
         self._pending = {"path": filepath, "epoch": epoch, "batch": batch, "value": current, "before": None}
         self._before_known.clear()
-        if _storage.is_url(filepath):  # a lookup on a store takes a request: the writer thread makes it
-            pending = self._pending
+        pending = self._pending
 
-            def look():
-                try:
-                    pending["before"] = file_identity(filepath, self.storage_options)
-                finally:
-                    self._before_known.set()
-            prepared.run_first(look)
-        else:
-            self._pending["before"] = file_identity(filepath)
-            self._before_known.set()
+        def look():  # on the writer thread: a request on a store, the index parsed for a prefix
+            try:
+                pending["before"] = file_identity(filepath, self.storage_options)
+            finally:
+                self._before_known.set()
+        prepared.run_first(look)
         try:
             self._writer.submit(prepared)
         except BaseException:

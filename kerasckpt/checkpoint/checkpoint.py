@@ -3,6 +3,7 @@ when they are created (deferred restoration); the restore statuses and their ass
 """
 import difflib
 import os
+import threading
 import warnings
 import weakref
 from collections import deque
@@ -86,8 +87,9 @@ def prepare_checkpoint_write(prefix, graph, metadata=None, max_shard_size=None, 
         keys.append(node.key + VALUE_SUFFIX)
         arrays.append(value)
     # Fixed now, with the values: TensorFlow's object graph, and kerasckpt's own (its keys without the suffix)
-    extra = [(bundle.GRAPH_KEY, trackable_graph.from_object_graph(graph)),
-             (bundle.KERASCKPT_KEY, bundle.kerasckpt_record(graph.to_json(), metadata))]
+    own = graph.to_json()
+    extra = [(bundle.GRAPH_KEY, _tensorflow_graph(graph, own)),
+             (bundle.KERASCKPT_KEY, bundle.kerasckpt_record(own, metadata))]
 
     def write(values):
         bundle.write_bundle(prefix, list(zip(keys, values)) + extra, max_shard_size=max_shard_size,
@@ -96,6 +98,36 @@ def prepare_checkpoint_write(prefix, graph, metadata=None, max_shard_size=None, 
             then(prefix)
         return prefix
     return PreparedSave(arrays, write, [prefix])
+
+
+_tf_graphs = []  # [(kerasckpt graph as text, weak references to its objects, TensorFlow graph bytes)], newest last
+_TF_GRAPHS_KEPT = 4
+_tf_graphs_lock = threading.Lock()
+
+
+def _tensorflow_graph(graph, own):
+    """`trackable_graph.from_object_graph(graph)`, reused from an earlier save of the same objects.
+
+    TensorFlow's graph (with every alias edge) takes milliseconds to build, more than copying the values
+    of a small model: a save of the same objects with the same kerasckpt graph (paths, kinds, children,
+    slots; `own` is `graph.to_json()`) reuses the bytes. The root and plain lists and dicts are compared by
+    their place in `own` only: savers make a new `Checkpoint` (or roots dict) around the same model each time.
+    """
+    text = repr(own)
+    objects = [n.obj for n in graph.nodes[1:] if not isinstance(n.obj, (list, tuple, dict))]  # (lists: in `own`)
+    with _tf_graphs_lock:
+        for known, refs, data in _tf_graphs:
+            if known == text and len(refs) == len(objects) and all(r() is o for r, o in zip(refs, objects)):
+                return data
+    data = trackable_graph.from_object_graph(graph)
+    try:
+        refs = [weakref.ref(o) for o in objects]
+    except TypeError:  # an object that cannot be weakly referenced: nothing is kept
+        return data
+    with _tf_graphs_lock:
+        _tf_graphs.append((text, refs, data))
+        del _tf_graphs[:-_TF_GRAPHS_KEPT]
+    return data
 
 
 class Checkpoint(Trackable):

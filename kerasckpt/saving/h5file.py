@@ -14,7 +14,16 @@ kerasckpt's files are verified before h5py parses them; any file is checked for 
 # Files without a user block (as Keras writes them) are read through h5py without checksums; HDF5 crashes or
 # hangs on some damage there, so every attribute header and global heap is checked before a value is read,
 # and whatever HDF5 raises becomes a CheckpointDamagedError naming the file.
-# Writing: h5py creates the structure with every dataset's storage placed at creation and never filled;
+# The header also carries a structure index (`index`: every group and dataset with its attributes, as h5py
+# would read them, and each dataset's shape, dtype and offset): loads of kerasckpt's own files take the
+# structure from it and never open the file with h5py, whose walk cost more than reading a 12 MB model. The
+# index and the HDF5 metadata come from the same entries in one write and are covered by the header's and the
+# metadata's checksums, so they agree unless someone forges both (rewrites the header and recomputes its
+# CRC-32); such a file yields the numbers its header points to, which are no less checked or safe than any
+# others (plain arrays from the file, nothing HDF5 parses). Files without an index (older kerasckpt, or an
+# attribute the index cannot carry) are walked as before; `H5Source.file` opens and walks on first use.
+# Writing: h5py creates the structure with every dataset's storage placed at creation and never filled
+# (datasets through HDF5's own calls: the same bytes as h5py's `create_dataset`, at a fraction of its cost);
 # kerasckpt writes each array's bytes there itself with one pwrite from the array's own buffer.
 import io
 import json
@@ -40,7 +49,7 @@ _MAX_DEPTH = 64
 _MAX_OBJECTS = 1 << 20
 _BOMB_MIN_BYTES = 64 << 20  # a dataset may declare more bytes than it stores only below this size ...
 _BOMB_RATIO = 100  # ... or up to this compression ratio
-_THREAD_MIN = 1 << 20  # on reads, arrays from this size on are checksummed on the worker threads
+_THREAD_MIN = 256 << 10  # on reads, arrays from this size on are checksummed on the worker threads
 _SAFE_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, 32000}  # 32000: LZF
 # Attribute types Keras and kerasckpt write (strings, numbers; h5py writes bools as enums). Other types are
 # never read: a bit flip can turn a string list into a variable-length sequence, which h5py reads into a
@@ -127,9 +136,69 @@ def pread_into(fd, view, offset):
 
 # ----------------------------------------------------------------------------------------- writing
 
-def _userblock_size(n_datasets):
-    need = _FIXED.size + 512 + 64 * n_datasets
+def _userblock_size(n_datasets, index_size=0):
+    need = _FIXED.size + 512 + 64 * n_datasets + index_size
     return max(512, 1 << math.ceil(math.log2(need)))
+
+
+_MAX_INDEX = 1 << 20  # a bigger index (a huge config attribute) is left out: readers walk the file instead
+
+
+def _index(entries, root_attrs, datasets):
+    """What a reader learns by walking the file with h5py, as JSON: `{"groups": {path: attrs}, "datasets":
+    {path: [shape, dtype, attrs]}}`, every group (also those created on the way to a path) with its attributes
+    as `read_attr` returns them. None when an attribute has a type the index does not carry."""
+    groups, index = {"": {}}, {}
+    try:
+        for key, value in (root_attrs or {}).items():
+            groups[""][key] = _index_value(value)
+        for entry in entries:
+            if entry[0] == "group":
+                attrs = groups.setdefault(entry[1].strip("/"), {})
+                for key, value in (entry[2] or {}).items():
+                    attrs[key] = _index_value(value)
+        for path, arr, attrs in datasets:
+            index[path.strip("/")] = [list(arr.shape), arr.dtype.str,
+                                      {k: _index_value(v) for k, v in (attrs or {}).items()}, None]
+    except TypeError:
+        return None
+    for path in list(groups) + list(index):
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            groups.setdefault("/".join(parts[:depth]), {})
+    if set(groups) & set(index):
+        return None
+    return {"groups": groups, "datasets": index}
+
+
+def _index_size(index):
+    """The JSON length of `index` once every dataset has its (at most 10-digit) checksum attribute."""
+    text = json.dumps(index, separators=(",", ":"))
+    per_dataset = len(f',"{CHECKSUM_ATTR}":4294967295') + len(str(1 << 62)) - len("null")
+    return len(text) + per_dataset * len(index["datasets"]) + len(',"index":')
+
+
+def _index_value(value):
+    """An attribute value as h5py reads it back and `read_attr` decodes it; TypeError for other types."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("booleans are stored as HDF5 enums")
+    if isinstance(value, str):
+        value.encode("utf-8")
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.size == 0:
+        return []
+    if isinstance(value, (list, tuple)) or isinstance(value, np.ndarray) and value.dtype.kind in "SUO":
+        items = np.asarray(value).reshape(-1).tolist() if isinstance(value, np.ndarray) else list(value)
+        if not all(isinstance(v, (str, bytes)) for v in items):
+            raise TypeError("only lists of strings")
+        return [v.decode("utf-8") if isinstance(v, bytes) else v for v in items]
+    raise TypeError(f"attribute of type {type(value).__name__}")
 
 
 def _native(array):
@@ -149,6 +218,38 @@ def _early_dcpl():
     return dcpl
 
 
+_LCPL = h5py.h5p.create(h5py.h5p.LINK_CREATE)
+_LCPL.set_create_intermediate_group(True)  # as h5py's groups create links
+_U32 = h5py.h5t.py_create(np.dtype("<u4"))
+_SCALAR = h5py.h5s.create(h5py.h5s.SCALAR)
+
+
+def _create_dataset(h5, path, arr, attrs):
+    """`(dataset id, h5py dataset or None)` of a new dataset for `arr` at `path`.
+
+    Arrays with at least one value and one dimension under an ASCII name are created through HDF5's own
+    calls, with the properties `h5.create_dataset(path, shape, dtype, dcpl=_early_dcpl())` sets (the file
+    is byte for byte the same; a test compares them) at a fraction of h5py's per-dataset cost; anything
+    else goes through h5py.
+    """
+    if arr.nbytes and arr.ndim and not attrs and path.isascii():
+        dcpl = _early_dcpl()
+        dcpl.set_obj_track_times(False)  # h5py's default: no timestamps in the file
+        space = h5py.h5s.create_simple(arr.shape, arr.shape)
+        return h5py.h5d.create(h5.id, path.encode(), h5py.h5t.py_create(arr.dtype, logical=1), space,
+                               dcpl=dcpl, lcpl=_LCPL), None
+    dset = h5.create_dataset(path, shape=arr.shape, dtype=arr.dtype, dcpl=_early_dcpl() if arr.nbytes else None)
+    for key, value in (attrs or {}).items():
+        dset.attrs[key] = value
+    return dset.id, dset
+
+
+def _set_checksum(dsid, value):
+    """`dset.attrs[CHECKSUM_ATTR] = np.uint32(value)`, through HDF5's own calls."""
+    attr = h5py.h5a.create(dsid, CHECKSUM_ATTR.encode(), _U32, _SCALAR)
+    attr.write(np.array(value, np.uint32))
+
+
 def write_h5(file, entries, root_attrs=None, base=0):
     """Write a checksummed HDF5 file at `base` of `file`; returns (size, crc32).
 
@@ -166,7 +267,11 @@ def write_h5(file, entries, root_attrs=None, base=0):
     Returns the file's size and the CRC-32 of all its bytes (what a zip directory records).
     """
     datasets = [(e[1], _native(e[2]), e[3]) for e in entries if e[0] == "dataset"]
-    userblock = _userblock_size(len(datasets))
+    index = _index(entries, root_attrs, datasets)
+    index_size = 0 if index is None else _index_size(index)
+    if index_size > _MAX_INDEX:
+        index, index_size = None, 0
+    userblock = _userblock_size(len(datasets), index_size)
     window = Window(file, base, writable=True)
     file = window.file
     file.truncate(base)
@@ -179,39 +284,42 @@ def write_h5(file, entries, root_attrs=None, base=0):
                 group = h5.require_group(entry[1])
                 for key, value in (entry[2] or {}).items():
                     group.attrs[key] = value
-        handles = []
-        for path, arr, attrs in datasets:
-            dset = h5.create_dataset(path, shape=arr.shape, dtype=arr.dtype,
-                                     dcpl=_early_dcpl() if arr.nbytes else None)
-            for key, value in (attrs or {}).items():
-                dset.attrs[key] = value
-            handles.append(dset)
-        crc_index = []
-        for dset, (path, arr, _) in zip(handles, datasets):
+        handles = [_create_dataset(h5, path, arr, attrs) for path, arr, attrs in datasets]
+        crc_index, offsets = [], []
+        for (dsid, dset), (path, arr, _) in zip(handles, datasets):
             data = memoryview(arr.reshape(-1)).cast("B")
+            offsets.append(None)
             if not arr.nbytes:
                 crc_index.append(writer.track(data))
                 continue
-            if dset.id.get_storage_size() == arr.nbytes:  # placed: write the bytes ourselves
-                crc_index.append(writer.write(data, base + dset.id.get_offset()))
+            if dsid.get_storage_size() == arr.nbytes:  # placed: write the bytes ourselves
+                crc_index.append(writer.write(data, base + dsid.get_offset()))
             else:  # HDF5 places scalars only when they are written
                 dset.write_direct(arr)
                 crc_index.append(writer.track(data))
-            offset = dset.id.get_offset()
-            if offset is None or dset.id.get_storage_size() != arr.nbytes:
+            offset = dsid.get_offset()
+            if offset is None or dsid.get_storage_size() != arr.nbytes:
                 raise RuntimeError(f"kerasckpt bug: HDF5 gave '{path}' no contiguous storage.")
             extents.append([int(offset), int(arr.nbytes)])
+            offsets[-1] = int(offset)
         crcs = writer.checksums()
         sums = [crcs[i] for i in crc_index]
-        for dset, value in zip(handles, sums):
-            dset.attrs[CHECKSUM_ATTR] = np.uint32(value)
+        for (dsid, _), value in zip(handles, sums):
+            _set_checksum(dsid, value)
     extents = [[offset, length, value] for (offset, length), value in
                zip(extents, [v for (_, arr, _), v in zip(datasets, sums) if arr.nbytes])]
     size = file.size() - base
     extents.sort()
     meta_crc, whole, gaps = _scan_gaps(window, userblock, size, extents)
-    header = json.dumps({"format": "kerasckpt-hdf5", "version": FORMAT_VERSION, "size": size, "crc32": whole,
-                         "meta_crc32": meta_crc, "extents": extents}, separators=(",", ":")).encode()
+    fields = {"format": "kerasckpt-hdf5", "version": FORMAT_VERSION, "size": size, "crc32": whole,
+              "meta_crc32": meta_crc, "extents": extents}
+    if index is not None:
+        for (path, _, _), value, offset in zip(datasets, sums, offsets):
+            entry = index["datasets"][path.strip("/")]
+            entry[2][CHECKSUM_ATTR] = value
+            entry[3] = offset
+        fields["index"] = index
+    header = json.dumps(fields, separators=(",", ":")).encode()
     if _FIXED.size + len(header) > userblock:
         raise RuntimeError(f"kerasckpt bug: HDF5 header of {len(header)} bytes does not fit the user block.")
     block = bytearray(userblock)
@@ -222,24 +330,34 @@ def write_h5(file, entries, root_attrs=None, base=0):
     return size, crc32_combine(crc32(block), whole, size - userblock)
 
 
-def _scan_gaps(window, start, size, extents):
-    """Read the bytes outside `extents`; returns (their CRC-32, CRC-32 of [start, size), gap count)."""
-    meta, whole, pos, gaps = 0, 0, start, 0
+def _scan_gaps(window, start, size, extents, whole=True, read=None):
+    """Read the bytes outside `extents`; returns (their CRC-32, CRC-32 of [start, size) or None, gap count).
+
+    `whole=False` leaves out the CRC of everything (a reader needs only the metadata's); `read(offset, n)`
+    gives the bytes [offset, offset + n) (default: read from `window`).
+    """
+    meta, crc_all, pos, gaps = 0, 0, start, 0
     for offset, length, value in extents + [[size, 0, 0]]:
         if offset < pos or offset + length > size:
             raise CheckpointDamagedError(f"dataset extent [{offset}, {offset + length}) overlaps another or the "
                                          f"end of the file ({size} bytes)")
         if offset > pos:
-            gap = bytearray(offset - pos)
-            window.seek(pos)
-            if window.readinto(gap) != len(gap):
+            if read is not None:
+                gap = read(pos, offset - pos)
+            else:
+                gap = bytearray(offset - pos)
+                window.seek(pos)
+                gap = gap[:window.readinto(gap)]
+            if len(gap) != offset - pos:
                 raise CheckpointDamagedError(f"file ends inside the HDF5 metadata at byte {pos}")
             meta = crc32(gap, meta)
-            whole = crc32_combine(whole, crc32(gap), len(gap))
+            if whole:
+                crc_all = crc32_combine(crc_all, crc32(gap), len(gap))
             gaps += 1
-        whole = crc32_combine(whole, value, length)
+        if whole:
+            crc_all = crc32_combine(crc_all, value, length)
         pos = offset + length
-    return meta, whole, gaps
+    return meta, crc_all if whole else None, gaps
 
 
 # ----------------------------------------------------------------------------------------- reading
@@ -258,6 +376,8 @@ class H5Source:
         self.label = label
         self.verified = False
         self._extents = {}
+        self._index = None
+        self._file = None
         self._map = None
         if data is not None:
             self._io = io.BytesIO(data)
@@ -275,20 +395,80 @@ class H5Source:
             self.verified = True
         else:
             self._refuse_unknown(head)
+        if self._index is not None:
+            self._load_index(self._index)  # kerasckpt's own file: HDF5 is opened only if `file` is asked for
+        else:
+            self._open_h5()
+
+    @property
+    def file(self):
+        """The h5py file, opened (and every object checked) on first use when the structure came from the index."""
+        if self._file is None:
+            self._open_h5()
+        return self._file
+
+    def _open_h5(self):
         self._io.seek(0)
         try:
-            self.file = h5py.File(self._io, "r")
+            self._file = h5py.File(self._io, "r")
         except Exception as err:  # h5py raises OSError, KeyError, ... for broken files
             raise self._damaged(f"HDF5 cannot open it ({err})") from None
         try:
             self._check_objects()
         except BaseException as err:
-            self.file.close()
+            self._file.close()
+            self._file = None
             if isinstance(err, CheckpointError) or not isinstance(err, Exception):
                 raise
             # A file without checksums (as Keras writes them) is only known to be damaged when HDF5 trips
             # over it: h5py raises RuntimeError, KeyError, OSError, ValueError, UnicodeDecodeError, ...
             raise self._damaged(f"its HDF5 structure cannot be read ({type(err).__name__}: {err})") from None
+        self._index = None
+
+    def _load_index(self, index):
+        """The structure from the verified header's index: what `_check_objects` would find, without HDF5.
+
+        Every dataset must be a little-endian number array whose bytes are exactly one checksummed extent
+        of the header (or none, when it is empty), as kerasckpt writes them.
+        """
+        try:
+            groups, datasets = index["groups"], index["datasets"]
+            if not isinstance(groups, dict) or not isinstance(datasets, dict) or "" not in groups or \
+                    len(groups) + len(datasets) > _MAX_OBJECTS:
+                raise ValueError("bad index")
+            self.children = {path: [] for path in groups}
+            self.attr_names = {path: list(attrs) for path, attrs in groups.items()}
+            self.datasets = {}
+            used = set()
+            for path, (shape, dtype, attrs, offset) in datasets.items():
+                dtype = np.dtype(dtype)
+                shape = tuple(int(n) for n in shape)
+                if dtype.kind not in "biuf" or dtype.byteorder == ">" or any(n < 0 for n in shape) or \
+                        not isinstance(attrs, dict):
+                    raise ValueError(f"dataset '{path}'")
+                nbytes = math.prod(shape) * dtype.itemsize
+                extent = None
+                if nbytes:  # exactly one extent of the header, with the checksum the attribute also has
+                    length, crc = self._extents[int(offset)]
+                    if length != nbytes or int(offset) in used or attrs.get(CHECKSUM_ATTR) != crc:
+                        raise ValueError(f"dataset '{path}' does not match the extents")
+                    used.add(int(offset))
+                    extent = (int(offset), nbytes, crc)
+                self.datasets[path] = (None, shape, dtype, extent)
+                self.attr_names[path] = list(attrs)
+            for path in list(groups) + list(datasets):
+                if path:
+                    parent, _, name = path.rpartition("/")
+                    self.children[parent].append(name)
+            for names in self.children.values():
+                names.sort()
+        except (KeyError, ValueError, TypeError) as err:
+            raise self._damaged(f"the structure index in its header is corrupt ({err})") from None
+        self._index = index
+
+    def _index_attrs(self, path):
+        groups, datasets = self._index["groups"], self._index["datasets"]
+        return groups[path] if path in groups else datasets[path][2]
 
     # ------------------------------------------------------------------ verification
     def _read(self, offset, n):
@@ -348,12 +528,13 @@ class H5Source:
             raise self._damaged(f"it is {'truncated' if self.size < size else 'longer than written'}: "
                                 f"{self.size} bytes, expected {size}")
         try:
-            meta, _, _ = _scan_gaps(self._io, userblock, size, sorted(extents))
+            meta, _, _ = _scan_gaps(self._io, userblock, size, sorted(extents), whole=False, read=self._extent)
         except CheckpointDamagedError as err:
             raise self._damaged(str(err)) from None
         if meta != meta_crc:
             raise self._damaged("checksum mismatch in the HDF5 metadata (structure, names, attributes)")
         self._extents = {offset: (length, value) for offset, length, value in extents}
+        self._index = header.get("index") if isinstance(header.get("index"), dict) else None
 
     # ------------------------------------------------------------------ safety
     def _check_objects(self):
@@ -527,7 +708,17 @@ class H5Source:
         """The string, string-list or number attribute `key` of the object at `path`; None if it has none."""
         if not self.has_attr(path, key):
             return None
-        return read_attr(self.node(path), key, self.label)
+        if self._index is None:
+            return read_attr(self.node(path), key, self.label)
+        attrs = self._index_attrs(path)
+        if key in attrs:
+            return attrs[key]
+        parts, i = [], 0  # split as `key0`, `key1`, ...
+        while f"{key}{i}" in attrs:
+            value = attrs[f"{key}{i}"]
+            parts.extend(value if isinstance(value, list) else [value])
+            i += 1
+        return parts
 
     # ------------------------------------------------------------------ data
     def read_many(self, paths):
@@ -602,7 +793,8 @@ class H5Source:
         """Close the HDF5 file; arrays from `read_many` keep their mapping alive until they are freed."""
         self._map = None
         try:
-            self.file.close()
+            if self._file is not None:
+                self._file.close()
         except Exception:
             pass
 

@@ -257,3 +257,49 @@ def test_kerasckpt_restores_its_graph_as_tensorflow_sees_it(tmp_path, kind):
     kerasckpt.Checkpoint(model=fresh, optimizer=fresh.optimizer).restore(prefix).expect_partial()
     for ours, theirs in zip(fresh.weights + fresh.optimizer.variables, model.weights + model.optimizer.variables):
         assert np.array_equal(ours.numpy(), theirs.numpy()), ours.path
+
+
+def _small_adam_model(seed=0):
+    import kerasckpt
+    from kerasckpt import layers
+    kerasckpt.utils.set_random_seed(seed)
+    model = kerasckpt.Sequential([layers.Input(shape=(4,)), layers.Dense(3), layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def _tf_graph_of(model, optimizer=True):
+    from kerasckpt.checkpoint import checkpoint as ck
+    from kerasckpt.checkpoint.graph import ObjectGraph
+    roots = {"model": model, "optimizer": model.optimizer} if optimizer else {"model": model}
+    graph = ObjectGraph(ck.Checkpoint(**roots))
+    return ck._tensorflow_graph(graph, graph.to_json()), tg.from_object_graph(graph)
+
+
+def test_the_tensorflow_graph_is_reused_only_for_the_same_objects_and_structure():
+    model = _small_adam_model()
+    first, fresh = _tf_graph_of(model)
+    assert first == fresh
+    again, fresh = _tf_graph_of(model)  # a new Checkpoint around the same objects: the same bytes, reused
+    assert again is first and again == fresh
+    model.optimizer.build(model.trainable_weights)  # slots appear: the structure changed
+    built, fresh = _tf_graph_of(model)
+    assert built == fresh and built != first
+    other = _small_adam_model(seed=1)  # same architecture, other objects: built anew
+    other.optimizer.build(other.trainable_weights)
+    theirs, fresh = _tf_graph_of(other)
+    assert theirs == fresh and theirs is not built
+    alone, fresh = _tf_graph_of(model, optimizer=False)
+    assert alone == fresh and alone != built
+
+
+def test_the_tensorflow_graph_is_reused_through_new_lists_of_the_same_objects():
+    from kerasckpt.checkpoint import checkpoint as ck
+    from kerasckpt.checkpoint.graph import ObjectGraph
+    model = _small_adam_model()
+    graphs = []
+    for _ in range(2):  # BackupAndRestore's roots: a new dict and a new list of metrics every backup
+        graph = ObjectGraph({"model": model, "optimizer": model.optimizer, "metrics": list(model.metrics)})
+        graphs.append(ck._tensorflow_graph(graph, graph.to_json()))
+        assert graphs[-1] == tg.from_object_graph(graph)
+    assert graphs[1] is graphs[0]
