@@ -8,6 +8,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # What a script that only trains never needs: the file formats and their machinery, the CLI, the progress
@@ -120,3 +122,11 @@ again = layers.Bidirectional.from_config(layer.get_config())
 print(json.dumps([layer.get_config()["layer"]["class_name"], type(again.forward_layer).__name__]))
 """)
     assert config == ["LSTM", "LSTM"]
+
+
+def test_lazy_attributes_load_kerasckpt_modules_only():
+    from kerasckpt._lazy import lazy_attributes
+    with pytest.raises(ValueError, match=r"outside kerasckpt: \['os'\]"):
+        lazy_attributes("kerasckpt.example", {}, {"path": "os"})
+    getattr_, _ = lazy_attributes("kerasckpt.example", {}, {"Checkpoint": "kerasckpt.checkpoint"})
+    assert getattr_("Checkpoint").__name__ == "Checkpoint"
